@@ -1,0 +1,152 @@
+"""The `#| key: value` header of a code cell: parsing and validating each key.
+
+Only a cell's leading `#|` lines are a header (the Quarto and nbdev convention); the
+same text further down is an ordinary comment.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from dataclasses import dataclass, replace
+
+from freezer.ir import ERROR, Cell, Diagnostic
+
+KEYS = ("stage", "input", "overlap", "batch", "lease", "title", "show")
+INPUT_KINDS = ("each", "pool", "owner")
+POOL_ONLY = ("overlap", "batch", "lease")
+DEFAULT_LEASE_SECONDS = 600
+DEFAULT_BATCH = 10
+
+_HEADER = re.compile(r"^\s*#\|\s?(.*)$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_TRUE = ("true", "yes", "on")
+_FALSE = ("false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Header:
+    """A cell's parsed options, the line each came from, and the problems found."""
+
+    options: dict[str, object]
+    lines: dict[str, int]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def header_lines(source: str) -> list[tuple[int, str]]:
+    """The (1-based line, text after `#|`) pairs of the cell's leading header."""
+    found = []
+    for number, text in enumerate(source.splitlines(), start=1):
+        match = _HEADER.match(text)
+        if not match:
+            break
+        found.append((number, match.group(1)))
+    return found
+
+
+def _split_value(text: str) -> str:
+    """The value without a trailing `# comment`; quoted values keep their `#`."""
+    text = text.strip()
+    if text[:1] in "\"'":
+        try:
+            value = ast.literal_eval(text.split("  #")[0].strip())
+        except (SyntaxError, ValueError):
+            value = None
+        if isinstance(value, str):
+            return value
+    return re.split(r"\s+#", text, maxsplit=1)[0].strip()
+
+
+def parse_header(cell: Cell, notebook: str) -> Header:
+    """Read and validate the options of one code cell's header."""
+    options: dict[str, object] = {}
+    lines: dict[str, int] = {}
+    problems: list[Diagnostic] = []
+
+    def problem(line: int, message: str, hint: str | None = None) -> None:
+        problems.append(Diagnostic(ERROR, notebook, message, None, cell.index, line, hint))
+
+    for line, text in header_lines(cell.source):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        key, colon, raw = text.partition(":")
+        key = key.strip()
+        if not colon:
+            problem(line, f"`#| {text.strip()}` is not a `key: value` line.", "write `#| key: value`.")
+            continue
+        if key not in KEYS:
+            close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}`?" if close else "the keys are " + _listing(KEYS) + "."
+            problem(line, f"unknown annotation key `{key}`.", hint)
+            continue
+        if key in options:
+            problem(line, f"`{key}` is given twice in this cell's header.", "keep one of them.")
+            continue
+        value, error = _convert(key, _split_value(raw))
+        if error:
+            problem(line, error[0], error[1])
+            continue
+        options[key] = value
+        lines[key] = line
+    return Header(options, lines, tuple(problems))
+
+
+def _listing(values: tuple[str, ...]) -> str:
+    return ", ".join(f"`{v}`" for v in values)
+
+
+def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | None]:
+    """The typed value of `key`, or (None, (message, hint)) when it is not valid."""
+    if not value and key != "title":
+        return None, (f"`{key}` has no value.", f"write `#| {key}: <value>`.")
+    if key == "stage":
+        if _NAME.match(value):
+            return value, None
+        fixed = re.sub(r"\W", "_", value)
+        fixed = fixed if _NAME.match(fixed) else "_" + fixed
+        return None, (
+            f"`{value}` is not a valid stage name: use letters, digits and `_`, "
+            "not starting with a digit.",
+            f"for example `#| stage: {fixed}`.",
+        )
+    if key == "input":
+        if value in INPUT_KINDS:
+            return value, None
+        close = difflib.get_close_matches(value, INPUT_KINDS, n=1, cutoff=0.5)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        return None, (
+            f"`input: {value}` is not a kind of input.",
+            hint + "the kinds are " + _listing(INPUT_KINDS) + ".",
+        )
+    if key in ("overlap", "batch"):
+        if value.isdigit() and int(value) >= 1:
+            return int(value), None
+        return None, (f"`{key}: {value}` is not a whole number of at least 1.", f"for example `#| {key}: 3`.")
+    if key == "lease":
+        match = _DURATION.match(value.lower())
+        if match and int(match.group(1)) > 0:
+            return int(match.group(1)) * _UNITS[match.group(2)], None
+        return None, (
+            f"`lease: {value}` is not a duration.",
+            "write a number with a unit: `90s`, `10m`, `2h` or `1d`.",
+        )
+    if key == "show":
+        if value.lower() in _TRUE:
+            return True, None
+        if value.lower() in _FALSE:
+            return False, None
+        return None, (f"`show: {value}` is not true or false.", "write `#| show: true` or `#| show: false`.")
+    if not value:
+        return None, ("`title` has no value.", "write `#| title: <the page's title>`.")
+    return value, None
+
+
+def annotate(cell: Cell, notebook: str) -> tuple[Cell, tuple[Diagnostic, ...]]:
+    """The cell with its header options filled in, and the header's problems."""
+    if cell.type != "code":
+        return cell, ()
+    header = parse_header(cell, notebook)
+    return replace(cell, options=header.options, option_lines=header.lines), header.diagnostics

@@ -1,0 +1,122 @@
+"""The rules a linked graph must follow before it can be served.
+
+- `pool` and `owner` stages are answered once for everybody, so they must not depend on
+  anything that differs per labeler;
+- a `user` stage must not change in place a value that a `shared` stage made, because
+  every session shares that one object;
+- an input stage ends with the expression of the widget it shows.
+"""
+
+from __future__ import annotations
+
+from freezer.graph import Linked
+from freezer.ir import ERROR, Cell, Diagnostic, Stage
+
+
+def check(linked: Linked, cells: dict[int, Cell], notebook: str) -> list[Diagnostic]:
+    """Every rule violation of the linked graph, each at the statement at fault."""
+    by_name = {stage.name: stage for stage in linked.stages}
+    problems: list[Diagnostic] = []
+    for stage in linked.stages:
+        if stage.input in ("pool", "owner"):
+            problems.extend(_shared_input_on_user(stage, by_name, linked, cells, notebook))
+        if stage.kind == "input":
+            problems.extend(_widget_expression(stage, cells, notebook))
+    for mutation in linked.mutations:
+        stage, source = by_name[mutation.stage], by_name[mutation.source]
+        if stage.scope == "user" and source.scope == "shared":
+            why = f"stage `{stage.name}` runs per labeler" + _user_reason(stage, by_name)
+            problems.append(
+                Diagnostic(
+                    ERROR,
+                    notebook,
+                    f"this line {mutation.detail} `{mutation.name}`, a shared value made by stage "
+                    f"`{source.name}`: {why}, and every labeler's session shares that one object.",
+                    stage.name,
+                    mutation.cell,
+                    mutation.line,
+                    f"work on a copy (`{mutation.name} = {mutation.name}.copy()` or "
+                    "`copy.deepcopy`) before changing it, or build a new value.",
+                )
+            )
+    return problems
+
+
+def _user_chain(stage: Stage, by_name: dict[str, Stage]) -> list[Stage]:
+    """From `stage` back through `user` stages to the `each` input that makes them so."""
+    chain = [stage]
+    while chain[-1].input != "each":
+        chain.append(next(by_name[d] for d in chain[-1].depends_on if by_name[d].scope == "user"))
+    return chain
+
+
+def _user_reason(stage: Stage, by_name: dict[str, Stage]) -> str:
+    chain = _user_chain(stage, by_name)
+    if len(chain) == 1:
+        return " (it is an `input: each` stage)"
+    path = " → ".join(f"`{s.name}`" for s in chain)
+    return f" ({path}, answered by each labeler)"
+
+
+def _shared_input_on_user(
+    stage: Stage,
+    by_name: dict[str, Stage],
+    linked: Linked,
+    cells: dict[int, Cell],
+    notebook: str,
+) -> list[Diagnostic]:
+    problems = []
+    for dependency in stage.depends_on:
+        if by_name[dependency].scope != "user":
+            continue
+        chain = [stage, *_user_chain(by_name[dependency], by_name)]
+        path = " → ".join(f"`{s.name}`" for s in chain)
+        edge = next(e for e in linked.edges if e.source == dependency and e.target == stage.name)
+        cell, line = _first_read(stage, edge.names, cells)
+        problems.append(
+            Diagnostic(
+                ERROR,
+                notebook,
+                f"`input: {stage.input}` stage `{stage.name}` is answered once for everybody, but it "
+                f"reads {_names(edge.names)}, which differs per labeler: {path} "
+                f"(`{chain[-1].name}` is answered by each labeler).",
+                stage.name,
+                cell,
+                line,
+                f"make `{stage.name}` depend only on shared stages, or make it `input: each`.",
+            )
+        )
+    return problems
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _first_read(stage: Stage, names: tuple[str, ...], cells: dict[int, Cell]) -> tuple[int, int]:
+    for index in stage.cells:
+        for event in cells[index].events:
+            if event.kind in ("read", "mutate") and event.name in names:
+                return index, event.line
+    return stage.cells[0], 1
+
+
+def _widget_expression(stage: Stage, cells: dict[int, Cell], notebook: str) -> list[Diagnostic]:
+    code = [cells[i] for i in stage.cells if cells[i].type == "code" and cells[i].parsed]
+    if not code:
+        return []
+    last = code[-1]
+    if last.last_expression is not None:
+        return []
+    return [
+        Diagnostic(
+            ERROR,
+            notebook,
+            f"input stage `{stage.name}` must end with the widget to show, but its last "
+            "statement is not an expression.",
+            stage.name,
+            last.index,
+            last.last_statement_line or 1,
+            "end the cell with the widget on a line of its own, as in Jupyter: `labeler`.",
+        )
+    ]

@@ -1,0 +1,126 @@
+"""The `nbfreeze` command: check, build and serve an annotated notebook."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from freezer.bundle import write_bundle
+from freezer.compile import compile_notebook, has_errors
+from freezer.ir import Graph
+from freezer.report import diagnostic_text, dot, dumps, graph_json, summary, table
+
+DEFAULT_PORT = 8866
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbfreeze",
+        description="Freeze a human-in-the-loop Jupyter notebook into a multi-user web app.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check = commands.add_parser("check", help="print the stage graph and every problem found")
+    check.add_argument("notebook", type=Path, help="the .ipynb file")
+    output = check.add_mutually_exclusive_group()
+    output.add_argument("--dot", action="store_true", help="print the graph in Graphviz DOT")
+    output.add_argument("--json", action="store_true", help="print the graph and diagnostics as JSON")
+    build = commands.add_parser("build", help="compile a notebook into a bundle directory")
+    build.add_argument("notebook", type=Path, help="the .ipynb file")
+    build.add_argument("-o", "--output", type=Path, required=True, help="the bundle directory to write")
+    serve = commands.add_parser("serve", help="serve a notebook or a bundle as a multi-user app")
+    serve.add_argument("target", type=Path, help="a .ipynb file or a bundle directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument(
+        "--open", action="store_true", help="let anyone with the URL in (no invite links)"
+    )
+    return parser
+
+
+def _print_diagnostics(graph: Graph) -> None:
+    for diagnostic in graph.diagnostics:
+        print(diagnostic_text(diagnostic), file=sys.stderr)
+
+
+def run_check(notebook: Path, *, as_dot: bool, as_json: bool) -> int:
+    """`nbfreeze check`: exit 0 when the notebook compiles, 1 when it has errors."""
+    graph = compile_notebook(notebook)
+    failed = has_errors(graph)
+    if as_json:
+        sys.stdout.write(dumps(graph_json(graph)))
+        return int(failed)
+    if as_dot:
+        if graph.stages:
+            sys.stdout.write(dot(graph))
+        _print_diagnostics(graph)
+        return int(failed)
+    if graph.stages:
+        print(table(graph))
+        print()
+    _print_diagnostics(graph)
+    print(f"{graph.notebook}: {summary(graph)}.", file=sys.stderr)
+    return int(failed)
+
+
+def run_build(notebook: Path, output: Path) -> int:
+    """`nbfreeze build`: write the bundle, or print why not and exit 1."""
+    graph = compile_notebook(notebook)
+    _print_diagnostics(graph)
+    if has_errors(graph):
+        print(f"{graph.notebook}: {summary(graph)}; no bundle written.", file=sys.stderr)
+        return 1
+    write_bundle(graph, notebook.read_bytes(), output)
+    print(f"wrote {output} ({summary(graph)})", file=sys.stderr)
+    return 0
+
+
+def bundle_for(target: Path) -> Path | None:
+    """The bundle to serve: `target` itself, or a fresh build of the notebook beside it."""
+    if target.is_dir() and (target / "manifest.json").is_file():
+        return target
+    graph = compile_notebook(target)
+    _print_diagnostics(graph)
+    if has_errors(graph):
+        print(f"{graph.notebook}: {summary(graph)}; not serving it.", file=sys.stderr)
+        return None
+    out = target.with_name(target.stem + ".nbfreeze")
+    return write_bundle(graph, target.read_bytes(), out)
+
+
+def run_serve(target: Path, *, host: str, port: int, open_access: bool) -> int:
+    """`nbfreeze serve`: build when given a notebook, then serve until interrupted."""
+    if target.is_dir() and not (target / "manifest.json").is_file():
+        print(f"{target}: is a directory without a manifest.json; pass a notebook or a bundle.",
+              file=sys.stderr)
+        return 1
+    bundle = bundle_for(target)
+    if bundle is None:
+        return 1
+    from runtime.server import serve
+
+    serve(bundle, host=host, port=port, open_access=open_access)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `nbfreeze` command; never lets a traceback reach the user."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return run_check(args.notebook, as_dot=args.dot, as_json=args.json)
+        if args.command == "build":
+            return run_build(args.notebook, args.output)
+        return run_serve(args.target, host=args.host, port=args.port, open_access=args.open)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"nbfreeze: {exc.filename or ''}: {exc.strerror}.", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the last line of defence: a message, never a traceback
+        message = json.dumps(str(exc))
+        print(f"nbfreeze: internal error ({type(exc).__name__}: {message}); please report it.",
+              file=sys.stderr)
+        return 3

@@ -1,0 +1,103 @@
+"""The whole compiler in order: notebook → cells → annotations → names → stages → graph → checks.
+
+Nothing here runs the notebook's code: cells are only parsed.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+from pathlib import Path
+
+from freezer.annotations import annotate
+from freezer.checks import check
+from freezer.graph import link
+from freezer.ir import ERROR, Cell, Diagnostic, Graph
+from freezer.names import analyse
+from freezer.notebook import read_notebook
+from freezer.stages import split_stages
+from freezer.syntax import to_python
+
+
+def compile_notebook(path: Path | str) -> Graph:
+    """Compile the notebook at `path`; every problem is in `Graph.diagnostics`."""
+    source = read_notebook(Path(path))
+    name = source.name
+    if source.diagnostics:
+        return Graph(name, source.source_sha256, source.cells, (), (), (), source.diagnostics)
+    problems: list[Diagnostic] = []
+    requirements: list[str] = []
+    cells = []
+    for raw in source.cells:
+        cell, found = _prepare(raw, name, requirements)
+        cells.append(cell)
+        problems.extend(found)
+    stages, found = split_stages(tuple(cells), name)
+    problems.extend(found)
+    by_index = {cell.index: cell for cell in cells}
+    linked = link(stages, by_index, name)
+    problems.extend(linked.diagnostics)
+    problems.extend(check(linked, by_index, name))
+    stages = tuple(
+        replace(stage, widget=_widget(stage.cells, by_index)) if stage.kind == "input" else stage
+        for stage in linked.stages
+    )
+    owner = {index: stage.name for stage in stages for index in stage.cells}
+    located = [replace(p, stage=p.stage or owner.get(p.cell or 0)) for p in problems]
+    located.sort(key=lambda p: (p.cell or 0, p.line or 0, p.severity != ERROR))
+    return Graph(
+        name,
+        source.source_sha256,
+        tuple(cells),
+        stages,
+        linked.edges,
+        tuple(dict.fromkeys(requirements)),
+        tuple(dict.fromkeys(located)),
+    )
+
+
+def _prepare(cell: Cell, notebook: str, requirements: list[str]) -> tuple[Cell, list[Diagnostic]]:
+    """Annotations, plain-Python code and name events of one cell."""
+    if cell.type != "code":
+        return cell, []
+    cell, problems = annotate(cell, notebook)
+    python = to_python(cell, notebook)
+    requirements.extend(python.requirements)
+    found = [*problems, *python.diagnostics]
+    if python.tree is None:
+        return replace(cell, code=python.code, parsed=False), found
+    names = analyse(python.tree)
+    found.extend(
+        Diagnostic(
+            ERROR,
+            notebook,
+            "`from … import *` binds names that cannot be known without running it.",
+            cell=cell.index,
+            line=line,
+            hint="import the names you use explicitly, or import the module.",
+        )
+        for line in names.star_imports
+    )
+    body = python.tree.body
+    last = body[-1] if body else None
+    expression = (
+        ast.get_source_segment(python.code, last.value) if isinstance(last, ast.Expr) else None
+    )
+    prepared = replace(
+        cell,
+        code=python.code,
+        events=names.events,
+        last_expression=expression,
+        last_statement_line=last.lineno if last else None,
+    )
+    return prepared, found
+
+
+def _widget(indices: tuple[int, ...], cells: dict[int, Cell]) -> str | None:
+    code = [cells[i] for i in indices if cells[i].type == "code"]
+    return code[-1].last_expression if code else None
+
+
+def has_errors(graph: Graph) -> bool:
+    """Does the graph have any error (as opposed to warnings only)?"""
+    return any(d.severity == ERROR for d in graph.diagnostics)
