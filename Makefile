@@ -15,9 +15,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/nbfreeze check examples/digits.ipynb
-	$(BIN)/nbfreeze check --dot examples/digits.ipynb > docs/digits-graph.dot
 	$(BIN)/nbfreeze build examples/digits.ipynb -o build/digits
-	@echo "Built build/digits (manifest.json, one .py file per stage, instructions)."
+	@echo "Built build/digits: manifest.json, one .py file per stage, the instructions."
 	$(BIN)/nbfreeze serve build/digits
 
 test: $(STAMP)

@@ -75,11 +75,15 @@ def parse_header(cell: Cell, notebook: str) -> Header:
         key, colon, raw = text.partition(":")
         key = key.strip()
         if not colon:
-            problem(line, f"`#| {text.strip()}` is not a `key: value` line.", "write `#| key: value`.")
+            problem(
+                line, f"`#| {text.strip()}` is not a `key: value` line.", "write `#| key: value`."
+            )
             continue
         if key not in KEYS:
             close = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.6)
-            hint = f"did you mean `{close[0]}`?" if close else "the keys are " + _listing(KEYS) + "."
+            hint = (
+                f"did you mean `{close[0]}`?" if close else "the keys are " + _listing(KEYS) + "."
+            )
             problem(line, f"unknown annotation key `{key}`.", hint)
             continue
         if key in options:
@@ -124,7 +128,10 @@ def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | Non
     if key in ("overlap", "batch"):
         if value.isdigit() and int(value) >= 1:
             return int(value), None
-        return None, (f"`{key}: {value}` is not a whole number of at least 1.", f"for example `#| {key}: 3`.")
+        return None, (
+            f"`{key}: {value}` is not a whole number of at least 1.",
+            f"for example `#| {key}: 3`.",
+        )
     if key == "lease":
         match = _DURATION.match(value.lower())
         if match and int(match.group(1)) > 0:
@@ -138,7 +145,10 @@ def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | Non
             return True, None
         if value.lower() in _FALSE:
             return False, None
-        return None, (f"`show: {value}` is not true or false.", "write `#| show: true` or `#| show: false`.")
+        return None, (
+            f"`show: {value}` is not true or false.",
+            "write `#| show: true` or `#| show: false`.",
+        )
     if not value:
         return None, ("`title` has no value.", "write `#| title: <the page's title>`.")
     return value, None

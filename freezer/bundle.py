@@ -34,7 +34,11 @@ def manifest(graph: Graph) -> dict[str, object]:
     cells = []
     owner = {index: stage.name for stage in graph.stages for index in stage.cells}
     for cell in graph.cells:
-        entry: dict[str, object] = {"index": cell.index, "type": cell.type, "stage": owner.get(cell.index)}
+        entry: dict[str, object] = {
+            "index": cell.index,
+            "type": cell.type,
+            "stage": owner.get(cell.index),
+        }
         if cell.type == "code":
             entry["code"] = cell.code
         else:
@@ -44,7 +48,9 @@ def manifest(graph: Graph) -> dict[str, object]:
     for position, stage in enumerate(graph.stages, start=1):
         entry = stage_json(graph, stage)
         entry["file"] = stage_file(position, stage.name)
-        entry["instructions"] = f"instructions/{stage.name}.md" if _instructions(graph, stage.cells) else None
+        entry["instructions"] = (
+            f"instructions/{stage.name}.md" if _instructions(graph, stage.cells) else None
+        )
         stages.append(entry)
     return {
         "format": FORMAT,
@@ -81,7 +87,9 @@ def write_bundle(graph: Graph, notebook_bytes: bytes, out: Path) -> Path:
         shutil.rmtree(out / generated, ignore_errors=True)
         (out / generated).mkdir()
     for position, stage in enumerate(graph.stages, start=1):
-        _write(out / stage_file(position, stage.name), _stage_source(graph, stage.cells, stage.name))
+        _write(
+            out / stage_file(position, stage.name), _stage_source(graph, stage.cells, stage.name)
+        )
         text = _instructions(graph, stage.cells)
         if text:
             _write(out / "instructions" / f"{stage.name}.md", text + "\n")

@@ -77,8 +77,8 @@ def _shared_input_on_user(
             Diagnostic(
                 ERROR,
                 notebook,
-                f"`input: {stage.input}` stage `{stage.name}` is answered once for everybody, but it "
-                f"reads {_names(edge.names)}, which differs per labeler: {path} "
+                f"`input: {stage.input}` stage `{stage.name}` is answered once for everybody, "
+                f"but it reads {_names(edge.names)}, which differs per labeler: {path} "
                 f"(`{chain[-1].name}` is answered by each labeler).",
                 stage.name,
                 cell,

@@ -26,14 +26,22 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("notebook", type=Path, help="the .ipynb file")
     output = check.add_mutually_exclusive_group()
     output.add_argument("--dot", action="store_true", help="print the graph in Graphviz DOT")
-    output.add_argument("--json", action="store_true", help="print the graph and diagnostics as JSON")
+    output.add_argument(
+        "--json", action="store_true", help="print the graph and diagnostics as JSON"
+    )
     build = commands.add_parser("build", help="compile a notebook into a bundle directory")
     build.add_argument("notebook", type=Path, help="the .ipynb file")
-    build.add_argument("-o", "--output", type=Path, required=True, help="the bundle directory to write")
+    build.add_argument(
+        "-o", "--output", type=Path, required=True, help="the bundle directory to write"
+    )
     serve = commands.add_parser("serve", help="serve a notebook or a bundle as a multi-user app")
     serve.add_argument("target", type=Path, help="a .ipynb file or a bundle directory")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
     serve.add_argument(
         "--open", action="store_true", help="let anyone with the URL in (no invite links)"
     )
@@ -93,8 +101,10 @@ def bundle_for(target: Path) -> Path | None:
 def run_serve(target: Path, *, host: str, port: int, open_access: bool) -> int:
     """`nbfreeze serve`: build when given a notebook, then serve until interrupted."""
     if target.is_dir() and not (target / "manifest.json").is_file():
-        print(f"{target}: is a directory without a manifest.json; pass a notebook or a bundle.",
-              file=sys.stderr)
+        print(
+            f"{target}: is a directory without a manifest.json; pass a notebook or a bundle.",
+            file=sys.stderr,
+        )
         return 1
     bundle = bundle_for(target)
     if bundle is None:
@@ -121,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # the last line of defence: a message, never a traceback
         message = json.dumps(str(exc))
-        print(f"nbfreeze: internal error ({type(exc).__name__}: {message}); please report it.",
-              file=sys.stderr)
+        print(
+            f"nbfreeze: internal error ({type(exc).__name__}: {message}); please report it.",
+            file=sys.stderr,
+        )
         return 3

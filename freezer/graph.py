@@ -45,83 +45,94 @@ class Linked:
     diagnostics: tuple[Diagnostic, ...]
 
 
-
 def link(stages: tuple[Stage, ...], cells: dict[int, Cell], notebook: str) -> Linked:
     """Resolve every stage's reads to the stage that bound them, in notebook order."""
-    bound_at: dict[str, tuple[str, int, int]] = {}  # name -> (stage, cell, line)
-    deleted_at: dict[str, tuple[str, int, int]] = {}
-    first_bind = _first_binds(stages, cells)
-    problems: list[Diagnostic] = []
-    mutations: list[Mutation] = []
-    edges: dict[tuple[str, str], set[str]] = {}
-    linked = []
-    for stage in stages:
-        events = [(cell, e) for cell in _code_cells(stage, cells) for e in cell.events]
+    resolver = _Resolver(stages, cells, notebook)
+    linked = tuple(resolver.stage(stage) for stage in stages)
+    order = [s.name for s in stages]
+    edges = tuple(
+        Edge(source, target, tuple(sorted(names)))
+        for (source, target), names in sorted(
+            resolver.edges.items(),
+            key=lambda item: (order.index(item[0][1]), order.index(item[0][0])),
+        )
+    )
+    return Linked(_scopes(linked), edges, tuple(resolver.mutations), tuple(resolver.problems))
+
+
+Where = tuple[str, int, int]  # (stage, cell, line)
+
+
+class _Resolver:
+    """Walks the stages in notebook order, keeping where each name was last bound."""
+
+    def __init__(self, stages: tuple[Stage, ...], cells: dict[int, Cell], notebook: str) -> None:
+        self.cells = cells
+        self.notebook = notebook
+        self.order = [s.name for s in stages]
+        self.first_bind = _first_binds(stages, cells)
+        self.bound_at: dict[str, Where] = {}
+        self.deleted_at: dict[str, Where] = {}
+        self.problems: list[Diagnostic] = []
+        self.mutations: list[Mutation] = []
+        self.edges: dict[tuple[str, str], set[str]] = {}
+
+    def stage(self, stage: Stage) -> Stage:
+        """The stage with `depends_on`, `defines` and `uses` filled in."""
+        events = [(cell, e) for cell in _code_cells(stage, self.cells) for e in cell.events]
         binds_anywhere = {e.name for _, e in events if e.kind == "bind"}
-        local: dict[str, tuple[str, int, int]] = {}
-        local_deleted: dict[str, tuple[str, int, int]] = {}
+        local: dict[str, Where] = {}
+        local_deleted: dict[str, Where] = {}
         uses: dict[str, str] = {}
-
-        def resolve(name: str, cell: Cell, event: Event) -> str | None:
-            if name in local:
-                return stage.name
-            where = local_deleted.get(name) or (None if name in bound_at else deleted_at.get(name))
-            if where:
-                problems.append(_deleted(notebook, stage.name, cell, event, where))
-                return None
-            if name in bound_at:
-                source = bound_at[name][0]
-                uses[name] = source
-                edges.setdefault((source, stage.name), set()).add(name)
-                return source
-            if name not in BUILTINS:
-                problems.append(_undefined(notebook, stage.name, cell, event, first_bind.get(name)))
-            return None
-
         for cell, event in events:
-            if event.kind == "read" and not (event.deferred and event.name in binds_anywhere):
-                resolve(event.name, cell, event)
-            elif event.kind == "bind":
+            if event.kind == "bind":
                 local[event.name] = (stage.name, cell.index, event.line)
                 local_deleted.pop(event.name, None)
             elif event.kind == "delete":
                 local.pop(event.name, None)
                 local_deleted[event.name] = (stage.name, cell.index, event.line)
-            elif event.kind == "mutate" and event.name not in local:
-                source = resolve(event.name, cell, event)
+            elif event.name in local or (event.deferred and event.name in binds_anywhere):
+                continue
+            elif event.name in local_deleted:
+                self._deleted(stage, cell, event, local_deleted[event.name])
+            else:
+                source = self._resolve(stage, cell, event)
                 if source:
-                    mutations.append(
-                        Mutation(stage.name, cell.index, event.line, event.name, source, event.detail)
+                    uses[event.name] = source
+                if source and event.kind == "mutate":
+                    self.mutations.append(
+                        Mutation(
+                            stage.name, cell.index, event.line, event.name, source, event.detail
+                        )
                     )
         for name, where in local.items():
-            bound_at[name] = where
-            deleted_at.pop(name, None)
+            self.bound_at[name] = where
+            self.deleted_at.pop(name, None)
         for name, where in local_deleted.items():
-            bound_at.pop(name, None)
-            deleted_at[name] = where
-        depends = tuple(dict.fromkeys(s for s in (uses[n] for n in sorted(uses)) if s != stage.name))
-        order = [s.name for s in stages]
-        linked.append(
-            replace(
-                stage,
-                depends_on=tuple(sorted(depends, key=order.index)),
-                defines=tuple(sorted(local)),
-                uses=tuple(sorted(uses)),
-            )
+            self.bound_at.pop(name, None)
+            self.deleted_at[name] = where
+        depends = sorted(set(uses.values()), key=self.order.index)
+        return replace(
+            stage, depends_on=tuple(depends), defines=tuple(sorted(local)), uses=tuple(sorted(uses))
         )
-    scoped = _scopes(tuple(linked))
-    edge_list = tuple(
-        Edge(source, target, tuple(sorted(names)))
-        for (source, target), names in sorted(edges.items(), key=lambda item: _edge_order(item, stages))
-        if source != target
-    )
-    return Linked(scoped, edge_list, tuple(mutations), tuple(problems))
 
+    def _resolve(self, stage: Stage, cell: Cell, event: Event) -> str | None:
+        """The earlier stage that binds the name read, or None (with a diagnostic)."""
+        name = event.name
+        if name in self.bound_at:
+            source = self.bound_at[name][0]
+            self.edges.setdefault((source, stage.name), set()).add(name)
+            return source
+        if name in self.deleted_at:
+            self._deleted(stage, cell, event, self.deleted_at[name])
+        elif name not in BUILTINS:
+            self.problems.append(
+                _undefined(self.notebook, stage.name, cell, event, self.first_bind.get(name))
+            )
+        return None
 
-def _edge_order(item: tuple[tuple[str, str], set[str]], stages: tuple[Stage, ...]) -> tuple[int, int]:
-    order = [s.name for s in stages]
-    (source, target), _ = item
-    return order.index(target), order.index(source)
+    def _deleted(self, stage: Stage, cell: Cell, event: Event, where: Where) -> None:
+        self.problems.append(_deleted(self.notebook, stage.name, cell, event, where))
 
 
 def _code_cells(stage: Stage, cells: dict[int, Cell]) -> list[Cell]:
@@ -144,7 +155,9 @@ def _undefined(
 ) -> Diagnostic:
     if later and later[1] >= cell.index:
         where = "this cell" if later[1] == cell.index else f"cell {later[1]} (stage `{later[0]}`)"
-        message = f"`{event.name}` is used before it is defined: it is first bound later, in {where}."
+        message = (
+            f"`{event.name}` is used before it is defined: it is first bound later, in {where}."
+        )
         hint = "move the definition above this use, or this cell below it."
     else:
         message = f"`{event.name}` is used before any cell defines it."
@@ -154,9 +167,7 @@ def _undefined(
     return Diagnostic(ERROR, notebook, message, stage, cell.index, event.line, hint)
 
 
-def _deleted(
-    notebook: str, stage: str, cell: Cell, event: Event, where: tuple[str, int, int]
-) -> Diagnostic:
+def _deleted(notebook: str, stage: str, cell: Cell, event: Event, where: Where) -> Diagnostic:
     _, at_cell, at_line = where
     return Diagnostic(
         ERROR,

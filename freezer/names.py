@@ -275,7 +275,9 @@ class _Visitor(ast.NodeVisitor):
         locals_ = _LocalNames()
         for statement in body:
             locals_.visit(statement)
-        scope = _Scope("function", {a.arg for a in _all_args(args)}, locals_.globals, locals_.nonlocals)
+        scope = _Scope(
+            "function", {a.arg for a in _all_args(args)}, locals_.globals, locals_.nonlocals
+        )
         scope.names |= locals_.bound - locals_.globals - locals_.nonlocals
         for name in sorted(locals_.globals & locals_.bound):
             self._emit_deferred_bind(name, node)
@@ -300,7 +302,9 @@ class _Visitor(ast.NodeVisitor):
         self.stack.pop()
         self._bind(node.name, node)
 
-    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp) -> None:
+    def _comprehension(
+        self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+    ) -> None:
         generators = node.generators
         self.visit(generators[0].iter)
         self.stack.append(_Scope("comprehension"))

@@ -22,7 +22,9 @@ class _Draft:
     cells: list[Cell] = field(default_factory=list)
 
 
-def split_stages(cells: tuple[Cell, ...], notebook: str) -> tuple[tuple[Stage, ...], list[Diagnostic]]:
+def split_stages(
+    cells: tuple[Cell, ...], notebook: str
+) -> tuple[tuple[Stage, ...], list[Diagnostic]]:
     """Stages in notebook order (scope and edges not yet known) and the problems found."""
     problems: list[Diagnostic] = []
     drafts: list[_Draft] = []
@@ -64,7 +66,8 @@ def split_stages(cells: tuple[Cell, ...], notebook: str) -> tuple[tuple[Stage, .
                 Diagnostic(
                     ERROR,
                     notebook,
-                    f"there is already a stage named `{draft.name}` (cell {first_seen[draft.name]}).",
+                    f"there is already a stage named `{draft.name}` "
+                    f"(cell {first_seen[draft.name]}).",
                     draft.name,
                     draft.header.index,
                     draft.header.option_lines["stage"],
@@ -107,7 +110,10 @@ def _stage(draft: _Draft, notebook: str, problems: list[Diagnostic]) -> Stage:
             what = f"an `input: {kind}` stage" if kind else "a compute stage"
             misplaced(key, f"only applies to `input: pool` stages; `{draft.name}` is {what}.")
     if "show" in options and kind:
-        misplaced("show", f"only applies to compute stages; `{draft.name}` is an input stage, always shown.")
+        misplaced(
+            "show",
+            f"only applies to compute stages; `{draft.name}` is an input stage, always shown.",
+        )
     if kind == "pool":
         checked["overlap"] = options.get("overlap", 1)
         checked["batch"] = options.get("batch", DEFAULT_BATCH)

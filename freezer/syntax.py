@@ -144,12 +144,16 @@ def _judge(node: ast.Call) -> _Verdict:
                 warning=f"`%pip install` is dropped; install {listing} where the app is served.",
                 requirements=packages,
             )
-        return _Verdict(name, error=f"`%pip {rest}` cannot run in a frozen stage.", hint="delete it.")
+        return _Verdict(
+            name, error=f"`%pip {rest}` cannot run in a frozen stage.", hint="delete it."
+        )
     if name == "load_ext" and rest.strip() == "autoreload" or name in DISPLAY_ONLY:
         written = f"%{name} {rest}".strip()
         return _Verdict(name, warning=f"`{written}` only affects Jupyter; it is dropped.")
     if name in ("pinfo", "pinfo2"):
-        return _Verdict(name, error="`obj?` help syntax cannot run in a frozen stage.", hint="delete it.")
+        return _Verdict(
+            name, error="`obj?` help syntax cannot run in a frozen stage.", hint="delete it."
+        )
     return _Verdict(
         name,
         error=f"the magic `%{name}` cannot run in a frozen stage.",

@@ -18,7 +18,9 @@ import traitlets
 from freezer.png import encode_png
 
 
-def _items_with_ids(items: Any, key: Callable[[Any], Hashable] | None) -> list[tuple[Hashable, Any]]:
+def _items_with_ids(
+    items: Any, key: Callable[[Any], Hashable] | None
+) -> list[tuple[Hashable, Any]]:
     """(id, item) pairs: a mapping's keys, the pandas index, a key the author names, or the
     position."""
     if isinstance(items, Mapping):
@@ -87,7 +89,9 @@ class ChoiceLabeler(widgets.VBox):
                 layout=widgets.Layout(border="1px solid #ddd", padding="4px", align_items="center"),
             )
         self._grid = widgets.GridBox(
-            layout=widgets.Layout(grid_template_columns=f"repeat({columns}, max-content)", grid_gap="6px")
+            layout=widgets.Layout(
+                grid_template_columns=f"repeat({columns}, max-content)", grid_gap="6px"
+            )
         )
         self._progress = widgets.HTML()
         super().__init__([self._progress, self._grid], choices=tuple(choices))
@@ -112,7 +116,9 @@ class ChoiceLabeler(widgets.VBox):
             if item_id not in self._buttons:
                 raise traitlets.TraitError(f"{item_id!r} is not an item of this labeler")
             if label not in self.choices:
-                raise traitlets.TraitError(f"{label!r} is not one of the choices {list(self.choices)}")
+                raise traitlets.TraitError(
+                    f"{label!r} is not one of the choices {list(self.choices)}"
+                )
         return labels
 
     @traitlets.observe("labels")

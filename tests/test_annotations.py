@@ -1,0 +1,126 @@
+"""The `#|` header keys and their validation, as an author writing them sees it."""
+
+from __future__ import annotations
+
+from conftest import errors, stage
+
+
+def test_stage_header_starts_a_stage_and_later_cells_join_it(compile_cells):
+    graph = compile_cells("x = 1", "#| stage: second\ny = x", "z = y")
+    assert [s.name for s in graph.stages] == ["start", "second"]
+    assert stage(graph, "second").cells == (2, 3)
+
+
+def test_cells_before_the_first_header_form_an_implicit_stage(compile_cells):
+    graph = compile_cells("a = 1", "b = a")
+    assert [(s.name, s.cells) for s in graph.stages] == [("start", (1, 2))]
+
+
+def test_markdown_belongs_to_the_stage_it_precedes(compile_cells):
+    graph = compile_cells("x = 1", "md:## Pick", "#| stage: pick\n#| input: each\nx")
+    assert stage(graph, "pick").cells == (2, 3)
+
+
+def test_every_key_is_read_with_its_type(compile_cells):
+    graph = compile_cells(
+        "items = [1, 2]",
+        "#| stage: check\n#| input: pool\n#| overlap: 3\n#| batch: 5\n#| lease: 2h\n"
+        "#| title: Is it right?\nitems",
+        "#| stage: report\n#| show: true\nprint(items)",
+    )
+    check = stage(graph, "check")
+    assert (check.kind, check.input, check.title) == ("input", "pool", "Is it right?")
+    assert check.options == {"overlap": 3, "batch": 5, "lease_seconds": 7200}
+    assert stage(graph, "report").options == {"show": True}
+    assert not errors(graph)
+
+
+def test_trailing_comment_on_a_header_line_is_ignored(compile_cells):
+    graph = compile_cells("#| stage: a            # starts a stage\n#| input: each  # mine\n1")
+    assert (stage(graph, "a").input, errors(graph)) == ("each", [])
+
+
+def test_misspelled_key_suggests_the_key_it_probably_meant(compile_cells):
+    graph = compile_cells("x = 1", "#| stage: b\n#| inptu: each\nx")
+    [problem] = [d for d in graph.diagnostics if d.severity == "error"]
+    assert (problem.cell, problem.line) == (2, 2)
+    assert "`inptu`" in problem.message and "`input`" in problem.hint
+
+
+def test_unknown_key_lists_the_valid_keys(compile_cells):
+    graph = compile_cells("#| stage: a\n#| colour: red\nx = 1")
+    [problem] = graph.diagnostics
+    assert "`stage`" in problem.hint and "`overlap`" in problem.hint
+
+
+def test_bad_input_kind_lists_the_valid_ones(compile_cells):
+    graph = compile_cells("#| stage: a\n#| input: everyone\n1")
+    [problem] = graph.diagnostics
+    assert (problem.cell, problem.line) == (1, 2)
+    assert all(kind in problem.hint for kind in ("`each`", "`pool`", "`owner`"))
+
+
+def test_bad_values_are_errors_at_their_line(compile_cells):
+    graph = compile_cells(
+        "#| stage: a\n#| input: pool\n#| overlap: many\n#| batch: 0\n#| lease: soon\n1",
+        "#| stage: b\n#| show: maybe\nx = 1",
+        "#| stage: 2nd\ny = 2",
+    )
+    assert [(cell, line) for cell, line, _ in errors(graph)] == [
+        (1, 3),
+        (1, 4),
+        (1, 5),
+        (2, 2),
+        (3, 1),
+    ]
+
+
+def test_pool_options_on_a_compute_stage_are_errors(compile_cells):
+    graph = compile_cells("#| stage: a\n#| overlap: 3\nx = 1")
+    [(cell, line, message)] = errors(graph)
+    assert (cell, line) == (1, 2)
+    assert "only applies to `input: pool`" in message
+
+
+def test_show_on_an_input_stage_is_an_error(compile_cells):
+    graph = compile_cells("#| stage: a\n#| input: owner\n#| show: true\n1")
+    [(cell, line, message)] = errors(graph)
+    assert (cell, line) == (1, 3) and "compute stages" in message
+
+
+def test_duplicate_stage_names_are_an_error_naming_the_first(compile_cells):
+    graph = compile_cells("#| stage: a\nx = 1", "#| stage: a\ny = 2")
+    [(cell, line, message)] = errors(graph)
+    assert (cell, line) == (2, 1) and "cell 1" in message
+
+
+def test_a_key_given_twice_is_an_error(compile_cells):
+    graph = compile_cells("#| stage: a\n#| stage: b\nx = 1")
+    assert [(cell, line) for cell, line, _ in errors(graph)] == [(1, 2)]
+
+
+def test_options_on_a_cell_that_does_not_start_a_stage_are_errors(compile_cells):
+    graph = compile_cells("#| stage: a\nx = 1", "#| input: each\nx")
+    [(cell, line, message)] = errors(graph)
+    assert (cell, line) == (2, 1) and "does not start a stage" in message
+
+
+def test_input_stage_must_end_with_an_expression(compile_cells):
+    graph = compile_cells("#| stage: a\n#| input: each\nw = 1\nw = 2")
+    [(cell, line, message)] = errors(graph)
+    assert (cell, line) == (1, 4) and "not an expression" in message
+
+
+def test_input_stage_records_its_widget_expression(compile_cells):
+    graph = compile_cells("#| stage: a\n#| input: each\nw = [1]\nw")
+    assert stage(graph, "a").widget == "w"
+
+
+def test_header_lines_below_code_are_plain_comments(compile_cells):
+    graph = compile_cells("x = 1\n#| stage: nope")
+    assert [s.name for s in graph.stages] == ["start"] and not graph.diagnostics
+
+
+def test_default_title_comes_from_the_stage_name(compile_cells):
+    graph = compile_cells("#| stage: label_samples\nx = 1")
+    assert stage(graph, "label_samples").title == "Label samples"

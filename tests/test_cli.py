@@ -1,0 +1,89 @@
+"""`nbfreeze check` as an author reads it: the table, DOT, JSON and the exit status."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "digits.ipynb"
+
+
+def nbfreeze(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "freezer", *args], capture_output=True, text=True)
+
+
+def test_check_prints_the_stage_table_and_exits_0():
+    result = nbfreeze("check", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    header, rule, *rows = result.stdout.strip().splitlines()
+    assert header.split() == [
+        "stage",
+        "kind",
+        "answered",
+        "by",
+        "scope",
+        "depends",
+        "on",
+        "passes",
+        "on",
+    ]
+    check_row = next(r for r in rows if r.startswith("check "))
+    assert "input: pool" in check_row and "labelers, pooled (x2)" in check_row
+    assert "9 stages, 0 errors, 0 warnings" in result.stderr
+
+
+def test_check_exits_1_and_lists_every_error(write_notebook):
+    result = nbfreeze("check", str(write_notebook("print(a)", "print(b)")))
+    assert result.returncode == 1
+    assert "cell 1, line 1: error: `a`" in result.stderr
+    assert "cell 2, line 1: error: `b`" in result.stderr
+
+
+def test_warnings_alone_exit_0(write_notebook):
+    result = nbfreeze("check", str(write_notebook("%matplotlib inline\nx = 1")))
+    assert result.returncode == 0 and "warning" in result.stderr
+
+
+def test_check_json_has_the_graph_and_the_diagnostics(write_notebook):
+    result = nbfreeze("check", "--json", str(write_notebook("x = 1", "#| stage: b\nprint(x, y)")))
+    data = json.loads(result.stdout)
+    assert result.returncode == 1 and data["ok"] is False
+    assert [s["name"] for s in data["stages"]] == ["start", "b"]
+    assert data["edges"] == [{"source": "start", "target": "b", "names": ["x"]}]
+    [problem] = data["diagnostics"]
+    assert (problem["cell"], problem["line"], problem["stage"]) == (2, 2, "b")
+    assert problem["text"].startswith(str(Path(data["notebook"])))
+
+
+def test_check_dot_tells_shared_user_and_input_stages_apart():
+    result = nbfreeze("check", "--dot", str(EXAMPLE))
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    warmup = next(line for line in lines if line.startswith('  "warmup" '))
+    rank = next(line for line in lines if line.startswith('  "rank" '))
+    assert "dashed" in warmup and "shape=house" in warmup
+    assert "dashed" not in rank and "shape=box" in rank
+    assert '  "sample" -> "check" [label="to_label"];' in lines
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_dot_output_is_valid_graphviz():
+    result = nbfreeze("check", "--dot", str(EXAMPLE))
+    rendered = subprocess.run(["dot", "-Tsvg"], input=result.stdout, capture_output=True, text=True)
+    assert rendered.returncode == 0, rendered.stderr
+
+
+def test_usage_errors_are_explained():
+    result = nbfreeze("frobnicate")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_nbfreeze_command_is_installed():
+    script = Path(sys.executable).parent / "nbfreeze"
+    result = subprocess.run([str(script), "check", str(EXAMPLE)], capture_output=True, text=True)
+    assert result.returncode == 0

@@ -1,0 +1,79 @@
+"""The docs stay true: their examples run, and every key, flag and field is documented."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from freezer.annotations import KEYS
+from freezer.bundle import build_bundle
+from freezer.cli import _parser
+from freezer.compile import compile_notebook, has_errors
+
+ROOT = Path(__file__).parent.parent
+DOCS = ROOT / "docs"
+BLOCK = re.compile(r"^```(\w+) (\w+)\n(.*?)^```", re.S | re.M)
+
+
+def blocks(kind: str) -> list[tuple[str, str]]:
+    found = []
+    for page in sorted(DOCS.glob("*.md")) + [ROOT / "README.md"]:
+        for language, marker, body in BLOCK.findall(page.read_text()):
+            if f"{language} {marker}" == kind:
+                found.append((page.name, body))
+    return found
+
+
+@pytest.mark.parametrize("page,body", blocks("python notebook"))
+def test_documented_notebooks_compile_cleanly(page, body, write_notebook):
+    graph = compile_notebook(write_notebook(*body.split("# %%\n")))
+    assert not has_errors(graph), [d.message for d in graph.diagnostics]
+
+
+@pytest.mark.parametrize("page,body", blocks("sh runnable"))
+def test_documented_commands_run(page, body):
+    for line in body.strip().splitlines():
+        words = shlex.split(line)
+        assert words[0] == "nbfreeze"
+        result = subprocess.run(
+            [sys.executable, "-m", "freezer", *words[1:]], cwd=ROOT, capture_output=True, text=True
+        )
+        assert result.returncode == 0, f"{page}: {line}\n{result.stderr}"
+
+
+def test_every_annotation_key_has_a_section():
+    text = (DOCS / "annotations.md").read_text()
+    for key in KEYS:
+        assert f"## `{key}`" in text
+
+
+def test_every_cli_flag_is_documented():
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *DOCS.glob("*.md")])
+    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, sub in commands.items():
+        assert f"nbfreeze {name}" in text
+        for action in sub._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag != "--help":
+                    assert flag in text, f"{flag} of `nbfreeze {name}` is not documented"
+
+
+def test_every_manifest_field_is_documented(tmp_path):
+    manifest = json.loads(
+        (build_bundle(ROOT / "examples" / "digits.ipynb", tmp_path) / "manifest.json").read_text()
+    )
+    text = (DOCS / "bundle.md").read_text()
+    fields = (
+        set(manifest)
+        | set(manifest["stages"][0])
+        | set(manifest["cells"][0])
+        | set(manifest["cells"][1])
+    )
+    for field in fields:
+        assert f"`{field}`" in text, f"manifest field `{field}` is not in docs/bundle.md"
