@@ -60,3 +60,6 @@ def errors(graph: Graph) -> list[tuple[int | None, int | None, str]]:
 def stage(graph: Graph, name: str):
     """The stage called `name`."""
     return next(s for s in graph.stages if s.name == name)
+
+
+pytest_plugins = ["databases"]

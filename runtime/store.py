@@ -1,0 +1,236 @@
+"""The app's database: users and their tokens, submitted inputs, shared stage state.
+
+SQLAlchemy 2.x on SQLite (WAL mode, the default, beside the bundle) or PostgreSQL for
+several processes. The schema is owned by Alembic migrations (`runtime/migrations`),
+applied on open, so an app's database survives an upgrade of nbfreeze. What a labeler
+was told is saved is committed before the answer leaves the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+LABELER = "labeler"
+OWNER = "owner"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """The tables of an app's database."""
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Submission(Base):
+    """A user's answer to an input stage: the widget's synced state when they submitted."""
+
+    __tablename__ = "submissions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(200))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    request_id: Mapped[str] = mapped_column(String(100), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class StageRun(Base):
+    """Where a shared stage stands: waiting, running, done or failed."""
+
+    __tablename__ = "stage_runs"
+    stage: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+
+
+def hash_token(token: str) -> str:
+    """Tokens are stored as their SHA-256: a leaked database lets nobody in."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Invite:
+    """A user and the token of their link (known only when it is made)."""
+
+    user_id: int
+    name: str
+    role: str
+    token: str
+
+
+class Store:
+    """Plain functions over one database; each call is one committed transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def secret(self) -> str:
+        """The cookie-signing secret, made once and kept so links outlive restarts."""
+        with self._session() as session:
+            found = session.get(Setting, "cookie_secret")
+            if found:
+                return found.value
+            session.add(Setting(key="cookie_secret", value=secrets.token_hex(32)))
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+            return session.get(Setting, "cookie_secret").value  # type: ignore[union-attr]
+
+    def invite(self, name: str, role: str = LABELER) -> Invite:
+        """A new user with a fresh token."""
+        token = secrets.token_urlsafe(24)
+        with self._session() as session:
+            user = User(name=name, role=role, token_hash=hash_token(token))
+            session.add(user)
+            session.commit()
+            return Invite(user.id, name, role, token)
+
+    def user_for_token(self, token: str) -> User | None:
+        """The user a link's token belongs to, unless revoked."""
+        with self._session() as session:
+            user = session.scalar(select(User).where(User.token_hash == hash_token(token)))
+            return user if user and user.revoked_at is None else None
+
+    def user(self, user_id: int) -> User | None:
+        with self._session() as session:
+            user = session.get(User, user_id)
+            return user if user and user.revoked_at is None else None
+
+    def owner(self) -> User | None:
+        with self._session() as session:
+            return session.scalar(select(User).where(User.role == OWNER).order_by(User.id))
+
+    def users(self) -> list[User]:
+        with self._session() as session:
+            return list(session.scalars(select(User).order_by(User.id)))
+
+    def submit(
+        self, user_id: int, stage: str, state: dict[str, Any], request_id: str
+    ) -> Submission:
+        """Record an answer (replacing the user's earlier one for that stage), exactly once
+        per request id: a retry returns the submission already saved."""
+        with self._session() as session:
+            existing = session.scalar(select(Submission).where(Submission.request_id == request_id))
+            if existing:
+                return existing
+            session.execute(
+                update(Submission)
+                .where(Submission.user_id == user_id, Submission.stage == stage)
+                .values(active=False)
+            )
+            submission = Submission(
+                user_id=user_id,
+                stage=stage,
+                state=json.loads(json.dumps(state)),
+                request_id=request_id,
+            )
+            session.add(submission)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                return session.scalar(select(Submission).where(Submission.request_id == request_id))  # type: ignore[return-value]
+            return submission
+
+    def answers(self, user_id: int) -> dict[str, dict[str, Any]]:
+        """The user's current answer to each input stage they submitted."""
+        with self._session() as session:
+            rows = session.scalars(
+                select(Submission)
+                .where(Submission.user_id == user_id, Submission.active.is_(True))
+                .order_by(Submission.id)
+            )
+            return {row.stage: row.state for row in rows}
+
+    def set_stage_run(
+        self, stage: str, status: str, cache_key: str | None = None, error: str | None = None
+    ) -> None:
+        with self._session() as session:
+            session.merge(
+                StageRun(
+                    stage=stage, status=status, cache_key=cache_key, error=error, updated_at=now()
+                )
+            )
+            session.commit()
+
+    def stage_runs(self) -> dict[str, StageRun]:
+        with self._session() as session:
+            return {row.stage: row for row in session.scalars(select(StageRun))}
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+
+def default_url(bundle: Path) -> str:
+    """SQLite beside the bundle."""
+    return f"sqlite:///{(bundle / 'app.sqlite').resolve()}"
+
+
+def open_store(url: str) -> Store:
+    """Connect, bring the schema up to date with the migrations, and return the store."""
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        _sqlite_pragmas(engine)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return Store(engine)
