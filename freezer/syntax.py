@@ -15,7 +15,8 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 from freezer.ir import ERROR, WARNING, Cell, Diagnostic
 
-DISPLAY_ONLY = ("matplotlib", "autoreload", "config")
+DISPLAY_ONLY = ("matplotlib", "autoreload", "config", "gui")
+TIMING_CELL_MAGIC = "%%time"
 _TRANSFORMER = TransformerManager()
 _SHELL = {"system": "a shell escape (`!cmd`)", "getoutput": "a shell escape (`x = !cmd`)"}
 _SHELL_CELL_MAGICS = ("bash", "sh", "script", "system", "cmd", "powershell")
@@ -33,7 +34,7 @@ class Python:
 
 def to_python(cell: Cell, notebook: str) -> Python:
     """Transform one code cell; a syntax error comes back as a diagnostic."""
-    source = cell.source
+    source, timing = _without_timing(cell, notebook)
     if "%" in source or "!" in source or "?" in source:
         code = _TRANSFORMER.transform_cell(source)
     else:
@@ -51,11 +52,33 @@ def to_python(cell: Cell, notebook: str) -> Python:
             hint="fix the code so that the cell runs in Jupyter.",
         )
         return Python(code, None, (), (problem,))
+    problems = [timing] if timing else []
     if not any(isinstance(node, ast.Call) and _magic_call(node) for node in ast.walk(tree)):
-        return Python(code, tree, (), ())
+        return Python(code, tree, (), tuple(problems))
+    return _drop_magics(cell, notebook, code, tree, problems)
+
+
+def _without_timing(cell: Cell, notebook: str) -> tuple[str, Diagnostic | None]:
+    """A `%%time` cell runs its body as it is: the timing is a Jupyter nicety."""
+    first, newline, rest = cell.source.partition("\n")
+    if first.strip() != TIMING_CELL_MAGIC:
+        return cell.source, None
+    warning = Diagnostic(
+        WARNING,
+        notebook,
+        "`%%time` is dropped: the cell runs, but its timing is not shown in the app.",
+        cell=cell.index,
+        line=1,
+    )
+    return newline + rest, warning
+
+
+def _drop_magics(
+    cell: Cell, notebook: str, code: str, tree: ast.Module, problems: list[Diagnostic]
+) -> Python:
+    """Drop the allowed magics (blank lines, `pass` in blocks) and report the rest."""
     lines = code.split("\n")
     requirements: list[str] = []
-    problems: list[Diagnostic] = []
     dropped: set[int] = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not _magic_call(node):
@@ -157,8 +180,8 @@ def _judge(node: ast.Call) -> _Verdict:
     return _Verdict(
         name,
         error=f"the magic `%{name}` cannot run in a frozen stage.",
-        hint="only %matplotlib, %load_ext autoreload, %autoreload, %config and %pip install "
-        "are allowed (and dropped); rewrite the line in plain Python.",
+        hint="only %matplotlib, %load_ext autoreload, %autoreload, %config, %gui, %%time and "
+        "%pip install are allowed (and dropped); rewrite the line in plain Python.",
     )
 
 

@@ -59,3 +59,15 @@ def test_help_syntax_is_an_error(compile_cells):
 def test_magic_lines_keep_the_cells_line_numbers(compile_cells):
     graph = compile_cells("%matplotlib inline\n\nprint(nope)")
     assert errors(graph)[0][:2] == (1, 3)
+
+
+def test_time_cell_magic_runs_the_body_with_a_warning(compile_cells):
+    graph = compile_cells("%%time\nx = 1\nprint(x)")
+    assert not errors(graph)
+    assert graph.cells[0].code.splitlines() == ["", "x = 1", "print(x)"]
+    assert "`%%time` is dropped" in graph.diagnostics[0].message
+
+
+def test_gui_magic_is_dropped_with_a_warning(compile_cells):
+    graph = compile_cells("%gui asyncio\nx = 1")
+    assert not errors(graph) and graph.diagnostics[0].severity == "warning"

@@ -1,0 +1,98 @@
+/**
+ * The widget front end of nbfreeze pages, bundled into runtime/static/widgets.js.
+ *
+ * It exists so that a page renders widgets with the official code (the same models,
+ * views and CSS as Jupyter) while the models live on our server instead of a kernel.
+ * `WidgetManager` is a `ManagerBase` that does what html-manager's `HTMLManager` does
+ * (display views, render Output widgets with JupyterLab's rendermime), except that
+ * classes come only from this bundle (nothing is fetched at run time), the page never
+ * opens comms (page.js hands the server's comms to `handle_comm_open`), and the Output
+ * widget's code is loaded only when a page has one.
+ */
+import * as base from '@jupyter-widgets/base';
+import { ManagerBase } from '@jupyter-widgets/base-manager';
+import * as controls from '@jupyter-widgets/controls';
+import { MessageLoop } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+import anywidgetFactory from 'anywidget';
+import './widgets.css';
+
+const anywidget = anywidgetFactory(base);
+
+/** Widget modules the bundle holds: name -> [protocol major version, loader]. */
+const MODULES = {
+  '@jupyter-widgets/base': ['2', async () => base],
+  '@jupyter-widgets/controls': ['2', async () => controls],
+  '@jupyter-widgets/output': ['1', (manager) => manager.loadOutput()],
+  // The Python package and this front end are released together; any 0.x model works.
+  anywidget: ['0', async () => anywidget],
+};
+
+/** `{module name: supported versions}`, for messages and tests. */
+export const SUPPORTED_MODULES = Object.fromEntries(
+  Object.entries(MODULES).map(([name, [major]]) => [name, `${major}.x`]),
+);
+
+export class WidgetManager extends ManagerBase {
+  constructor() {
+    super();
+    this.views = new Set();
+    window.addEventListener('resize', () => {
+      for (const view of this.views) {
+        MessageLoop.postMessage(view.luminoWidget, Widget.ResizeMessage.UnknownSize);
+      }
+    });
+  }
+
+  /** Show a view (from `create_view`) inside `el`. */
+  async display_view(view, el) {
+    Widget.attach(view.luminoWidget, el);
+    this.views.add(view);
+    view.once('remove', () => this.views.delete(view));
+    return view;
+  }
+
+  /**
+   * A model or view class, from the bundled modules only. An unknown module (a
+   * third-party widget library) or version is an error naming the class, which the
+   * manager shows in place of the widget.
+   */
+  async loadClass(className, moduleName, moduleVersion) {
+    const what = `${className} from ${moduleName}@${moduleVersion} is not supported here`;
+    const entry = Object.hasOwn(MODULES, moduleName) ? MODULES[moduleName] : null;
+    if (!entry) {
+      const bundled = Object.keys(MODULES).join(', ');
+      throw new Error(`${what}: its front-end module is not bundled (bundled: ${bundled}).`);
+    }
+    const major = String(moduleVersion ?? '')
+      .replace(/^[\^~=v]+/, '')
+      .split('.')[0];
+    if (major !== entry[0]) {
+      throw new Error(`${what}: this page bundles version ${entry[0]}.x of it.`);
+    }
+    const cls = (await entry[1](this))[className];
+    if (!cls) throw new Error(`${what}: ${moduleName} has no class ${className}.`);
+    return cls;
+  }
+
+  /** The Output widget's module; sets `renderMime`, which its views render with. */
+  loadOutput() {
+    this.output ??= import('./output.js').then((output) => {
+      this.renderMime = output.createRenderMime(this);
+      return output;
+    });
+    return this.output;
+  }
+
+  /** The server opens every comm; a model created on the page stays local. */
+  _create_comm(targetName, modelId) {
+    return Promise.reject(
+      new Error(`The page cannot open comm ${modelId} (${targetName}): the server opens widgets.`),
+    );
+  }
+
+  /** No comm exists that the page was not told about in a comm_open. */
+  _get_comm_info() {
+    return Promise.resolve({});
+  }
+}

@@ -1,0 +1,315 @@
+/**
+ * The page side of the page <-> server widget protocol (docs/protocol.md).
+ *
+ * It exists to connect the official widget front end (widgets.js) to a session on our
+ * server instead of a kernel: it reads the WebSocket that socket.js opened, decodes
+ * frames, hands comms to the widget manager, and puts what each cell displays into its
+ * `.nbf-cell` container.
+ */
+import { early, socket } from './socket.js';
+import { WidgetManager } from './widgets.js';
+
+const body = document.body;
+body.dataset.nbfState = 'loading';
+const manager = new WidgetManager();
+
+// ---- Frames: text is one JSON message; binary is Jupyter's layout (uint32 BE part
+// count, uint32 BE offsets, part 0 the JSON message, then the buffers in order).
+
+const utf8 = new TextDecoder();
+
+function decode(data) {
+  if (typeof data === 'string') return [JSON.parse(data), []];
+  const view = new DataView(data);
+  const n = view.getUint32(0);
+  if (n < 1 || 4 * (n + 1) > data.byteLength) throw new Error(`bad frame: ${n} parts`);
+  const offsets = Array.from({ length: n }, (_, i) => view.getUint32(4 * (i + 1)));
+  offsets.push(data.byteLength);
+  const parts = offsets
+    .slice(0, -1)
+    .map((start, i) => new DataView(data, start, offsets[i + 1] - start));
+  return [JSON.parse(utf8.decode(parts[0])), parts.slice(1)];
+}
+
+function encode(message, buffers) {
+  const json = JSON.stringify(message);
+  if (!buffers || buffers.length === 0) return json;
+  const bytes = (b) =>
+    b instanceof ArrayBuffer
+      ? new Uint8Array(b)
+      : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  const parts = [new TextEncoder().encode(json), ...buffers.map(bytes)];
+  let offset = 4 * (parts.length + 1);
+  const frame = new Uint8Array(parts.reduce((size, p) => size + p.byteLength, offset));
+  const view = new DataView(frame.buffer);
+  view.setUint32(0, parts.length);
+  parts.forEach((part, i) => {
+    view.setUint32(4 * (i + 1), offset);
+    frame.set(part, offset);
+    offset += part.byteLength;
+  });
+  return frame.buffer;
+}
+
+// ---- Page -> server. Each message carries a msg_id; a widget model waits for the
+// server's `status: idle` naming it before it sends that model's next update (the
+// throttle ipywidgets keeps with a kernel), so a dragged slider never floods the server.
+
+let lastId = 0;
+let unacknowledged = []; // [msg_id, callbacks], in the order sent
+
+function post(message, buffers, callbacks) {
+  const msg_id = `p${++lastId}`;
+  socket.send(encode({ ...message, msg_id }, buffers));
+  if (callbacks?.iopub?.status) unacknowledged.push([msg_id, callbacks]);
+  return msg_id;
+}
+
+function acknowledge(parentId) {
+  // The server handles the page's messages in order: done with one, done with those before.
+  const last = unacknowledged.length - 1;
+  const upTo = parentId ? unacknowledged.findIndex(([id]) => id === parentId) : last;
+  if (upTo < 0) return;
+  const done = unacknowledged.slice(0, upTo + 1);
+  unacknowledged = unacknowledged.slice(upTo + 1);
+  for (const [msg_id, callbacks] of done) {
+    const content = { execution_state: 'idle' };
+    callbacks.iopub.status({ header: { msg_type: 'status' }, parent_header: { msg_id }, content });
+  }
+}
+
+/** A comm as ipywidgets' models expect one (IClassicComm), carried by our socket. */
+class Comm {
+  constructor(comm_id, target_name) {
+    this.comm_id = comm_id;
+    this.target_name = target_name;
+    this.handlers = {};
+    this.queue = []; // messages that arrive before the model has hooked itself up
+  }
+
+  on_msg(callback) {
+    this.handlers.msg = callback;
+    queueMicrotask(() => this.flush());
+  }
+
+  on_close(callback) {
+    this.handlers.close = callback;
+    queueMicrotask(() => this.flush());
+  }
+
+  deliver(kind, message) {
+    this.queue.push([kind, message]);
+    this.flush();
+  }
+
+  flush() {
+    while (this.queue.length && this.handlers[this.queue[0][0]]) {
+      const [kind, message] = this.queue.shift();
+      this.handlers[kind](message);
+    }
+  }
+
+  open() {
+    throw new Error('The page cannot open comms: the server opens widgets.');
+  }
+
+  send(data, callbacks, metadata, buffers) {
+    return post({ type: 'comm_msg', comm_id: this.comm_id, data }, buffers, callbacks);
+  }
+
+  close(data, callbacks) {
+    comms.delete(this.comm_id);
+    return post({ type: 'comm_close', comm_id: this.comm_id }, [], callbacks);
+  }
+}
+
+const comms = new Map();
+
+// ---- Server -> page.
+
+function kernelMessage(type, message, buffers) {
+  const { comm_id, data = {}, parent_id } = message;
+  return {
+    header: { msg_type: type },
+    // An empty parent_header still makes a model drop echoes of values it is waiting to
+    // hear back about, which is right when no parent_id says which send it answers.
+    parent_header: parent_id ? { msg_id: parent_id } : {},
+    metadata: message.metadata ?? {},
+    content: { comm_id, target_name: message.target_name, data },
+    buffers,
+  };
+}
+
+const views = new WeakMap(); // cell element -> widget views shown in it
+const clearOnNextOutput = new Set();
+
+function cell(n) {
+  const number = Number.parseInt(n, 10);
+  let el = document.querySelector(`.nbf-cell[data-cell="${number}"]`);
+  if (!el) {
+    el = Object.assign(document.createElement('div'), { className: 'nbf-cell' });
+    el.dataset.cell = String(number);
+    (document.querySelector('main') ?? body).append(el);
+  }
+  if (clearOnNextOutput.delete(number)) clear(el);
+  return el;
+}
+
+function clear(el) {
+  for (const view of views.get(el) ?? []) view.remove();
+  views.delete(el);
+  el.replaceChildren();
+}
+
+function append(el, className) {
+  const child = Object.assign(document.createElement('div'), { className });
+  el.append(child);
+  return child;
+}
+
+const rendering = new Set(); // outputs not yet on the page, so "ready" means rendered
+
+async function showWidget(el, target, modelId) {
+  try {
+    const model = await manager.get_model(modelId);
+    const view = await manager.create_view(model);
+    if (!target.isConnected) return view.remove();
+    views.set(el, [...(views.get(el) ?? []), view]);
+    await manager.display_view(view, target);
+  } catch (error) {
+    console.error(`nbfreeze: could not show widget ${modelId}`, error);
+    target.className = 'nbf-error';
+    target.textContent = `This widget could not be shown: ${error.message ?? error}`;
+  }
+}
+
+const handlers = {
+  comm_open(message, buffers) {
+    if (message.target_name !== 'jupyter.widget') {
+      console.warn(`nbfreeze: ignoring comm_open for target ${message.target_name}`);
+      return;
+    }
+    const comm = new Comm(message.comm_id, message.target_name);
+    comms.set(comm.comm_id, comm);
+    const created = manager.handle_comm_open(comm, kernelMessage('comm_open', message, buffers));
+    created.catch((error) => {
+      notice(`Widget ${message.comm_id} could not be created: ${error.message ?? error}`, 'error');
+    });
+  },
+
+  comm_msg(message, buffers) {
+    comms.get(message.comm_id)?.deliver('msg', kernelMessage('comm_msg', message, buffers));
+  },
+
+  comm_close(message) {
+    const comm = comms.get(message.comm_id);
+    comms.delete(message.comm_id);
+    comm?.deliver('close', kernelMessage('comm_close', message, []));
+  },
+
+  output(message) {
+    const el = cell(message.cell);
+    if (typeof message.html === 'string') {
+      append(el, 'nbf-output').innerHTML = message.html;
+    } else if (message.widget) {
+      const done = showWidget(el, append(el, 'nbf-output nbf-widget'), message.widget);
+      rendering.add(done);
+      done.finally(() => rendering.delete(done));
+    }
+  },
+
+  clear_output(message) {
+    if (message.wait) clearOnNextOutput.add(Number.parseInt(message.cell, 10));
+    else clear(cell(message.cell));
+  },
+
+  cell_error(message) {
+    const error = append(cell(message.cell), 'nbf-error');
+    error.setAttribute('role', 'alert');
+    error.textContent = message.message ?? `${message.ename}: ${message.evalue}`;
+  },
+
+  status(message) {
+    body.dataset.nbfStatus = message.state;
+    if (message.state !== 'idle') return;
+    acknowledge(message.parent_id);
+    if (body.dataset.nbfState === 'loading') {
+      body.dataset.nbfState = 'rendering';
+      Promise.allSettled([...rendering]).then(() => {
+        if (body.dataset.nbfState === 'rendering') body.dataset.nbfState = 'ready';
+      });
+    }
+  },
+
+  unsupported(message) {
+    const text =
+      message.message ?? `${message.class_name} from ${message.module} is not supported.`;
+    console.error(`nbfreeze: ${text}`);
+    notice(text, 'error');
+    // The server never opens this model; a stand-in saying why takes its place in boxes.
+    if (message.comm_id && !manager.has_model(message.comm_id)) {
+      const escaped = Object.assign(document.createElement('div'), { textContent: text }).innerHTML;
+      const html = { model_module: '@jupyter-widgets/controls', model_module_version: '2.0.0' };
+      manager.new_model(
+        { ...html, model_name: 'HTMLModel', model_id: message.comm_id },
+        { value: escaped, _dom_classes: ['nbf-unsupported'] },
+      );
+    }
+  },
+
+  reply_error(message) {
+    console.error('nbfreeze: the server refused a message:', message.message, message.request);
+    notice(message.message, 'warning', 8000);
+  },
+};
+
+function receive(data) {
+  let message;
+  let buffers;
+  try {
+    [message, buffers] = decode(data);
+  } catch (error) {
+    console.error('nbfreeze: unreadable frame from the server', error);
+    return;
+  }
+  if (!Object.hasOwn(handlers, message?.type)) {
+    console.warn(`nbfreeze: unknown message type ${message?.type}`);
+    return;
+  }
+  try {
+    handlers[message.type](message, buffers);
+  } catch (error) {
+    console.error(`nbfreeze: could not handle a ${message.type} message`, error);
+  }
+}
+
+// ---- Notices and the busy indicator.
+
+function notice(text, kind, timeout) {
+  let area = document.getElementById('nbf-notices');
+  if (!area) {
+    area = Object.assign(document.createElement('div'), { id: 'nbf-notices' });
+    area.className = 'nbf-notices';
+    area.setAttribute('aria-live', 'polite');
+    body.prepend(area);
+  }
+  const item = append(area, `nbf-notice nbf-notice-${kind}`);
+  item.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  item.textContent = text;
+  if (timeout) setTimeout(() => item.remove(), timeout);
+}
+
+if (!document.getElementById('nbf-status')) {
+  // Visual only: announcing every slider step to a screen reader would drown the page.
+  const status = Object.assign(document.createElement('div'), { id: 'nbf-status' });
+  Object.assign(status, { className: 'nbf-status', textContent: 'Running…' });
+  status.setAttribute('aria-hidden', 'true');
+  body.append(status);
+}
+
+socket.onclose = () => {
+  body.dataset.nbfState = 'closed';
+  notice('The connection to the server was closed. Reload the page to start again.', 'error');
+};
+socket.onmessage = (event) => receive(event.data);
+for (const data of early.splice(0)) receive(data);
