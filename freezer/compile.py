@@ -6,6 +6,7 @@ Nothing here runs the notebook's code: cells are only parsed.
 from __future__ import annotations
 
 import ast
+import gc
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,19 @@ from freezer.syntax import to_python
 
 def compile_notebook(path: Path | str) -> Graph:
     """Compile the notebook at `path`; every problem is in `Graph.diagnostics`."""
-    source = read_notebook(Path(path))
+    # The compiler makes many small objects that all live until the end: the cyclic
+    # garbage collector would only re-scan them (a quarter of the time at 10,000 cells).
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(Path(path))
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _compile(path: Path) -> Graph:
+    source = read_notebook(path)
     name = source.name
     if source.diagnostics:
         return Graph(name, source.source_sha256, source.cells, (), (), (), source.diagnostics)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from freezer.ir import ERROR, Cell, Diagnostic, Edge, Event, Stage
 
@@ -60,7 +61,13 @@ def link(stages: tuple[Stage, ...], cells: dict[int, Cell], notebook: str) -> Li
     return Linked(_scopes(linked), edges, tuple(resolver.mutations), tuple(resolver.problems))
 
 
-Where = tuple[str, int, int]  # (stage, cell, line)
+class Where(NamedTuple):
+    """Where a name was last bound or unbound: `how` is `bind`, `del` or `except`."""
+
+    stage: str
+    cell: int
+    line: int
+    how: str
 
 
 class _Resolver:
@@ -86,13 +93,11 @@ class _Resolver:
         uses: dict[str, str] = {}
         for cell, event in events:
             if event.kind == "bind":
-                local[event.name] = (stage.name, cell.index, event.line)
+                local[event.name] = Where(stage.name, cell.index, event.line, "bind")
                 local_deleted.pop(event.name, None)
-            elif event.kind == "delete":
-                local.pop(event.name, None)
-                local_deleted[event.name] = (stage.name, cell.index, event.line)
-            elif event.name in local or (event.deferred and event.name in binds_anywhere):
                 continue
+            if event.name in local or (event.deferred and event.name in binds_anywhere):
+                pass
             elif event.name in local_deleted:
                 self._deleted(stage, cell, event, local_deleted[event.name])
             else:
@@ -105,6 +110,9 @@ class _Resolver:
                             stage.name, cell.index, event.line, event.name, source, event.detail
                         )
                     )
+            if event.kind == "delete":
+                local.pop(event.name, None)
+                local_deleted[event.name] = Where(stage.name, cell.index, event.line, event.detail)
         for name, where in local.items():
             self.bound_at[name] = where
             self.deleted_at.pop(name, None)
@@ -125,13 +133,15 @@ class _Resolver:
             return source
         if name in self.deleted_at:
             self._deleted(stage, cell, event, self.deleted_at[name])
-        elif name not in BUILTINS:
+        elif name not in BUILTINS or event.kind == "delete":
             self.problems.append(
                 _undefined(self.notebook, stage.name, cell, event, self.first_bind.get(name))
             )
         return None
 
     def _deleted(self, stage: Stage, cell: Cell, event: Event, where: Where) -> None:
+        if event.name in BUILTINS and event.kind != "delete":
+            return  # with the global gone, the name is the builtin again
         self.problems.append(_deleted(self.notebook, stage.name, cell, event, where))
 
 
@@ -153,7 +163,10 @@ def _first_binds(stages: tuple[Stage, ...], cells: dict[int, Cell]) -> dict[str,
 def _undefined(
     notebook: str, stage: str, cell: Cell, event: Event, later: tuple[str, int] | None
 ) -> Diagnostic:
-    if later and later[1] >= cell.index:
+    if event.kind == "delete" and not later:
+        message = f"`del {event.name}` deletes a name that no earlier cell binds."
+        hint = "remove the `del`, or bind the name first."
+    elif later and later[1] >= cell.index:
         where = "this cell" if later[1] == cell.index else f"cell {later[1]} (stage `{later[0]}`)"
         message = (
             f"`{event.name}` is used before it is defined: it is first bound later, in {where}."
@@ -168,17 +181,19 @@ def _undefined(
 
 
 def _deleted(notebook: str, stage: str, cell: Cell, event: Event, where: Where) -> Diagnostic:
-    _, at_cell, at_line = where
-    return Diagnostic(
-        ERROR,
-        notebook,
-        f"`{event.name}` is used after `del {event.name}` in cell {at_cell}, line {at_line}, "
-        "and nothing binds it again in between.",
-        stage,
-        cell.index,
-        event.line,
-        "bind it again before this use, or remove the `del`.",
-    )
+    if where.how == "except":
+        message = (
+            f"`{event.name}` is only bound inside the `except … as {event.name}` handler "
+            f"(cell {where.cell}, line {where.line}); Python unbinds it when the handler ends."
+        )
+        hint = "assign it to another name inside the handler, and use that."
+    else:
+        message = (
+            f"`{event.name}` is used after `del {event.name}` in cell {where.cell}, "
+            f"line {where.line}, and nothing binds it again in between."
+        )
+        hint = "bind it again before this use, or remove the `del`."
+    return Diagnostic(ERROR, notebook, message, stage, cell.index, event.line, hint)
 
 
 def _scopes(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:

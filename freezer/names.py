@@ -180,10 +180,13 @@ class _Visitor(ast.NodeVisitor):
         elif scope.kind == "class":
             scope.names.add(name)
 
-    def _delete(self, name: str, node: ast.AST) -> None:
+    def _delete(self, name: str, node: ast.AST, detail: str = "del") -> None:
+        """`del name`: the name must be bound (a builtin is not enough), then it is not."""
         scope = self.stack[-1]
-        if scope.kind == "module" or name in scope.globals:
-            self._emit("delete", name, node)
+        if self._deferred() and name in scope.globals:
+            self._emit("read", name, node)
+        elif scope.kind == "module" or name in scope.globals:
+            self._emit("delete", name, node, detail)
         elif scope.kind == "class":
             scope.names.discard(name)
 
@@ -194,13 +197,15 @@ class _Visitor(ast.NodeVisitor):
 
     # names
 
+    def visit_Constant(self, node: ast.Constant) -> None:
+        return None
+
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             self._read(node.id, node)
         elif isinstance(node.ctx, ast.Store):
             self._bind(node.id, node)
         else:
-            self._read(node.id, node)
             self._delete(node.id, node)
 
     def _store_target(self, target: ast.expr, statement: ast.AST, detail: str) -> None:
@@ -228,8 +233,10 @@ class _Visitor(ast.NodeVisitor):
             self.visit(node.value)
         if self.stack[-1].kind != "function":
             self.visit(node.annotation)
-        if node.value or not isinstance(node.target, ast.Name):
+        if node.value:
             self._store_target(node.target, node, "assigns into")
+        elif not isinstance(node.target, ast.Name):
+            self.visit(node.target)  # `box.size: int` evaluates `box`, assigns nothing
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         target = node.target
@@ -279,6 +286,8 @@ class _Visitor(ast.NodeVisitor):
             "function", {a.arg for a in _all_args(args)}, locals_.globals, locals_.nonlocals
         )
         scope.names |= locals_.bound - locals_.globals - locals_.nonlocals
+        if self.stack[-1].kind == "class":
+            scope.names.add("__class__")  # the implicit closure cell of methods
         for name in sorted(locals_.globals & locals_.bound):
             self._emit_deferred_bind(name, node)
         self.stack.append(scope)
@@ -372,8 +381,8 @@ class _Visitor(ast.NodeVisitor):
         for statement in node.body:
             self.visit(statement)
         if node.name:
-            # Python deletes the exception's name when the handler ends.
-            self._delete(node.name, node)
+            # Python unbinds the exception's name when the handler ends.
+            self._delete(node.name, node, "except")
 
     # match statements
 

@@ -56,9 +56,11 @@ def read_notebook(path: Path) -> SourceNotebook:
         )
     if not isinstance(raw, dict) or "cells" not in raw:
         return _fail(name, "is not a notebook: the JSON document has no `cells` list.")
+    invalid: dict[str, nbformat.ValidationError] = {}
     try:
-        node = nbformat.reads(data.decode("utf-8"), as_version=4)
-        nbformat.validate(node)
+        node = nbformat.reads(data.decode("utf-8"), as_version=4, capture_validation_error=invalid)
+        if "ValidationError" in invalid:
+            raise invalid["ValidationError"]
     except nbformat.ValidationError as exc:
         where = "/".join(str(part) for part in exc.absolute_path) or "the top level"
         return _fail(

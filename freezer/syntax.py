@@ -35,12 +35,16 @@ class Python:
 def to_python(cell: Cell, notebook: str) -> Python:
     """Transform one code cell; a syntax error comes back as a diagnostic."""
     source, timing = _without_timing(cell, notebook)
-    if "%" in source or "!" in source or "?" in source:
-        code = _TRANSFORMER.transform_cell(source)
-    else:
-        code = source if source.endswith("\n") or not source else source + "\n"
+    code = source if source.endswith("\n") or not source else source + "\n"
     try:
         tree = ast.parse(code)
+    except SyntaxError:
+        # IPython syntax (%magic, !cmd, obj?) is never valid Python: only now is it worth
+        # running IPython's transformer.
+        code = _TRANSFORMER.transform_cell(source)
+        tree = None
+    try:
+        tree = tree or ast.parse(code)
     except SyntaxError as exc:
         line = exc.lineno or 1
         problem = Diagnostic(
@@ -53,7 +57,9 @@ def to_python(cell: Cell, notebook: str) -> Python:
         )
         return Python(code, None, (), (problem,))
     problems = [timing] if timing else []
-    if not any(isinstance(node, ast.Call) and _magic_call(node) for node in ast.walk(tree)):
+    if "get_ipython" not in code or not any(
+        isinstance(node, ast.Call) and _magic_call(node) for node in ast.walk(tree)
+    ):
         return Python(code, tree, (), tuple(problems))
     return _drop_magics(cell, notebook, code, tree, problems)
 
