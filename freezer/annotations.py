@@ -20,7 +20,6 @@ DEFAULT_LEASE_SECONDS = 600
 DEFAULT_BATCH = 10
 
 _HEADER = re.compile(r"^\s*#\|\s?(.*)$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _TRUE = ("true", "yes", "on")
@@ -74,6 +73,11 @@ def parse_header(cell: Cell, notebook: str) -> Header:
             continue
         key, colon, raw = text.partition(":")
         key = key.strip()
+        if colon and not key:
+            problem(
+                line, f"`#| {text.strip()}` has no key before the `:`.", "write `#| key: value`."
+            )
+            continue
         if not colon:
             problem(
                 line, f"`#| {text.strip()}` is not a `key: value` line.", "write `#| key: value`."
@@ -107,10 +111,10 @@ def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | Non
     if not value and key != "title":
         return None, (f"`{key}` has no value.", f"write `#| {key}: <value>`.")
     if key == "stage":
-        if _NAME.match(value):
+        if value.isidentifier():
             return value, None
         fixed = re.sub(r"\W", "_", value)
-        fixed = fixed if _NAME.match(fixed) else "_" + fixed
+        fixed = fixed if fixed.isidentifier() else "_" + fixed
         return None, (
             f"`{value}` is not a valid stage name: use letters, digits and `_`, "
             "not starting with a digit.",

@@ -108,12 +108,14 @@ def _widget_expression(stage: Stage, cells: dict[int, Cell], notebook: str) -> l
     last = code[-1]
     if last.last_expression is not None:
         return []
+    what = "its last statement is not an expression"
+    if last.last_statement_line is None:
+        what = "its last cell has no code"
     return [
         Diagnostic(
             ERROR,
             notebook,
-            f"input stage `{stage.name}` must end with the widget to show, but its last "
-            "statement is not an expression.",
+            f"input stage `{stage.name}` must end with the widget to show, but {what}.",
             stage.name,
             last.index,
             last.last_statement_line or 1,

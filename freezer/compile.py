@@ -91,6 +91,17 @@ def _prepare(cell: Cell, notebook: str, requirements: list[str]) -> tuple[Cell, 
         )
         for line in names.star_imports
     )
+    found.extend(
+        Diagnostic(
+            ERROR,
+            notebook,
+            f"syntax error: {message}.",
+            cell=cell.index,
+            line=line,
+            hint="fix the code so that the cell runs in Jupyter.",
+        )
+        for line, message in names.misplaced
+    )
     body = python.tree.body
     last = body[-1] if body else None
     expression = (

@@ -38,10 +38,13 @@ class _Scope:
 
 @dataclass(frozen=True)
 class CellNames:
-    """What one cell does to the notebook's namespace, and the star imports it has."""
+    """What one cell does to the notebook's namespace, its star imports, and the
+    statements that parse but cannot run at the top of a cell (`return` outside a
+    function: the parser accepts them, Python's compiler refuses them)."""
 
     events: tuple[Event, ...]
     star_imports: tuple[int, ...]
+    misplaced: tuple[tuple[int, str], ...] = ()
 
 
 def analyse(tree: ast.Module) -> CellNames:
@@ -49,7 +52,7 @@ def analyse(tree: ast.Module) -> CellNames:
     visitor = _Visitor()
     for statement in tree.body:
         visitor.visit(statement)
-    return CellNames(tuple(visitor.events), tuple(visitor.star_imports))
+    return CellNames(tuple(visitor.events), tuple(visitor.star_imports), tuple(visitor.misplaced))
 
 
 class _LocalNames(ast.NodeVisitor):
@@ -145,6 +148,7 @@ class _Visitor(ast.NodeVisitor):
         self.stack: list[_Scope] = [_Scope("module")]
         self.events: list[Event] = []
         self.star_imports: list[int] = []
+        self.misplaced: list[tuple[int, str]] = []
 
     # resolution
 
@@ -341,6 +345,14 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
         return None
+
+    def _outside_function(self, node: ast.Return | ast.Yield | ast.YieldFrom) -> None:
+        if not self._deferred():
+            keyword = {ast.Return: "return", ast.Yield: "yield", ast.YieldFrom: "yield from"}
+            self.misplaced.append((node.lineno, f"'{keyword[type(node)]}' outside function"))
+        self.generic_visit(node)
+
+    visit_Return = visit_Yield = visit_YieldFrom = _outside_function
 
     # imports
 

@@ -124,3 +124,18 @@ def test_header_lines_below_code_are_plain_comments(compile_cells):
 def test_default_title_comes_from_the_stage_name(compile_cells):
     graph = compile_cells("#| stage: label_samples\nx = 1")
     assert stage(graph, "label_samples").title == "Label samples"
+
+
+def test_stage_names_may_be_any_python_identifier(compile_cells):
+    graph = compile_cells("#| stage: étape\nx = 1")
+    assert [s.name for s in graph.stages] == ["étape"] and not graph.diagnostics
+
+
+def test_a_header_line_without_a_key_is_an_error(compile_cells):
+    [(cell, line, message)] = errors(compile_cells("#| : nothing\nx = 1"))
+    assert (cell, line) == (1, 1) and "no key" in message
+
+
+def test_input_stage_without_code_says_so(compile_cells):
+    [(cell, line, message)] = errors(compile_cells("x = 1", "#| stage: a\n#| input: each"))
+    assert (cell, line) == (2, 1) and "has no code" in message

@@ -97,3 +97,14 @@ def test_compiler_never_runs_notebook_code(write_notebook, tmp_path):
     path = write_notebook(f"open({str(marker)!r}, 'w').write('x')\nimport os\nos.abort()")
     graph = compile_notebook(path)
     assert not marker.exists() and graph.stages
+
+
+def test_statements_only_the_compiler_refuses_are_syntax_errors(write_notebook):
+    graph = compile_notebook(write_notebook("x = 1\nreturn x", "def f():\n    yield 1\nyield 2"))
+    assert [(d.cell, d.line) for d in graph.diagnostics] == [(1, 2), (2, 3)]
+    assert "'return' outside function" in graph.diagnostics[0].message
+
+
+def test_top_level_await_is_allowed_as_in_jupyter(write_notebook):
+    graph = compile_notebook(write_notebook("import asyncio\nawait asyncio.sleep(0)"))
+    assert not graph.diagnostics
