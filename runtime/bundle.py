@@ -1,0 +1,66 @@
+"""Reading a compiled bundle (docs/bundle.md): the only door from `freezer` to `runtime`.
+
+The runtime needs the notebook's cells in order: a code cell's transformed Python
+(which keeps the cell's line numbering, so errors name the notebook's own lines) and a
+Markdown cell's source. Everything is checked here, once, so later steps trust it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+
+
+class BundleError(Exception):
+    """The directory is not a bundle this runtime can serve; the message says why."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    index: int  # 1-based position among all cells, Markdown included
+    type: str  # "code", "markdown" or "raw"
+    text: str  # Python for a code cell, Markdown for a Markdown cell, else ""
+
+
+@dataclass(frozen=True)
+class Notebook:
+    name: str
+    cells: tuple[Cell, ...]
+
+    @property
+    def code_cells(self) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells if c.type == "code")
+
+
+def load(bundle_dir: Path) -> Notebook:
+    """The notebook a bundle directory holds."""
+    path = Path(bundle_dir) / "manifest.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{bundle_dir} is not a bundle: it has no manifest.json") from None
+    except ValueError as error:
+        raise BundleError(f"{path} is not valid JSON: {error}") from None
+    if manifest.get("format") != FORMAT:
+        raise BundleError(
+            f"{path} has bundle format {manifest.get('format')!r}; this runtime reads format "
+            f"{FORMAT}. Rebuild it with this version of nbfreeze."
+        )
+    try:
+        cells = tuple(_cell(entry) for entry in manifest["cells"])
+        name = str(manifest["notebook"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise BundleError(f"{path} is malformed: {error!r}") from None
+    return Notebook(name=name, cells=cells)
+
+
+def _cell(entry: dict[str, Any]) -> Cell:
+    kind = entry["type"]
+    text = {"code": entry.get("code"), "markdown": entry.get("source")}.get(kind, "")
+    if not isinstance(text, str):
+        raise ValueError(f"cell {entry.get('index')} has no text")
+    return Cell(index=int(entry["index"]), type=kind, text=text)

@@ -1,0 +1,226 @@
+"""The Tornado app: the page shell, its static files, and its WebSocket.
+
+Handlers are thin: they check who is asking and hand the request to a `Sessions`
+function. Access is by invite: the owner's and the labelers' links carry a token that
+is exchanged once for a signed, HttpOnly cookie (or, with `--open`, anyone gets one).
+Every response carries a Content-Security-Policy, and requests and frames have size
+limits, because labelers are not trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+import tornado.websocket
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from runtime import bundle, comm, render, shell
+from runtime.bundle import Notebook
+from runtime.session import Session, Sessions
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "nbfreeze_visitor"
+COOKIE_DAYS = 30
+IDLE_TIMEOUT = 30 * 60.0  # seconds without a message from the page before a session closes
+MAX_BODY_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 16 * 1024 * 1024  # a FileUpload widget sends whole files
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' blob:",  # anywidget imports a widget's _esm from a blob: URL
+        "style-src 'self' 'unsafe-inline'",  # widgets and HTML outputs style inline
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "media-src 'self' data: blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class _Secured(tornado.web.RequestHandler):
+    """Security headers and the visitor's role, for every handler of ours."""
+
+    def set_default_headers(self) -> None:
+        for name, value in HEADERS.items():
+            self.set_header(name, value)
+
+    def role(self) -> str | None:
+        """`owner` or `visitor` for a valid cookie, else None."""
+        value = self.get_signed_cookie(COOKIE, max_age_days=COOKIE_DAYS)
+        return value.decode().split(":", 1)[0] if value else None
+
+    def admit(self, role: str) -> None:
+        value = f"{role}:{secrets.token_hex(8)}"
+        secure = self.request.protocol == "https"
+        self.set_signed_cookie(
+            COOKIE, value, expires_days=COOKIE_DAYS, httponly=True, samesite="Strict", secure=secure
+        )
+
+
+class PageHandler(_Secured):
+    """`GET /`: the page shell (Markdown rendered, empty containers for code cells)."""
+
+    def initialize(self, page: str, tokens: dict[str, str], open_access: bool) -> None:
+        self.page = page
+        self.tokens = tokens
+        self.open_access = open_access
+
+    def get(self) -> None:
+        token = self.get_query_argument("token", None)
+        if token is not None:
+            role = role_for_token(token, self.tokens)
+            if role is None:
+                raise tornado.web.HTTPError(403, reason="This invite link is not valid")
+            self.admit(role)
+            self.redirect("/")  # keep the token out of the address bar and history
+            return
+        if self.role() is None:
+            if not self.open_access:
+                self.set_status(403)
+                self.finish("This app is by invitation: open the link you were given.")
+                return
+            self.admit("visitor")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(self.page)
+
+
+class StaticHandler(tornado.web.StaticFileHandler):
+    """The page's scripts, styles and fonts: compressed, and cached when versioned."""
+
+    def set_default_headers(self) -> None:
+        for name, value in HEADERS.items():
+            self.set_header(name, value)
+
+
+class WidgetSocket(tornado.websocket.WebSocketHandler, _Secured):
+    """`/api/v1/ws`: one session per connection, for as long as it is open."""
+
+    def initialize(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+        self.session: Session | None = None
+
+    def prepare(self) -> None:
+        if self.role() is None:
+            raise tornado.web.HTTPError(403, reason="No session cookie; load the page first")
+
+    def open(self) -> None:
+        self.session = self.sessions.open(self)
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self.session is not None:
+            await self.session.receive(message)
+
+    def on_close(self) -> None:
+        if self.session is not None:
+            IOLoop.current().add_callback(self.sessions.close, self.session)
+            self.session = None  # the handler may outlive the connection; the session not
+
+    def send_frame(self, frame: str | bytes) -> None:
+        try:
+            self.write_message(frame, binary=isinstance(frame, bytes))
+        except tornado.websocket.WebSocketClosedError:
+            pass  # the page went away; on_close closes the session
+
+    def disconnect(self, reason: str) -> None:
+        self.close(4000, reason)
+
+
+def role_for_token(token: str, tokens: dict[str, str]) -> str | None:
+    """The role an invite token grants, compared in constant time."""
+    for role, expected in tokens.items():
+        if hmac.compare_digest(token.encode(), expected.encode()):
+            return role
+    return None
+
+
+def make_app(
+    notebook: Notebook,
+    *,
+    open_access: bool,
+    tokens: dict[str, str] | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
+    cookie_secret: str | None = None,
+) -> tornado.web.Application:
+    """The app serving `notebook`; `tokens` maps `owner`/`visitor` to invite tokens.
+
+    The app's `Sessions` is `app.settings["sessions"]`.
+    """
+    comm.install()
+    shell.install()
+    settings: dict[str, Any] = {
+        "static_path": str(STATIC),
+        "static_handler_class": StaticHandler,
+        "cookie_secret": cookie_secret or secrets.token_hex(32),
+        "compress_response": True,
+        "websocket_max_message_size": MAX_FRAME_BYTES,
+        "websocket_ping_interval": 30,  # so a vanished page's session closes
+        "websocket_ping_timeout": 30,
+    }
+    sessions = Sessions(notebook, idle_timeout=idle_timeout)
+    page = page_for(notebook, settings)
+    handlers = [
+        (r"/", PageHandler, {"page": page, "tokens": tokens or {}, "open_access": open_access}),
+        (r"/api/v1/ws", WidgetSocket, {"sessions": sessions}),
+    ]
+    return tornado.web.Application(handlers, sessions=sessions, **settings)
+
+
+def page_for(notebook: Notebook, settings: dict[str, Any]) -> str:
+    """The page shell, the same for every visitor, so it is rendered once."""
+    cells = [
+        (cell.index, render.markdown_html(cell.text) if cell.type == "markdown" else "")
+        for cell in notebook.cells
+        if cell.type in ("markdown", "code")
+    ]
+    title = Path(notebook.name).stem
+
+    def static_url(path: str) -> str:
+        return StaticHandler.make_static_url(settings, path)
+
+    return render.page_html(title, cells, static_url)
+
+
+def serve(bundle_dir: Path, *, host: str, port: int, open_access: bool) -> None:
+    """Serve the bundle until interrupted, printing the URLs to share."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    notebook = bundle.load(bundle_dir)
+    tokens = {} if open_access else {"owner": secrets.token_urlsafe(24)}
+    if tokens:
+        tokens["visitor"] = secrets.token_urlsafe(24)
+    app = make_app(notebook, open_access=open_access, tokens=tokens)
+    try:
+        asyncio.run(_run(app, host, port, tokens))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _run(app: tornado.web.Application, host: str, port: int, tokens: dict[str, str]) -> None:
+    app.listen(port, address=host, max_body_size=MAX_BODY_BYTES, max_buffer_size=MAX_FRAME_BYTES)
+    sessions: Sessions = app.settings["sessions"]
+    interval = min(sessions.idle_timeout / 4, 60.0) * 1000
+    PeriodicCallback(sessions.cull, interval).start()
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    if tokens:
+        print(f"Owner:   {url}?token={tokens['owner']}")
+        print(f"Invite:  {url}?token={tokens['visitor']}  (share this with labelers)")
+    else:
+        print(f"Serving {url} (open: anyone with the URL can use it)")
+    print("Press Ctrl-C to stop.", flush=True)
+    await asyncio.Event().wait()

@@ -1,0 +1,93 @@
+"""The HTTP side: the page shell, static files, invite links, cookies, headers."""
+
+from __future__ import annotations
+
+import re
+
+from runtime_harness import NotebookTestCase
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.testing import gen_test
+from tornado.websocket import websocket_connect
+
+from runtime.server import CSP
+
+CELLS = ("md:# Labels\nPick the *right* ones.", "import ipywidgets\nipywidgets.IntSlider()")
+
+
+class TestPage(NotebookTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_the_page_is_markdown_and_one_container_per_code_cell(self):
+        response = await self.http_client.fetch(self.get_url("/"))
+        body = response.body.decode()
+        assert "<title>notebook</title>" in body
+        assert "<em>right</em>" in body
+        assert '<div class="nbf-cell" data-cell="2"></div>' in body
+        for asset in ("widgets.css", "page.css", "page.js"):
+            assert re.search(rf'/static/{asset}\?v=[0-9a-f]+"', body)
+
+    @gen_test
+    async def test_every_response_has_a_content_security_policy(self):
+        for path in ("/", "/static/page.js", "/static/missing.js"):
+            response = await self.http_client.fetch(self.get_url(path), raise_error=False)
+            assert response.headers["Content-Security-Policy"] == CSP
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+    @gen_test
+    async def test_the_session_cookie_is_signed_and_http_only(self):
+        response = await self.http_client.fetch(self.get_url("/"))
+        cookie = response.headers["Set-Cookie"]
+        assert cookie.startswith("nbfreeze_visitor=2|")  # tornado's signed value, version 2
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+    @gen_test
+    async def test_static_files_are_compressed_and_cached_when_versioned(self):
+        page = (await self.http_client.fetch(self.get_url("/"))).body.decode()
+        versioned = re.search(r"/static/widgets.css\?v=[0-9a-f]+", page).group(0)
+        request = HTTPRequest(
+            self.get_url(versioned), headers={"Accept-Encoding": "gzip"}, decompress_response=False
+        )
+        response = await self.http_client.fetch(request)
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert "max-age=315360000" in response.headers["Cache-Control"]
+
+    @gen_test
+    async def test_a_socket_without_the_cookie_is_refused(self):
+        url = self.get_url("/api/v1/ws").replace("http", "ws", 1)
+        try:
+            await websocket_connect(url)
+        except HTTPClientError as error:
+            assert error.code == 403
+        else:
+            raise AssertionError("connected without a cookie")
+        assert len(self.sessions) == 0
+
+
+class TestInvites(NotebookTestCase):
+    cells = CELLS
+    open_access = False
+    tokens = {"owner": "owner-secret", "visitor": "invite-secret"}
+
+    async def fetch(self, path: str, cookie: str = ""):
+        request = HTTPRequest(
+            self.get_url(path), headers={"Cookie": cookie}, follow_redirects=False
+        )
+        return await self.http_client.fetch(request, raise_error=False)
+
+    @gen_test
+    async def test_without_an_invite_the_page_is_refused(self):
+        assert (await self.fetch("/")).code == 403
+        assert (await self.fetch("/?token=guessed")).code == 403
+
+    @gen_test
+    async def test_an_invite_link_gives_a_cookie_and_drops_the_token_from_the_url(self):
+        for token in ("invite-secret", "owner-secret"):
+            response = await self.fetch(f"/?token={token}")
+            assert response.code == 302 and response.headers["Location"] == "/"
+            cookie = response.headers["Set-Cookie"].split(";", 1)[0]
+            assert (await self.fetch("/", cookie)).code == 200
+
+    @gen_test
+    async def test_a_forged_cookie_is_refused(self):
+        assert (await self.fetch("/", "nbfreeze_visitor=owner:1234")).code == 403
