@@ -45,6 +45,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--open", action="store_true", help="let anyone with the URL in (no invite links)"
     )
+    serve.add_argument(
+        "--db",
+        metavar="URL",
+        help="database URL (default: SQLite in the bundle's directory); "
+        "postgresql+psycopg://… to scale out",
+    )
+    serve.add_argument(
+        "--stage-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long a stage may run before it is reported as failed (default 600)",
+    )
     return parser
 
 
@@ -98,7 +111,15 @@ def bundle_for(target: Path) -> Path | None:
     return write_bundle(graph, target.read_bytes(), out)
 
 
-def run_serve(target: Path, *, host: str, port: int, open_access: bool) -> int:
+def run_serve(
+    target: Path,
+    *,
+    host: str,
+    port: int,
+    open_access: bool,
+    db_url: str | None = None,
+    stage_timeout: float = 600.0,
+) -> int:
     """`nbfreeze serve`: build when given a notebook, then serve until interrupted."""
     if target.is_dir() and not (target / "manifest.json").is_file():
         print(
@@ -111,7 +132,14 @@ def run_serve(target: Path, *, host: str, port: int, open_access: bool) -> int:
         return 1
     from runtime.server import serve
 
-    serve(bundle, host=host, port=port, open_access=open_access)
+    serve(
+        bundle,
+        host=host,
+        port=port,
+        open_access=open_access,
+        db_url=db_url,
+        stage_timeout=stage_timeout,
+    )
     return 0
 
 
@@ -123,7 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args.notebook, as_dot=args.dot, as_json=args.json)
         if args.command == "build":
             return run_build(args.notebook, args.output)
-        return run_serve(args.target, host=args.host, port=args.port, open_access=args.open)
+        return run_serve(
+            args.target,
+            host=args.host,
+            port=args.port,
+            open_access=args.open,
+            db_url=args.db,
+            stage_timeout=args.stage_timeout,
+        )
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

@@ -27,13 +27,47 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """A stage of the compiled graph, as the runtime walks it."""
+
+    name: str
+    title: str
+    kind: str  # "compute" or "input"
+    input: str | None  # "each", "pool", "owner" or None
+    scope: str  # "shared" or "user"
+    cells: tuple[int, ...]
+    depends_on: tuple[str, ...]
+    defines: tuple[str, ...]
+    options: dict[str, Any]
+    widget: str | None
+
+    @property
+    def shown(self) -> bool:
+        """Does the stage have a page of its own?"""
+        return self.kind == "input" or bool(self.options.get("show"))
+
+
+@dataclass(frozen=True)
 class Notebook:
     name: str
     cells: tuple[Cell, ...]
+    stages: tuple[Stage, ...] = ()
 
     @property
     def code_cells(self) -> tuple[Cell, ...]:
         return tuple(c for c in self.cells if c.type == "code")
+
+    @property
+    def staged(self) -> bool:
+        """Is this a staged app (it has input stages) rather than a page per visitor?"""
+        return any(stage.kind == "input" for stage in self.stages)
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def cells_of(self, stage: Stage) -> tuple[Cell, ...]:
+        chosen = set(stage.cells)
+        return tuple(c for c in self.cells if c.index in chosen)
 
 
 def load(bundle_dir: Path) -> Notebook:
@@ -52,10 +86,11 @@ def load(bundle_dir: Path) -> Notebook:
         )
     try:
         cells = tuple(_cell(entry) for entry in manifest["cells"])
+        stages = tuple(_stage(entry) for entry in manifest.get("stages", []))
         name = str(manifest["notebook"])
     except (KeyError, TypeError, ValueError) as error:
         raise BundleError(f"{path} is malformed: {error!r}") from None
-    return Notebook(name=name, cells=cells)
+    return Notebook(name=name, cells=cells, stages=stages)
 
 
 def _cell(entry: dict[str, Any]) -> Cell:
@@ -64,3 +99,18 @@ def _cell(entry: dict[str, Any]) -> Cell:
     if not isinstance(text, str):
         raise ValueError(f"cell {entry.get('index')} has no text")
     return Cell(index=int(entry["index"]), type=kind, text=text)
+
+
+def _stage(entry: dict[str, Any]) -> Stage:
+    return Stage(
+        name=str(entry["name"]),
+        title=str(entry["title"]),
+        kind=str(entry["kind"]),
+        input=entry["input"],
+        scope=str(entry["scope"]),
+        cells=tuple(int(i) for i in entry["cells"]),
+        depends_on=tuple(str(d) for d in entry["depends_on"]),
+        defines=tuple(str(d) for d in entry["defines"]),
+        options=dict(entry.get("options") or {}),
+        widget=entry.get("widget"),
+    )

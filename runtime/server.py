@@ -197,10 +197,32 @@ def page_for(notebook: Notebook, settings: dict[str, Any]) -> str:
     return render.page_html(title, cells, static_url)
 
 
-def serve(bundle_dir: Path, *, host: str, port: int, open_access: bool) -> None:
-    """Serve the bundle until interrupted, printing the URLs to share."""
+def serve(
+    bundle_dir: Path,
+    *,
+    host: str,
+    port: int,
+    open_access: bool,
+    db_url: str | None = None,
+    stage_timeout: float = 600.0,
+) -> None:
+    """Serve the bundle until interrupted, printing the URLs to share: a staged app when
+    the notebook has input stages, else a page per visitor."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     notebook = bundle.load(bundle_dir)
+    if notebook.staged:
+        from runtime.app import serve_staged
+
+        serve_staged(
+            bundle_dir,
+            notebook,
+            host=host,
+            port=port,
+            open_access=open_access,
+            db_url=db_url,
+            stage_timeout=stage_timeout,
+        )
+        return
     tokens = {} if open_access else {"owner": secrets.token_urlsafe(24)}
     if tokens:
         tokens["visitor"] = secrets.token_urlsafe(24)

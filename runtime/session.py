@@ -31,6 +31,9 @@ from runtime.bundle import Notebook
 log = logging.getLogger(__name__)
 
 
+_DISPLAYED = ("output", "clear_output", "cell_error")
+
+
 class Client(Protocol):
     """The page end of a session: its WebSocket."""
 
@@ -42,14 +45,24 @@ class Client(Protocol):
 class Session:
     """One page's notebook run and its widgets."""
 
-    def __init__(self, notebook: Notebook, client: Client, pool: Executor) -> None:
+    def __init__(
+        self,
+        notebook: Notebook,
+        client: Client,
+        pool: Executor,
+        *,
+        namespace: dict[str, Any] | None = None,
+        program: Callable[[Session], None] | None = None,
+    ) -> None:
         self.id = secrets.token_hex(8)
         self.notebook = notebook
         self.client = client
         self.comms = comm.SessionComms(self.emit)
         self.shell = shell.SessionShell(self.emit, notebook.name, self.comms.shown)
-        self.namespace = execute.new_namespace()
+        self.namespace = execute.new_namespace() if namespace is None else namespace
         self.shell.user_ns = self.namespace
+        self.program = program or Session.run_notebook
+        self.quiet = False  # while True, what the code displays is not sent to the page
         self.closed = False
         self.busy = False
         self.last_active = time.monotonic()
@@ -63,7 +76,7 @@ class Session:
 
     def emit(self, message: dict[str, Any], buffers: Sequence[wire.Buffer] = ()) -> None:
         """Send a message to the page; callable from any thread."""
-        if self.closed:
+        if self.closed or (self.quiet and message["type"] in _DISPLAYED):
             return
         if self._parent is not None:
             message["parent_id"] = self._parent
@@ -77,8 +90,12 @@ class Session:
         self._loop.add_callback(self._deliver, frame)
 
     async def start(self) -> None:
-        """Run the notebook's code cells in order, streaming what they show."""
-        await self._call(self._run_notebook)
+        """Run the session's program (by default every code cell, in order)."""
+        await self._call(self.program, self)
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn(*args)` in the session's context, after any call already running."""
+        await self._call(fn, *args)
 
     async def receive(self, frame: str | bytes) -> None:
         """Handle one frame from the page; a refused one gets a `reply_error`."""
@@ -105,7 +122,8 @@ class Session:
             teardown = self._context.copy().run
             await self._loop.run_in_executor(self._pool, teardown, self._teardown)
 
-    def _run_notebook(self) -> None:
+    def run_notebook(self) -> None:
+        """The program of a page per visitor: every code cell, in order."""
         for cell in self.notebook.code_cells:
             if self.closed:
                 return

@@ -17,6 +17,7 @@ import logging
 import re
 import sys
 import time
+import traceback
 import weakref
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -67,6 +68,8 @@ class SessionShell:
         self.configurables: list[Any] = []
         self._emit = emit
         self._shown = shown
+        # Told of every error with its full traceback (the owner's view of shared stages).
+        self.on_error: Callable[[dict[str, Any], str], None] | None = None
         self._captures: list[Output] = []
         self._clear_pending: weakref.WeakSet[Output] = weakref.WeakSet()
         self._stream: tuple[Target, str, list[str], float] | None = None
@@ -117,6 +120,8 @@ class SessionShell:
             return
         report = error_report(self.notebook, error, tb, self.cell)
         log.warning("%s", report["message"], exc_info=(etype, error, tb))
+        if self.on_error is not None:
+            self.on_error(report, "".join(traceback.format_exception(etype, error, tb)))
         self._flush_stream()
         if self._captures:
             output = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,18 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Token(Base):
+    """A link's token, stored hashed: a user's own link, or an invite that makes a new
+    labeler for each person who opens it (`user_id` null)."""
+
+    __tablename__ = "tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -93,16 +103,6 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Invite:
-    """A user and the token of their link (known only when it is made)."""
-
-    user_id: int
-    name: str
-    role: str
-    token: str
-
-
 class Store:
     """Plain functions over one database; each call is one committed transaction."""
 
@@ -125,29 +125,42 @@ class Store:
                 session.rollback()
             return session.get(Setting, "cookie_secret").value  # type: ignore[union-attr]
 
-    def invite(self, name: str, role: str = LABELER) -> Invite:
-        """A new user with a fresh token."""
-        token = secrets.token_urlsafe(24)
+    def add_user(self, name: str, role: str = LABELER) -> User:
         with self._session() as session:
-            user = User(name=name, role=role, token_hash=hash_token(token))
+            user = User(name=name, role=role)
             session.add(user)
             session.commit()
-            return Invite(user.id, name, role, token)
+            return user
 
-    def user_for_token(self, token: str) -> User | None:
-        """The user a link's token belongs to, unless revoked."""
+    def owner(self) -> User:
+        """The app's owner, made on first use."""
         with self._session() as session:
-            user = session.scalar(select(User).where(User.token_hash == hash_token(token)))
-            return user if user and user.revoked_at is None else None
+            found = session.scalar(select(User).where(User.role == OWNER).order_by(User.id))
+        return found or self.add_user("owner", OWNER)
+
+    def mint_token(self, role: str, user_id: int | None = None) -> str:
+        """A new link token: for that user, or (no user) an invite for new labelers."""
+        token = secrets.token_urlsafe(24)
+        with self._session() as session:
+            session.add(Token(token_hash=hash_token(token), role=role, user_id=user_id))
+            session.commit()
+        return token
+
+    def redeem(self, token: str) -> User | None:
+        """The user a link's token lets in: its own user, or a new labeler for an invite."""
+        with self._session() as session:
+            found = session.get(Token, hash_token(token))
+            if found is None or found.revoked_at is not None:
+                return None
+            user_id = found.user_id
+        if user_id is None:
+            return self.add_user("labeler")
+        return self.user(user_id)
 
     def user(self, user_id: int) -> User | None:
         with self._session() as session:
             user = session.get(User, user_id)
             return user if user and user.revoked_at is None else None
-
-    def owner(self) -> User | None:
-        with self._session() as session:
-            return session.scalar(select(User).where(User.role == OWNER).order_by(User.id))
 
     def users(self) -> list[User]:
         with self._session() as session:

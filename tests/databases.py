@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +24,8 @@ def _postgres_url() -> str:
     return url
 
 
-@pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
+def fresh_postgres_database() -> tuple[str, Callable[[], None]]:
+    """A new, empty PostgreSQL database and the function that drops it."""
     url = make_url(_postgres_url())
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     name = f"nbfreeze_t_{uuid.uuid4().hex[:12]}"
@@ -37,12 +36,23 @@ def postgres_database() -> Iterator[str]:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL is unreachable: {exc}")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
+
+    def drop() -> None:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    url, drop = fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        drop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -77,3 +77,16 @@ def test_every_manifest_field_is_documented(tmp_path):
     )
     for field in fields:
         assert f"`{field}`" in text, f"manifest field `{field}` is not in docs/bundle.md"
+
+
+def test_every_api_route_is_documented():
+    from runtime.app import make_staged_app
+
+    text = (DOCS / "api.md").read_text()
+    routes = re.findall(
+        r'\(r"(/api/v1[^"]*)"', Path(make_staged_app.__code__.co_filename).read_text()
+    )
+    assert routes
+    for route in routes:
+        shown = route.replace("([^/]+)", "NAME")
+        assert re.search(rf"`(GET|POST) {re.escape(shown)}[`?]", text), f"{shown} is not documented"

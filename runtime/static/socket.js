@@ -5,7 +5,9 @@
  * the server starts running the notebook while the browser is still evaluating the
  * widget bundle. Frames that arrive before page.js takes over wait in `early`.
  */
-const url = new URL('/api/v1/ws', location.href);
+// A staged app's page names its own socket (which stage it shows) in a meta tag.
+const path = document.querySelector('meta[name="nbf-socket"]')?.content || '/api/v1/ws';
+const url = new URL(path, location.href);
 url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
 export const socket = new WebSocket(url);
 socket.binaryType = 'arraybuffer';

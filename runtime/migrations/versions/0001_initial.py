@@ -1,4 +1,4 @@
-"""The first schema: settings, users, submissions, stage runs.
+"""The first schema: settings, users, link tokens, submissions, stage runs.
 
 Revision ID: 0001
 Revises:
@@ -24,7 +24,14 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
-        sa.Column("token_hash", sa.String(64), unique=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    )
+    op.create_table(
+        "tokens",
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("user_id", sa.Integer(), sa.ForeignKey("users.id")),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True)),
     )
@@ -49,5 +56,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("stage_runs", "submissions", "users", "settings"):
+    for table in ("stage_runs", "submissions", "tokens", "users", "settings"):
         op.drop_table(table)

@@ -1,0 +1,432 @@
+"""The staged app's Tornado handlers: pages, the JSON API under /api/v1, the socket.
+
+Handlers are thin: they find who is asking (a signed cookie holding their user id),
+call one function of `runtime.staged`, and write the answer. Every state-changing
+request needs the XSRF token; every refusal is a clear 4xx with a JSON `error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import tornado.escape
+import tornado.template
+import tornado.web
+import tornado.websocket
+from tornado.ioloop import IOLoop
+
+from runtime import comm, shell
+from runtime.bundle import Notebook
+from runtime.pipeline import FAILED, Pipeline
+from runtime.server import HEADERS, MAX_BODY_BYTES, STATIC, StaticHandler
+from runtime.session import Session
+from runtime.staged import Refused, Staged
+from runtime.store import LABELER, OWNER, Store, User, default_url, open_store
+from runtime.walk import current
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+COOKIE = "nbfreeze_user"
+COOKIE_DAYS = 90
+MAX_REQUEST_ID = 100
+
+
+class _Handler(tornado.web.RequestHandler):
+    """Security headers, the person asking, and JSON refusals."""
+
+    def initialize(self, staged: Staged, open_access: bool) -> None:
+        self.staged = staged
+        self.open_access = open_access
+
+    def set_default_headers(self) -> None:
+        for name, value in HEADERS.items():
+            self.set_header(name, value)
+        self.set_header("Cache-Control", "no-store")
+
+    def person(self) -> User | None:
+        value = self.get_signed_cookie(COOKIE, max_age_days=COOKIE_DAYS)
+        if value is None or not value.isdigit():
+            return None
+        return self.staged.store.user(int(value))
+
+    def admit(self, user: User) -> None:
+        self.set_signed_cookie(
+            COOKIE,
+            str(user.id),
+            expires_days=COOKIE_DAYS,
+            httponly=True,
+            samesite="Lax",
+            secure=self.request.protocol == "https",
+        )
+
+    def page(self, template: str, heading: str, user: User | None = None, **values: Any) -> None:
+        _ = self.xsrf_token  # sets the _xsrf cookie the page's scripts send back
+        steps = self.staged.pages(user) if user else []
+        loader = self.application.settings["templates"]
+        html = loader.load(template).generate(
+            heading=heading,
+            app_title=Path(self.staged.notebook.name).stem,
+            steps=steps,
+            static_url=self.static_url,
+            url_escape=tornado.escape.url_escape,
+            **values,
+        )
+        self.finish(html)
+
+
+class _PageHandler(_Handler):
+    def prepare(self) -> None:
+        self.user = self.person()
+        if self.user is None:
+            self.set_status(403)
+            self.page("message.html", "By invitation", message=_NO_INVITE, poll=False, pending=[])
+
+
+_NO_INVITE = "This app is by invitation: open the link you were given."
+
+
+class EntryHandler(_Handler):
+    """`GET /`: exchange a link's token for a cookie, then go to the current page."""
+
+    def get(self) -> None:
+        _ = self.xsrf_token  # scripts get their XSRF cookie here, with their session
+        token = self.get_query_argument("token", None)
+        if token is not None:
+            user = self.staged.store.redeem(token)
+            if user is None:
+                self.set_status(403)
+                message = "This link is not valid (or was revoked). Ask for a new one."
+                self.page("message.html", "Link not valid", message=message, poll=False, pending=[])
+                return
+            self.admit(user)
+            self.redirect("/")  # keep the token out of the address bar and history
+            return
+        user = self.person()
+        if user is None:
+            if not self.open_access:
+                self.set_status(403)
+                self.page(
+                    "message.html", "By invitation", message=_NO_INVITE, poll=False, pending=[]
+                )
+                return
+            user = self.staged.store.add_user("labeler")
+            self.admit(user)
+        self.redirect(self.staged.where(user))
+
+
+class StagePage(_PageHandler):
+    """`GET /stage/NAME`: a stage's page, its widget live over the socket."""
+
+    def get(self, name: str) -> None:
+        try:
+            page = self.staged.page_for(self.user, name)
+        except Refused as refused:
+            self.set_status(refused.status)
+            self.page(
+                "message.html",
+                "Not available",
+                self.user,
+                message=str(refused),
+                poll=True,
+                pending=[],
+            )
+            return
+        stage = page.stage
+        self.page(
+            "stage.html",
+            stage.title,
+            self.user,
+            stage=stage,
+            cells=self.staged.shell_cells(self.user, stage),
+        )
+
+
+class WaitingPage(_PageHandler):
+    """`GET /waiting`: nothing is open for the person yet; opens the next page by itself."""
+
+    def get(self) -> None:
+        pages = self.staged.pages(self.user)
+        if current(pages) is not None:
+            self.redirect(self.staged.where(self.user))
+            return
+        pending = [p for p in pages if p.state == "waiting"]
+        message = "Your next step is not ready yet."
+        self.page(
+            "message.html", "Please wait", self.user, message=message, poll=True, pending=pending
+        )
+
+
+class DonePage(_PageHandler):
+    """`GET /done`: everything is answered."""
+
+    def get(self) -> None:
+        message = "You are done: every answer is saved. Thank you!"
+        self.page("message.html", "Done", self.user, message=message, poll=False, pending=[])
+
+
+class OwnerPage(_PageHandler):
+    """`GET /owner`: every stage's state, failures with their tracebacks, the owner's pages."""
+
+    def get(self) -> None:
+        if self.user.role != OWNER:
+            raise tornado.web.HTTPError(403, reason="Only the owner can see this page")
+        pipeline = self.staged.pipeline
+        mine = {p.stage.name: p for p in self.staged.pages(self.user)}
+        rows, errors = [], []
+        for stage in self.staged.notebook.stages:
+            status = pipeline.status.get(stage.name)
+            state = status.state if status else "per labeler"
+            link = ""
+            if stage.name in mine and mine[stage.name].state != "waiting":
+                link = "answer" if stage.input == "owner" else "open"
+            rows.append((stage, state, link))
+            if status and status.state == FAILED:
+                errors.append((stage, status.error or status.reason))
+        store = self.staged.store
+        labelers = [u for u in store.users() if u.role != OWNER]
+        answers = sum(len(store.answers(u.id)) for u in labelers)
+        self.page(
+            "owner.html",
+            "Owner",
+            self.user,
+            rows=rows,
+            errors=errors,
+            labelers=len(labelers),
+            answers=answers,
+        )
+
+
+class _Api(_Handler):
+    def prepare(self) -> None:
+        self.user = self.person()
+        if self.user is None:
+            self.refuse(401, "no session: open your invite link first")
+
+    def refuse(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.finish({"error": message})
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        reason = self._reason if status_code < 500 else "the server failed to answer"
+        self.finish({"error": reason})
+
+    def json_body(self) -> dict[str, Any]:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise Refused(400, "the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise Refused(400, "the request body must be a JSON object")
+        return body
+
+
+def stage_json(page: Any) -> dict[str, Any]:
+    stage = page.stage
+    return {
+        "name": stage.name,
+        "title": stage.title,
+        "kind": stage.kind,
+        "input": stage.input,
+        "scope": stage.scope,
+        "state": page.state,
+        "reason": page.reason,
+        "url": f"/stage/{stage.name}",
+    }
+
+
+class StagesApi(_Api):
+    """`GET /api/v1/stages`: the person's pages, their states, and where to go next."""
+
+    def get(self) -> None:
+        _ = self.xsrf_token
+        pages = self.staged.pages(self.user)
+        self.finish(
+            {
+                "user": {"id": self.user.id, "role": self.user.role},
+                "stages": [stage_json(p) for p in pages],
+                "next": self.staged.where(self.user),
+            }
+        )
+
+
+class StageApi(_Api):
+    """`GET /api/v1/stages/NAME`: one page's state and the person's saved answer."""
+
+    def get(self, name: str) -> None:
+        try:
+            page = self.staged.page_for(self.user, name)
+        except Refused as refused:
+            self.refuse(refused.status, str(refused))
+            return
+        answer = self.staged.store.answers(self.user.id).get(name)
+        self.finish(stage_json(page) | {"answer": answer})
+
+
+class SubmitApi(_Api):
+    """`POST /api/v1/stages/NAME/submit`: save an answer; the reply says where next."""
+
+    async def post(self, name: str) -> None:
+        try:
+            body = self.json_body()
+            request_id = body.get("request_id")
+            if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+                raise Refused(
+                    400, f"`request_id` must be a string of 1 to {MAX_REQUEST_ID} characters"
+                )
+            state = body.get("state")
+            if state is not None and not isinstance(state, dict):
+                raise Refused(400, "`state` must be an object mapping widget paths to values")
+            next_url = await self.staged.submit(self.user, name, request_id, state)
+        except Refused as refused:
+            self.refuse(refused.status, str(refused))
+            return
+        self.finish({"ok": True, "next": next_url})
+
+
+class PipelineApi(_Api):
+    """`GET /api/v1/pipeline`: the shared stages' states (the owner only)."""
+
+    def get(self) -> None:
+        if self.user.role != OWNER:
+            self.refuse(403, "only the owner can see the pipeline")
+            return
+        stages = {
+            name: {"state": s.state, "reason": s.reason, "error": s.error, "cached": s.cached}
+            for name, s in self.staged.pipeline.status.items()
+        }
+        self.finish({"stages": stages})
+
+
+class StageSocket(tornado.websocket.WebSocketHandler, _Handler):
+    """`/api/v1/ws?stage=NAME`: the live session of one stage page."""
+
+    def prepare(self) -> None:
+        self.user = self.person()
+        if self.user is None:
+            raise tornado.web.HTTPError(403, reason="No session cookie; open your link first")
+        name = self.get_query_argument("stage", "")
+        try:
+            self.stage = self.staged.page_for(self.user, name).stage
+        except Refused as refused:
+            raise tornado.web.HTTPError(refused.status, reason=str(refused)) from None
+        self.session: Session | None = None
+
+    def open(self) -> None:
+        self.session = self.staged.open_session(self.user, self.stage, self)
+        IOLoop.current().add_callback(self.session.start)
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self.session is not None:
+            await self.session.receive(message)
+
+    def on_close(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            self.staged.closed(self.user, self.stage, session)
+            IOLoop.current().add_callback(session.close)
+
+    def send_frame(self, frame: str | bytes) -> None:
+        try:
+            self.write_message(frame, binary=isinstance(frame, bytes))
+        except tornado.websocket.WebSocketClosedError:
+            pass
+
+    def disconnect(self, reason: str) -> None:
+        self.close(4000, reason)
+
+
+def make_staged_app(
+    notebook: Notebook,
+    store: Store,
+    cache_dir: Path,
+    *,
+    open_access: bool,
+    stage_timeout: float = 600.0,
+    progress: Any = lambda line: None,
+) -> tornado.web.Application:
+    """The staged app; call `app.settings["staged"].pipeline.advance()` to run the shared
+    stages (serve does, at start)."""
+    comm.install()
+    shell.install()
+    pool = ThreadPoolExecutor(32, thread_name_prefix="nbfreeze-stage")
+    pipeline = Pipeline(
+        notebook, store, cache_dir, pool, stage_timeout=stage_timeout, progress=progress
+    )
+    staged = Staged(notebook, store, pipeline, pool, live={})
+    common = {"staged": staged, "open_access": open_access}
+    handlers = [
+        (r"/", EntryHandler, common),
+        (r"/stage/([^/]+)", StagePage, common),
+        (r"/waiting", WaitingPage, common),
+        (r"/done", DonePage, common),
+        (r"/owner", OwnerPage, common),
+        (r"/api/v1/stages", StagesApi, common),
+        (r"/api/v1/stages/([^/]+)", StageApi, common),
+        (r"/api/v1/stages/([^/]+)/submit", SubmitApi, common),
+        (r"/api/v1/pipeline", PipelineApi, common),
+        (r"/api/v1/ws", StageSocket, common),
+    ]
+    settings = {
+        "static_path": str(STATIC),
+        "static_handler_class": StaticHandler,
+        "cookie_secret": store.secret(),
+        "xsrf_cookies": True,
+        "xsrf_cookie_kwargs": {"samesite": "Strict"},
+        "compress_response": True,
+        "templates": tornado.template.Loader(str(TEMPLATES)),
+        "websocket_ping_interval": 30,
+        "websocket_ping_timeout": 30,
+    }
+    return tornado.web.Application(
+        handlers, staged=staged, max_body_size=MAX_BODY_BYTES, **settings
+    )
+
+
+def serve_staged(
+    bundle_dir: Path,
+    notebook: Notebook,
+    *,
+    host: str,
+    port: int,
+    open_access: bool,
+    db_url: str | None,
+    stage_timeout: float,
+) -> None:
+    """Serve a staged app until interrupted: print the links, run the shared stages."""
+    store = open_store(db_url or default_url(bundle_dir))
+    owner = store.mint_token(OWNER, store.owner().id)
+    invite = None if open_access else store.mint_token(LABELER)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    print(f"Owner:   {url}?token={owner}")
+    if invite:
+        print(f"Invite:  {url}?token={invite}  (share this with labelers: one link for all)")
+    else:
+        print(f"Open:    {url}  (anyone with the URL can label)")
+    print("Links from earlier runs keep working.", flush=True)
+
+    async def main() -> None:
+        # Sessions belong to the loop they are made on: make the app inside it.
+        app = make_staged_app(
+            notebook,
+            store,
+            bundle_dir / "cache",
+            open_access=open_access,
+            stage_timeout=stage_timeout,
+            progress=lambda line: print(line, flush=True),
+        )
+        app.listen(port, address=host, max_body_size=MAX_BODY_BYTES)
+        print("Running the shared stages:", flush=True)
+        await app.settings["staged"].pipeline.advance()
+        print("Ready. Press Ctrl-C to stop.", flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,237 @@
+"""The shared stages: run once for everybody, in dependency order, off the event loop.
+
+One headless session holds the shared namespace. A compute stage runs when every
+stage it depends on is done; an `owner` stage is replayed from the owner's stored
+answer; a `pool` stage waits for pooled labeling. A compute stage's results are cached
+on disk under a key made of its code and its inputs' keys, so a restart (or another
+process) reuses them instead of recomputing; a changed cell changes its key and the
+keys of everything after it, and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import json
+import logging
+import pickle
+import time
+import types
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.bundle import Notebook, Stage
+from runtime.session import Session
+from runtime.stage_run import AnswerError, apply_answer, run_cells, stage_widget
+from runtime.store import Store
+
+log = logging.getLogger(__name__)
+
+WAITING, RUNNING, DONE, FAILED = "waiting", "running", "done", "failed"
+
+
+@dataclass
+class StageStatus:
+    """Where a shared stage stands, why, and what it displayed."""
+
+    state: str = WAITING
+    reason: str = ""
+    error: str | None = None  # the traceback, for the owner only
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    key: str | None = None
+    seconds: float = 0.0
+    cached: bool = False
+
+
+class Silent:
+    """A client that drops everything: for sessions with no page."""
+
+    def send_frame(self, frame: str | bytes) -> None:
+        pass
+
+    def disconnect(self, reason: str) -> None:
+        pass
+
+
+class HeadlessSession(Session):
+    """A session with no page: what its code displays is recorded, not sent."""
+
+    recording: list[dict[str, Any]] | None = None
+
+    def emit(self, message: dict[str, Any], buffers: Any = ()) -> None:
+        if self.recording is not None and message["type"] in ("output", "clear_output"):
+            if "widget" not in message:  # a widget of the shared session has no page
+                self.recording.append(message)
+
+
+@dataclass(frozen=True)
+class _ModuleRef:
+    name: str
+
+
+class Pipeline:
+    """The shared namespace and the state of every shared stage."""
+
+    def __init__(
+        self,
+        notebook: Notebook,
+        store: Store,
+        cache_dir: Path,
+        pool: Executor,
+        *,
+        stage_timeout: float,
+        progress: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.notebook = notebook
+        self.store = store
+        self.cache_dir = cache_dir
+        self.stage_timeout = stage_timeout
+        self.progress = progress
+        self.session = HeadlessSession(notebook, Silent(), pool)
+        self.session.shell.on_error = self._on_error
+        self.shared = [s for s in notebook.stages if s.scope == "shared"]
+        self.status = {s.name: StageStatus() for s in self.shared}
+        self.version = 0  # bumped on every change, for pages that wait
+        self.changed = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._failure: tuple[dict[str, Any], str] | None = None
+
+    @property
+    def namespace(self) -> dict[str, Any]:
+        return self.session.namespace
+
+    def done(self, name: str) -> bool:
+        """Is the shared stage `name` done (user stages are never in the pipeline)?"""
+        status = self.status.get(name)
+        return status is None or status.state == DONE
+
+    async def advance(self) -> None:
+        """Run every shared stage that can run now, in notebook order."""
+        async with self._lock:
+            for number, stage in enumerate(self.shared, start=1):
+                status = self.status[stage.name]
+                if status.state in (DONE, FAILED):
+                    continue
+                pending = [d for d in stage.depends_on if not self.done(d)]
+                if pending:
+                    self._set(stage, WAITING, f"waits for {', '.join(pending)}")
+                    continue
+                if stage.input == "pool":
+                    self._set(stage, WAITING, "pooled labeling is not available in this version")
+                    continue
+                answer = None
+                if stage.input == "owner":
+                    answer = self.store.answers(self.store.owner().id).get(stage.name)
+                    if answer is None:
+                        self._set(stage, WAITING, "waits for the owner's answer")
+                        continue
+                await self._run(stage, answer, f"[{number}/{len(self.shared)}]")
+
+    def _set(self, stage: Stage, state: str, reason: str = "") -> None:
+        status = self.status[stage.name]
+        if (status.state, status.reason) != (state, reason):
+            status.state, status.reason = state, reason
+            self._bump()
+
+    def _bump(self) -> None:
+        self.version += 1
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def _key(self, stage: Stage, answer: dict[str, Any] | None) -> str:
+        code = [c.text for c in self.notebook.cells_of(stage) if c.type == "code"]
+        inputs = [self.status[d].key for d in stage.depends_on]
+        material = json.dumps([code, inputs, answer], sort_keys=True, default=str)
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    async def _run(self, stage: Stage, answer: dict[str, Any] | None, counter: str) -> None:
+        status = self.status[stage.name]
+        key = self._key(stage, answer)
+        self._set(stage, RUNNING)
+        started = time.monotonic()
+        if stage.kind == "compute" and self._load(stage, key):
+            status.cached = True
+        else:
+            status.outputs = []
+            self._failure = None
+            self.session.recording = status.outputs
+            try:
+                await asyncio.wait_for(
+                    self.session.call(self._execute, stage, answer), self.stage_timeout
+                )
+            except TimeoutError:
+                self._failure = (
+                    {"message": f"stage `{stage.name}` ran longer than {self.stage_timeout:g} s"},
+                    f"stage `{stage.name}` was stopped after {self.stage_timeout:g} s "
+                    "(nbfreeze serve --stage-timeout sets the limit)",
+                )
+            finally:
+                self.session.recording = None
+        status.key, status.seconds = key, time.monotonic() - started
+        if self._failure:
+            report, trace = self._failure
+            status.error = trace
+            self._set(stage, FAILED, report["message"])
+            self.progress(f"{counter} {stage.name}: failed: {report['message']}")
+            self.store.set_stage_run(stage.name, FAILED, key, trace)
+            return
+        if stage.kind == "compute" and not status.cached:
+            self._save(stage, key, status.outputs)
+        how = "from the cache" if status.cached else f"in {status.seconds:.1f} s"
+        self.progress(f"{counter} {stage.name}: done {how}")
+        self.store.set_stage_run(stage.name, DONE, key)
+        self._set(stage, DONE)
+
+    def _execute(self, stage: Stage, answer: dict[str, Any] | None) -> None:
+        run_cells(self.session, self.notebook, stage)
+        if answer is not None and self._failure is None:
+            try:
+                apply_answer(stage_widget(self.session, stage), answer)
+            except AnswerError as error:
+                self._failure = ({"message": str(error)}, str(error))
+
+    def _on_error(self, report: dict[str, Any], trace: str) -> None:
+        if self._failure is None:
+            self._failure = (report, trace)
+
+    def _cache_file(self, stage: Stage, key: str) -> Path:
+        return self.cache_dir / f"{stage.name}-{key[:32]}.pickle"
+
+    def _save(self, stage: Stage, key: str, outputs: list[dict[str, Any]]) -> None:
+        values: dict[str, Any] = {}
+        for name in stage.defines:
+            value = self.namespace.get(name)
+            values[name] = (
+                _ModuleRef(value.__name__) if isinstance(value, types.ModuleType) else value
+            )
+        try:
+            data = pickle.dumps({"values": values, "outputs": outputs}, protocol=5)
+        except Exception as error:  # anything can fail to pickle; then the stage reruns
+            log.info("stage %s is not cached (%s); it reruns after a restart", stage.name, error)
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        target = self._cache_file(stage, key)
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(target)
+
+    def _load(self, stage: Stage, key: str) -> bool:
+        path = self._cache_file(stage, key)
+        if not path.exists():
+            return False
+        try:
+            data = pickle.loads(path.read_bytes())  # our own file, written by _save
+            values = {
+                name: importlib.import_module(v.name) if isinstance(v, _ModuleRef) else v
+                for name, v in data["values"].items()
+            }
+        except Exception as error:
+            log.warning("cache of stage %s is unreadable (%s); recomputing", stage.name, error)
+            return False
+        self.namespace.update(values)
+        self.status[stage.name].outputs = data["outputs"]
+        return True

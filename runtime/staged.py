@@ -1,0 +1,215 @@
+"""What a labeler's and the owner's sessions do in a staged app, as plain functions.
+
+A person's namespace is a shallow copy of the shared namespace plus what their own
+stages bind, rebuilt by replaying their stored answers: nothing but answers is saved,
+so any process can rebuild any person's session. The handlers in `runtime/app.py`
+call these functions and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from runtime import render
+from runtime.bundle import Notebook, Stage
+from runtime.pipeline import HeadlessSession, Pipeline, Silent
+from runtime.session import Client, Session
+from runtime.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
+from runtime.store import OWNER, Store, User
+from runtime.walk import OPEN, Page, current, lead_in, walk
+
+
+class Refused(Exception):
+    """A request the person may not make; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Staged:
+    """Everything a staged app's handlers need."""
+
+    notebook: Notebook
+    store: Store
+    pipeline: Pipeline
+    pool: Executor
+    live: dict[tuple[int, str], Session]
+
+    async def shutdown(self) -> None:
+        """Close every live page session and the shared one, then the thread pool."""
+        for session in [*self.live.values(), self.pipeline.session]:
+            await session.close()
+        self.live.clear()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def pages(self, user: User) -> list[Page]:
+        answered = set(self.store.answers(user.id))
+        return walk(
+            self.notebook,
+            user.role,
+            answered,
+            self.pipeline.done,
+            lambda name: self.pipeline.status[name].reason,
+        )
+
+    def where(self, user: User) -> str:
+        """The URL of the page the person should be on now."""
+        pages = self.pages(user)
+        page = current(pages)
+        if page is not None:
+            return f"/stage/{page.stage.name}"
+        if user.role == OWNER:
+            return "/owner"
+        return "/done" if all(p.state == "done" for p in pages) else "/waiting"
+
+    def page_for(self, user: User, name: str) -> Page:
+        """The person's page `name`, or Refused when it is not theirs or not open yet."""
+        page = next((p for p in self.pages(user) if p.stage.name == name), None)
+        if page is None:
+            raise Refused(404, f"there is no page “{name}” for you in this app")
+        if page.state not in (OPEN, "done"):
+            raise Refused(409, f"“{page.stage.title}” is not open yet: it {page.reason}")
+        if page.state == "done" and page.stage.input not in ("each", "owner", None):
+            raise Refused(409, f"“{page.stage.title}” is already submitted")
+        return page
+
+    def shell_cells(self, user: User, stage: Stage) -> list[tuple[int, str]]:
+        """The cells a stage's page shows: its lead-in stages' and its own."""
+        chosen = [s for s in lead_in(self.notebook, user.role, stage) if self._runs_for(user, s)]
+        cells = []
+        for part in [*chosen, stage]:
+            for cell in self.notebook.cells_of(part):
+                if cell.type == "markdown":
+                    cells.append((cell.index, render.markdown_html(cell.text)))
+                elif cell.type == "code":
+                    cells.append((cell.index, ""))
+        return cells
+
+    def _runs_for(self, user: User, stage: Stage) -> bool:
+        return stage.scope == "shared" or user.role != OWNER
+
+    def open_session(self, user: User, stage: Stage, client: Client) -> Session:
+        """A page's live session: the person's namespace replayed, then the stage run."""
+        answers = self.store.answers(user.id)
+        shown = [s for s in lead_in(self.notebook, user.role, stage) if self._runs_for(user, s)]
+        recorded = [
+            m for s in shown if s.scope == "shared" for m in self.pipeline.status[s.name].outputs
+        ]
+        visible = {s.name for s in shown if s.scope == "user"}
+
+        def program(session: Session) -> None:
+            for message in recorded:
+                session.emit(dict(message))
+            session.quiet = True
+            self._replay(session, user, stage, answers, skip=visible)
+            session.quiet = False
+            for part in shown:
+                if part.name in visible:
+                    run_cells(session, self.notebook, part)
+            run_cells(session, self.notebook, stage)
+            if stage.name in answers and stage.kind == "input":
+                apply_answer(stage_widget(session, stage), answers[stage.name])
+
+        session = Session(
+            self.notebook,
+            client,
+            self.pool,
+            namespace=dict(self.pipeline.namespace),
+            program=program,
+        )
+        self.live[(user.id, stage.name)] = session
+        return session
+
+    def closed(self, user: User, stage: Stage, session: Session) -> None:
+        if self.live.get((user.id, stage.name)) is session:
+            del self.live[(user.id, stage.name)]
+
+    def _replay(
+        self,
+        session: Session,
+        user: User,
+        stage: Stage,
+        answers: dict[str, Any],
+        skip: set[str] = frozenset(),  # type: ignore[assignment]
+    ) -> None:
+        """Rebuild the person's own stages before `stage`, answers applied, silently."""
+        if user.role == OWNER:
+            return
+        for earlier in self.notebook.stages:
+            if earlier.name == stage.name:
+                return
+            if earlier.scope != "user" or earlier.name in skip:
+                continue
+            run_cells(session, self.notebook, earlier)
+            if earlier.input == "each" and earlier.name in answers:
+                try:
+                    apply_answer(stage_widget(session, earlier), answers[earlier.name])
+                except AnswerError:
+                    pass  # the stage's widget changed shape since; its answer no longer fits
+
+    async def submit(self, user: User, name: str, request_id: str, state: Any | None) -> str:
+        """Save the person's answer to a stage (committed before this returns) and say
+        where they go next. Without `state`, the answer is what their page's widget
+        holds now; with it, it is checked against the widget, as a page's would be."""
+        page = self.page_for(user, name)
+        stage = page.stage
+        if stage.kind == "compute":
+            answer: dict[str, Any] = {}
+        elif state is None:
+            answer = await self._live_answer(user, stage)
+        else:
+            answer = await self._checked_answer(user, stage, state)
+        self.store.submit(user.id, stage.name, answer, request_id)
+        if stage.input == "owner":
+            asyncio.get_running_loop().create_task(self.pipeline.advance())
+        return self.where(user)
+
+    async def _live_answer(self, user: User, stage: Stage) -> dict[str, Any]:
+        session = self.live.get((user.id, stage.name))
+        if session is None:
+            raise Refused(409, f"“{stage.title}” is not open in a page; reload it, then submit")
+        return await self._in_session(session, lambda: answer_of(stage_widget(session, stage)))
+
+    async def _checked_answer(self, user: User, stage: Stage, state: Any) -> dict[str, Any]:
+        answers = self.store.answers(user.id)
+
+        def check(session: Session) -> None:
+            self._replay(session, user, stage, answers)
+            run_cells(session, self.notebook, stage)
+            apply_answer(stage_widget(session, stage), state)
+
+        return await self._headless(check, stage)
+
+    async def _headless(self, check: Callable[[Session], None], stage: Stage) -> dict[str, Any]:
+        session = HeadlessSession(
+            self.notebook, Silent(), self.pool, namespace=dict(self.pipeline.namespace)
+        )
+        try:
+            return await self._in_session(
+                session, lambda: (check(session), answer_of(stage_widget(session, stage)))[1]
+            )
+        finally:
+            await session.close()
+
+    @staticmethod
+    async def _in_session(session: Session, fn: Callable[[], Any]) -> Any:
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["value"] = fn()
+            except AnswerError as error:
+                result["error"] = str(error)
+
+        await session.call(run)
+        if "error" in result:
+            raise Refused(400, result["error"])
+        if "value" not in result:
+            raise Refused(500, "the stage's code failed; the owner can see why")
+        return result["value"]

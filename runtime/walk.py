@@ -1,0 +1,106 @@
+"""Which pages a person sees, in what order, and which one they are on.
+
+A labeler's pages are the `each` and `pool` input stages and the compute stages with
+`show: true`; the owner's are the `owner` stages and the shared reports. A page is
+open when everything it depends on is done: the shared stages by the pipeline, the
+user's own input stages by their answers. The current page is the first open page
+the person has not answered; none open and some left means a waiting page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from runtime.bundle import Notebook, Stage
+from runtime.store import OWNER
+
+DONE, OPEN, WAITING = "done", "open", "waiting"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One of a person's pages and where it stands for them."""
+
+    stage: Stage
+    state: str
+    reason: str = ""
+
+
+def page_stages(notebook: Notebook, role: str) -> list[Stage]:
+    """The stages that are pages for someone of `role`, in notebook order."""
+    if role == OWNER:
+        return [
+            s
+            for s in notebook.stages
+            if s.input == "owner" or (s.kind == "compute" and s.shown and s.scope == "shared")
+        ]
+    return [
+        s
+        for s in notebook.stages
+        if s.input in ("each", "pool") or (s.kind == "compute" and s.shown)
+    ]
+
+
+def requirements(notebook: Notebook, stage: Stage) -> list[Stage]:
+    """Every stage `stage` depends on, directly or not, in notebook order."""
+    needed: set[str] = set()
+    todo = list(stage.depends_on)
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(notebook.stage(name).depends_on)  # type: ignore[union-attr]
+    return [s for s in notebook.stages if s.name in needed]
+
+
+def walk(
+    notebook: Notebook,
+    role: str,
+    answered: set[str],
+    shared_done: Callable[[str], bool],
+    shared_reason: Callable[[str], str] = lambda name: "",
+) -> list[Page]:
+    """Every page of the person, with its state for them."""
+    pages = []
+    for stage in page_stages(notebook, role):
+        if stage.name in answered:
+            pages.append(Page(stage, DONE))
+            continue
+        if stage.input == "pool":
+            pages.append(Page(stage, WAITING, "pooled labeling is not available in this version"))
+            continue
+        blockers = [
+            s
+            for s in requirements(notebook, stage)
+            if (s.scope == "shared" and not shared_done(s.name))
+            or (s.input == "each" and s.name not in answered)
+        ]
+        if blockers:
+            first = blockers[0]
+            reason = shared_reason(first.name) if first.scope == "shared" else ""
+            waiting_for = f"waits for “{first.title}”" + (f" ({reason})" if reason else "")
+            pages.append(Page(stage, WAITING, waiting_for))
+        else:
+            pages.append(Page(stage, OPEN))
+    return pages
+
+
+def current(pages: list[Page]) -> Page | None:
+    """The page to show now: the first open one; None when all are done or waiting."""
+    return next((page for page in pages if page.state == OPEN), None)
+
+
+def lead_in(notebook: Notebook, role: str, stage: Stage) -> list[Stage]:
+    """The compute stages without a page of their own just before `stage`: their output
+    shows on its page."""
+    pages = {s.name for s in page_stages(notebook, role)}
+    before: list[Stage] = []
+    for other in notebook.stages:
+        if other.name == stage.name:
+            return before
+        if other.name in pages:
+            before = []
+        elif other.kind == "compute" and not other.shown:
+            before.append(other)
+    return before
