@@ -73,6 +73,7 @@ class _Handler(tornado.web.RequestHandler):
             heading=heading,
             app_title=Path(self.staged.notebook.name).stem,
             steps=steps,
+            owner=user is not None and user.role == OWNER,
             static_url=self.static_url,
             url_escape=tornado.escape.url_escape,
             **values,
@@ -144,6 +145,7 @@ class StagePage(_PageHandler):
             self.user,
             stage=stage,
             cells=self.staged.shell_cells(self.user, stage),
+            answered=page.state == "done",
         )
 
 

@@ -34,9 +34,12 @@ def run_cell(shell: SessionShell, index: int, code: str, namespace: dict[str, An
     try:
         tree = ast.parse(code, filename)
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        exec(compile(tree, filename, "exec"), namespace)
+        # dont_inherit: this module's `from __future__ import annotations` must not turn
+        # the notebook's annotations into strings (interact reads them as types).
+        exec(compile(tree, filename, "exec", dont_inherit=True), namespace)
         if last is not None:
-            value = eval(compile(ast.Expression(last.value), filename, "eval"), namespace)
+            expression = ast.Expression(last.value)
+            value = eval(compile(expression, filename, "eval", dont_inherit=True), namespace)
             if not _quiet(code, last):
                 shell.displayhook(value)
     except (Exception, SystemExit):

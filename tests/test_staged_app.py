@@ -104,6 +104,48 @@ class TestWalk(StagedTestCase):
         assert answers["name"][""]["value"] == "A"
 
 
+class TestPages(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_a_stage_page_has_its_title_instructions_and_a_submit_button(self):
+        await self.advance()
+        alice = await self.labeler()
+        assert await alice.enter() == "/stage/name"
+        response = await alice.fetch("/stage/name")
+        html = response.body.decode()
+        assert response.code == 200
+        assert "<h1>Name</h1>" in html and "What is your name?" in html
+        assert '<button type="submit">Submit</button>' in html
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+
+    @gen_test
+    async def test_an_answered_page_says_so_and_a_show_page_has_continue(self):
+        await self.advance()
+        alice = await self.labeler()
+        await alice.submit("name", {"": {"value": "Al"}})
+        assert "You answered this" in (await alice.fetch("/stage/name")).body.decode()
+        assert "Continue</button>" in (await alice.fetch("/stage/greet")).body.decode()
+
+    @gen_test
+    async def test_waiting_done_and_owner_pages(self):
+        await self.advance()
+        alice = await self.labeler()
+        await alice.submit("name", {"": {"value": "Al"}})
+        await alice.submit("greet")
+        waiting = (await alice.fetch("/waiting")).body.decode()
+        assert "Please wait" in waiting and "Review" in waiting
+        owner = await self.owner()
+        page = (await owner.fetch("/owner")).body.decode()
+        assert "Limit" in page and "1 labeler" in page
+        await owner.submit("limit", {"": {"value": 1}})
+        await self.advance()
+        await alice.submit("review", {"": {"index": 0}})
+        await alice.submit("summary")
+        assert await alice.enter() == "/done"
+        assert "You are done" in (await alice.fetch("/done")).body.decode()
+
+
 class TestRefusals(StagedTestCase):
     cells = CELLS
 
