@@ -187,7 +187,7 @@ class OwnerPage(_PageHandler):
             link = ""
             if stage.name in mine and mine[stage.name].state != "waiting":
                 link = "answer" if stage.input == "owner" else "open"
-            rows.append((stage, state, link))
+            rows.append((stage, state, status.reason if status else "", link))
             if status and status.state == FAILED:
                 errors.append((stage, status.error or status.reason))
         store = self.staged.store

@@ -1,0 +1,159 @@
+"""The staged app in real Chromium: labelers and the owner walk their pages.
+
+The app is started by the real command (`nbfreeze serve`), as an author would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from browser import READY, SCREENSHOTS
+from conftest import notebook_from
+from tornado.testing import bind_unused_port
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGSHIP = ROOT / "examples" / "digits.ipynb"
+ANSWER_TIMEOUT_MS = 20_000
+
+
+class App:
+    """`nbfreeze serve` in a subprocess: its owner and invite links."""
+
+    def __init__(self, notebook: Path) -> None:
+        sock, self.port = bind_unused_port()
+        sock.close()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "freezer", "serve", str(notebook), "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            self.lines.append(line)
+            if line.startswith("Ready."):
+                break
+        text = "".join(self.lines)
+        assert "Ready." in text, text
+        self.owner = re.search(r"Owner:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+        self.invite = re.search(r"Invite:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def flagship(tmp_path: Path) -> Iterator[App]:
+    notebook = tmp_path / "digits.ipynb"
+    notebook.write_bytes(FLAGSHIP.read_bytes())
+    app = App(notebook)
+    yield app
+    app.stop()
+
+
+def shot(page, name: str) -> None:
+    if os.environ.get("NBFREEZE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def visit(browser, link: str):
+    page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
+    page.goto(link)
+    return page
+
+
+def label_warmup(page, answers: list[str]) -> None:
+    page.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+    cards = page.locator(".widget-toggle-buttons")
+    for number, answer in enumerate(answers):
+        cards.nth(number).get_by_role("button", name=answer, exact=True).click()
+    page.get_by_text(f"{len(answers)} of 6 labeled").wait_for()
+
+
+def test_two_labelers_and_the_owner_walk_the_flagship(browser, flagship):
+    alice = visit(browser, flagship.invite)
+    alice.wait_for_url("**/stage/warmup")
+    shot(alice, "labeler-warmup")
+    label_warmup(alice, ["3", "not a 3", "3", "not a 3", "3", "not a 3"])
+    alice.get_by_role("button", name="Submit").click()
+    alice.wait_for_url("**/stage/warmup_score")
+    alice.get_by_text("You got 6 of 6 right.").wait_for()
+    shot(alice, "labeler-report")
+
+    bob = visit(browser, flagship.invite)
+    bob.wait_for_url("**/stage/warmup")
+    label_warmup(bob, ["not a 3"] * 6)
+    bob.get_by_role("button", name="Submit").click()
+    bob.get_by_text("You got 3 of 6 right.").wait_for()
+    assert alice.get_by_text("You got 6 of 6 right.").is_visible()
+
+    alice.get_by_role("button", name="Continue").click()
+    alice.wait_for_url("**/waiting")
+    assert alice.get_by_text("Your next step is not ready yet.").is_visible()
+    shot(alice, "labeler-waiting")
+
+    owner = visit(browser, flagship.owner)
+    owner.wait_for_url("**/stage/sample_size")
+    owner.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+    slider = owner.locator(".widget-slider .noUi-handle").first
+    slider.focus()
+    slider.press("ArrowRight")
+    shot(owner, "owner-stage")
+    owner.get_by_role("button", name="Submit").click()
+    owner.wait_for_url("**/owner")
+    assert owner.get_by_role("cell", name="Samples per threshold").is_visible()
+    shot(owner, "owner-overview")
+
+
+def test_a_labeler_goes_back_and_changes_an_answer(browser, flagship):
+    alice = visit(browser, flagship.invite)
+    alice.wait_for_url("**/stage/warmup")
+    label_warmup(alice, ["3"] * 6)
+    alice.get_by_role("button", name="Submit").click()
+    alice.get_by_text("You got 3 of 6 right.").wait_for()
+    alice.get_by_role("link", name="Warm-up").click()
+    alice.wait_for_url("**/stage/warmup")
+    alice.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+    alice.get_by_text("6 of 6 labeled").wait_for()
+    alice.get_by_text("You answered this").wait_for()
+    alice.locator(".widget-toggle-buttons").nth(1).get_by_role("button", name="not a 3").click()
+    alice.get_by_role("button", name="Submit").click()
+    alice.get_by_text("You got 4 of 6 right.").wait_for()
+
+
+def test_the_waiting_page_opens_the_next_stage_by_itself(browser, tmp_path):
+    cells = (
+        "import ipywidgets as widgets",
+        "#| stage: limit\n#| input: owner\nlimit = widgets.IntSlider(value=2, max=5)\nlimit",
+        "#| stage: pick\n#| input: each\npick = widgets.IntSlider(value=0, max=limit.value)\npick",
+    )
+    notebook = tmp_path / "wait.ipynb"
+    nbformat.write(notebook_from(cells), notebook)
+    app = App(notebook)
+    try:
+        labeler = visit(browser, app.invite)
+        labeler.wait_for_url("**/waiting")
+        owner = visit(browser, app.owner)
+        owner.wait_for_url("**/stage/limit")
+        owner.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+        owner.get_by_role("button", name="Submit").click()
+        owner.wait_for_url("**/owner")
+        labeler.wait_for_url("**/stage/pick", timeout=ANSWER_TIMEOUT_MS)
+        labeler.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+        assert labeler.locator(".widget-slider").count() == 1
+    finally:
+        app.stop()
