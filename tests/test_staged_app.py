@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runtime_harness import notebook_bundle
 from staged_harness import StagedTestCase
 from tornado.testing import gen_test
 
@@ -271,3 +272,57 @@ def Person_without_cookies(case):  # noqa: N802 - reads as a constructor
 
 async def user_id(person) -> int:
     return (await person.get_json("/api/v1/stages"))[1]["user"]["id"]
+
+
+class TestCache(StagedTestCase):
+    cells = (
+        "import ipywidgets as widgets\nbase = list(range(5))",
+        "#| stage: double\ndoubled = [2 * x for x in base]",
+        "#| stage: total\ntotal = sum(doubled)\nprint(total)",
+        "#| stage: ask\n#| input: each\nw = widgets.IntSlider(value=total)\nw",
+    )
+
+    @gen_test
+    async def test_a_changed_cell_recomputes_that_stage_and_what_follows_only(self):
+        await self.advance()
+        await self.staged.shutdown()
+        changed = list(self.cells)
+        changed[2] = "#| stage: total\ntotal = sum(doubled) + 1\nprint(total)"
+        self.bundle_dir = notebook_bundle(self.tmp, tuple(changed))
+        self._app = self.make()
+        await self.advance()
+        status = self.staged.pipeline.status
+        assert status["start"].cached and status["double"].cached
+        assert not status["total"].cached
+        assert self.staged.pipeline.namespace["total"] == 21
+
+
+class TestTimeLimit(StagedTestCase):
+    cells = (
+        "import time\nx = 1",
+        "#| stage: slow\ntime.sleep(2)\ny = 2",
+        "#| stage: ask\n#| input: each\nimport ipywidgets as w\ns = w.IntSlider()\ns",
+    )
+    stage_timeout = 0.2
+
+    @gen_test(timeout=30)
+    async def test_a_stage_that_runs_too_long_is_reported_failed(self):
+        await self.advance()
+        slow = self.staged.pipeline.status["slow"]
+        assert slow.state == "failed" and "longer than 0.2 s" in slow.reason
+
+
+class TestSocketRefusals(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_a_labeler_cannot_open_the_owners_stage_socket(self):
+        await self.advance()
+        alice = await self.labeler()
+        for stage in ("limit", "review", "nope"):
+            try:
+                await alice.open_stage(stage)
+            except Exception as error:  # the handshake is refused
+                assert "404" in str(error) or "409" in str(error)
+            else:
+                raise AssertionError(f"{stage} opened for a labeler")
