@@ -98,6 +98,37 @@ class StageRun(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
 
 
+class Item(Base):
+    """An item of a pool stage, by its key (the item id as JSON)."""
+
+    __tablename__ = "items"
+    stage: Mapped[str] = mapped_column(String(200), primary_key=True)
+    item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Lease(Base):
+    """An item handed to a labeler, reserved for them until `expires_at`."""
+
+    __tablename__ = "leases"
+    stage: Mapped[str] = mapped_column(String(200), primary_key=True)
+    item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Annotation(Base):
+    """One labeler's label of one item."""
+
+    __tablename__ = "annotations"
+    stage: Mapped[str] = mapped_column(String(200), primary_key=True)
+    item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(500))
+    request_id: Mapped[str] = mapped_column(String(100), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 def hash_token(token: str) -> str:
     """Tokens are stored as their SHA-256: a leaked database lets nobody in."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -223,12 +254,19 @@ class Store:
 def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(connection: Any, _record: Any) -> None:
+        # Transactions begin as below, not by the driver: a read that is followed by a
+        # write (handing out work) must hold the write lock from its first read.
+        connection.isolation_level = None
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def default_url(bundle: Path) -> str:

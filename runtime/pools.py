@@ -1,0 +1,247 @@
+"""Pooled labeling in the database: items, leases, annotations.
+
+Work is handed out in batches under leases: an item goes to at most `overlap` distinct
+labelers (counting unexpired leases), never twice to the same one; an expired lease
+returns its item to the pool, and a labeler who comes back gets their unexpired batch
+again. On PostgreSQL the candidate items are locked with `FOR UPDATE SKIP LOCKED`, so
+processes racing for the last items never hand one out beyond its overlap; on SQLite
+one process serves everything and its calls run one at a time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select
+
+from runtime.store import Annotation, Item, Lease, Store, now
+
+
+class LabelRefused(ValueError):
+    """A label that cannot be saved; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a pool stage is: items, labels given, and items with all their labels."""
+
+    items: int
+    labels: int
+    complete: int
+    overlap: int
+
+    @property
+    def done(self) -> bool:
+        return self.items > 0 and self.complete == self.items
+
+
+def register_items(store: Store, stage: str, keys: list[str]) -> None:
+    """Record a pool stage's items (keys in order); items already known stay as they are."""
+    with store.engine.begin() as connection:
+        known = set(connection.scalars(select(Item.item_key).where(Item.stage == stage)))
+        rows = [
+            {"stage": stage, "item_key": key, "position": position}
+            for position, key in enumerate(keys)
+            if key not in known
+        ]
+        if rows:
+            connection.execute(insert(Item), rows)
+
+
+def _available(user_id: int, overlap: int, moment: datetime) -> ColumnElement[bool]:
+    """An item the labeler has not labeled, with room for another labeler: fewer than
+    `overlap` labels and unexpired leases together."""
+    labels = (
+        select(func.count())
+        .select_from(Annotation)
+        .where(Annotation.stage == Item.stage, Annotation.item_key == Item.item_key)
+        .scalar_subquery()
+    )
+    leases = (
+        select(func.count())
+        .select_from(Lease)
+        .where(
+            Lease.stage == Item.stage, Lease.item_key == Item.item_key, Lease.expires_at > moment
+        )
+        .scalar_subquery()
+    )
+    mine = exists().where(
+        Annotation.stage == Item.stage,
+        Annotation.item_key == Item.item_key,
+        Annotation.user_id == user_id,
+    )
+    return and_(~mine, labels + leases < overlap)
+
+
+def lease_batch(
+    store: Store, stage: str, user_id: int, *, batch: int, overlap: int, lease_seconds: int
+) -> list[str]:
+    """The labeler's batch: their unexpired lease, or up to `batch` new items."""
+    moment = now()
+    with store.engine.begin() as connection:
+        held = list(
+            connection.scalars(
+                select(Lease.item_key)
+                .join(Item, and_(Item.stage == Lease.stage, Item.item_key == Lease.item_key))
+                .where(Lease.stage == stage, Lease.user_id == user_id, Lease.expires_at > moment)
+                .order_by(Item.position)
+            )
+        )
+        if held:
+            return held
+        connection.execute(
+            delete(Lease).where(Lease.stage == stage, Lease.user_id == user_id)
+        )  # expired leases of this labeler: those items are back in the pool
+        query = (
+            select(Item.item_key)
+            .where(Item.stage == stage, _available(user_id, overlap, moment))
+            .order_by(Item.position)
+            .limit(batch)
+        )
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Item)
+        keys = list(connection.scalars(query))
+        expires = moment + timedelta(seconds=lease_seconds)
+        if keys:
+            connection.execute(
+                insert(Lease),
+                [
+                    {"stage": stage, "item_key": k, "user_id": user_id, "expires_at": expires}
+                    for k in keys
+                ],
+            )
+        return keys
+
+
+def save_labels(
+    store: Store,
+    stage: str,
+    user_id: int,
+    labels: dict[str, str],
+    request_id: str,
+    *,
+    choices: tuple[str, ...],
+    overlap: int,
+) -> int:
+    """Save a batch's labels once per request id; return how many were saved.
+
+    A label must be one of `choices`, for an item leased to this labeler (or one they
+    labeled before: a change of mind while the stage is open). Nothing is written when
+    any label is refused."""
+    for key, label in labels.items():
+        if label not in choices:
+            raise LabelRefused(
+                f"{label!r} for item {key} is not one of the choices {list(choices)}"
+            )
+    with store.engine.begin() as connection:
+        if connection.scalar(select(exists().where(Annotation.request_id == request_id))):
+            return 0  # a retry of a submission already saved
+        leased = set(
+            connection.scalars(
+                select(Lease.item_key).where(Lease.stage == stage, Lease.user_id == user_id)
+            )
+        )
+        earlier = set(
+            connection.scalars(
+                select(Annotation.item_key).where(
+                    Annotation.stage == stage, Annotation.user_id == user_id
+                )
+            )
+        )
+        for key in labels:
+            if key not in leased and key not in earlier:
+                raise LabelRefused(f"item {key} is not in your batch of this stage")
+        for key, label in labels.items():
+            if key in earlier:
+                connection.execute(
+                    Annotation.__table__.update()
+                    .where(
+                        Annotation.stage == stage,
+                        Annotation.item_key == key,
+                        Annotation.user_id == user_id,
+                    )
+                    .values(label=label, request_id=request_id, created_at=now())
+                )
+            else:
+                connection.execute(
+                    insert(Annotation).values(
+                        stage=stage,
+                        item_key=key,
+                        user_id=user_id,
+                        label=label,
+                        request_id=request_id,
+                        created_at=now(),
+                    )
+                )
+        connection.execute(
+            delete(Lease).where(
+                Lease.stage == stage, Lease.user_id == user_id, Lease.item_key.in_(list(labels))
+            )
+        )
+    return len(labels)
+
+
+def progress(store: Store, stage: str, overlap: int) -> Progress:
+    with store.engine.connect() as connection:
+        items = connection.scalar(select(func.count()).select_from(Item).where(Item.stage == stage))
+        counts = dict(
+            connection.execute(
+                select(Annotation.item_key, func.count())
+                .where(Annotation.stage == stage)
+                .group_by(Annotation.item_key)
+            ).all()
+        )
+    return Progress(
+        items or 0,
+        sum(counts.values()),
+        sum(1 for c in counts.values() if c >= overlap),
+        overlap,
+    )
+
+
+def has_work(store: Store, stage: str, user_id: int, overlap: int) -> bool:
+    """Could the labeler get (or do they hold) items of this pool now?"""
+    moment = now()
+    with store.engine.connect() as connection:
+        if connection.scalar(
+            select(
+                exists().where(
+                    Lease.stage == stage, Lease.user_id == user_id, Lease.expires_at > moment
+                )
+            )
+        ):
+            return True
+        return bool(
+            connection.scalar(
+                select(exists().where(Item.stage == stage, _available(user_id, overlap, moment)))
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One raw annotation: which item, who, what label, when."""
+
+    item_key: str
+    user_id: int
+    label: str
+    created_at: datetime
+
+
+def annotations(store: Store, stage: str) -> list[Row]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(Annotation.item_key, Annotation.user_id, Annotation.label, Annotation.created_at)
+            .where(Annotation.stage == stage)
+            .order_by(Annotation.created_at, Annotation.item_key)
+        ).all()
+    return [Row(*row) for row in rows]
+
+
+def labels_by_item(rows: list[Row]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        grouped[row.item_key].append(row.label)
+    return dict(grouped)

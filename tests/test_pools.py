@@ -1,0 +1,134 @@
+"""Handing out pooled work: batches, overlap, leases, retries, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from runtime.pools import (
+    LabelRefused,
+    annotations,
+    has_work,
+    lease_batch,
+    progress,
+    register_items,
+    save_labels,
+)
+from runtime.store import Lease, open_store
+
+CHOICES = ("yes", "no")
+KEYS = [str(i) for i in range(10)]
+
+
+@pytest.fixture
+def pool(database_url):
+    store = open_store(database_url)
+    register_items(store, "check", KEYS)
+    yield store
+    store.engine.dispose()
+
+
+def labelers(store, count):
+    return [store.add_user(f"labeler {n}").id for n in range(count)]
+
+
+def lease(store, user, batch=4, overlap=1, seconds=600):
+    return lease_batch(store, "check", user, batch=batch, overlap=overlap, lease_seconds=seconds)
+
+
+def save(store, user, keys, request, label="yes", overlap=1):
+    labels = dict.fromkeys(keys, label)
+    return save_labels(store, "check", user, labels, request, choices=CHOICES, overlap=overlap)
+
+
+def test_second_labeler_never_gets_the_same_item(pool):
+    alice, bob = labelers(pool, 2)
+    first, second = lease(pool, alice), lease(pool, bob)
+    assert first == KEYS[:4] and second == KEYS[4:8]
+
+
+def test_a_labeler_who_comes_back_gets_their_unfinished_batch(pool):
+    [alice] = labelers(pool, 1)
+    assert lease(pool, alice) == lease(pool, alice)
+
+
+def test_with_overlap_every_item_gets_that_many_distinct_labelers(pool):
+    people = labelers(pool, 4)
+    for round_ in range(10):
+        for person in people:
+            keys = lease(pool, person, batch=3, overlap=3)
+            if keys:
+                save(pool, person, keys, f"{person}-{round_}", overlap=3)
+    rows = annotations(pool, "check")
+    per_item = {}
+    for row in rows:
+        per_item.setdefault(row.item_key, []).append(row.user_id)
+    assert sorted(per_item) == sorted(KEYS)
+    assert all(len(users) == 3 == len(set(users)) for users in per_item.values())
+    assert progress(pool, "check", 3).done
+    assert not any(has_work(pool, "check", person, 3) for person in people)
+
+
+def test_an_expired_lease_returns_its_items_to_the_pool(pool):
+    alice, bob = labelers(pool, 2)
+    taken = lease(pool, alice, batch=10)
+    assert lease(pool, bob) == []
+    with pool.engine.begin() as connection:
+        connection.execute(update(Lease).values(expires_at=Lease.expires_at - timedelta(hours=1)))
+    assert lease(pool, bob, batch=10) == taken
+
+
+def test_a_retried_submission_is_applied_once(pool):
+    [alice] = labelers(pool, 1)
+    keys = lease(pool, alice)
+    assert save(pool, alice, keys, "same") == 4
+    assert save(pool, alice, keys, "same") == 0
+    assert len(annotations(pool, "check")) == 4
+
+
+def test_labels_outside_the_choices_or_the_batch_are_refused_and_nothing_is_written(pool):
+    alice, bob = labelers(pool, 2)
+    keys = lease(pool, alice)
+    with pytest.raises(LabelRefused, match="not one of the choices"):
+        save(pool, alice, keys, "r1", label="maybe")
+    with pytest.raises(LabelRefused, match="not in your batch"):
+        save(pool, bob, keys, "r2")
+    assert annotations(pool, "check") == []
+
+
+def test_a_labeler_can_change_a_label_they_gave(pool):
+    [alice] = labelers(pool, 1)
+    keys = lease(pool, alice)
+    save(pool, alice, keys, "r1", label="yes")
+    save_labels(pool, "check", alice, {keys[0]: "no"}, "r2", choices=CHOICES, overlap=1)
+    labels = {row.item_key: row.label for row in annotations(pool, "check")}
+    assert labels[keys[0]] == "no" and labels[keys[1]] == "yes"
+
+
+def test_labelers_racing_for_the_last_items_never_exceed_the_overlap(database_url):
+    store = open_store(database_url)
+    register_items(store, "check", KEYS[:3])
+    people = labelers(store, 8)
+    start = threading.Barrier(len(people))
+    got: dict[int, list[str]] = {}
+
+    def race(person):
+        start.wait()
+        got[person] = lease(store, person, batch=3, overlap=2)
+
+    threads = [threading.Thread(target=race, args=(p,)) for p in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handed = [key for keys in got.values() for key in keys]
+    assert all(handed.count(key) <= 2 for key in KEYS[:3])
+    # Those who lost the race (PostgreSQL skips items another process holds) ask again.
+    for person in people:
+        if not got[person]:
+            handed += lease(store, person, batch=3, overlap=2)
+    assert sorted(handed) == sorted(KEYS[:3] * 2)
+    store.engine.dispose()
