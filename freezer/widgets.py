@@ -1,21 +1,35 @@
 """Labeling widgets the author uses in Jupyter and the labelers see in the app.
 
 `ChoiceLabeler` is built from standard ipywidgets only: one card per item (the item
-rendered, then one toggle button per choice). It follows the labeling protocol:
-stable `item_ids`, a `labels` mapping from item id to label that observers see
-change, and `show(ids)` to display a subset of the items.
+rendered, then one toggle button per choice). It follows the labeling protocol
+(`Labeling`): stable `item_ids`, a `labels` mapping from item id to label that
+observers see change, its `choices`, and `show(ids)` to display a subset of the items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import ipywidgets as widgets
 import numpy as np
 import traitlets
 
 from freezer.png import encode_png
+
+
+@runtime_checkable
+class Labeling(Protocol):
+    """What a widget needs for a `pool` stage: nbfreeze splits its items between the
+    labelers, shows each their batch with `show`, reads `labels` back, and afterwards
+    sets `labels` to everyone's labels merged by majority, `ties` to the items whose top
+    labels tie, and `annotations` to every raw label (item, labeler, label, time)."""
+
+    item_ids: tuple[Hashable, ...]
+    labels: dict[Hashable, Any]
+    choices: tuple[str, ...]
+
+    def show(self, ids: Iterable[Hashable]) -> None: ...
 
 
 def _items_with_ids(
@@ -57,6 +71,8 @@ class ChoiceLabeler(widgets.VBox):
 
     labels = traitlets.Dict()
     choices = traitlets.Tuple()
+    ties = traitlets.Dict()
+    annotations = traitlets.List()
 
     def __init__(
         self,

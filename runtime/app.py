@@ -18,9 +18,9 @@ import tornado.escape
 import tornado.template
 import tornado.web
 import tornado.websocket
-from tornado.ioloop import IOLoop
+from tornado.ioloop import IOLoop, PeriodicCallback
 
-from runtime import comm, shell
+from runtime import comm, pools, shell
 from runtime.bundle import Notebook
 from runtime.pipeline import FAILED, Pipeline
 from runtime.server import HEADERS, MAX_BODY_BYTES, STATIC, StaticHandler
@@ -139,10 +139,19 @@ class StagePage(_PageHandler):
             )
             return
         stage = page.stage
+        note = ""
+        if stage.input == "pool":
+            pool = self.staged.pipeline.pools[stage.name]
+            done = pools.progress(self.staged.store, stage.name, pool.overlap)
+            note = (
+                f"Label the items below, then submit; more come after. "
+                f"{done.complete} of {done.items} items have all their labels so far."
+            )
         self.page(
             "stage.html",
             stage.title,
             self.user,
+            note=note,
             stage=stage,
             cells=self.staged.shell_cells(self.user, stage),
             answered=page.state == "done",
@@ -281,14 +290,39 @@ class SubmitApi(_Api):
                 raise Refused(
                     400, f"`request_id` must be a string of 1 to {MAX_REQUEST_ID} characters"
                 )
-            state = body.get("state")
+            state = body.get("labels", body.get("state"))
             if state is not None and not isinstance(state, dict):
-                raise Refused(400, "`state` must be an object mapping widget paths to values")
+                raise Refused(400, "`state` (or `labels`) must be a JSON object")
             next_url = await self.staged.submit(self.user, name, request_id, state)
         except Refused as refused:
             self.refuse(refused.status, str(refused))
             return
         self.finish({"ok": True, "next": next_url})
+
+
+class BatchApi(_Api):
+    """`GET /api/v1/stages/NAME/batch`: the labeler's batch of a pool stage (leased to
+    them), the choices, and how far the pool is."""
+
+    def get(self, name: str) -> None:
+        try:
+            stage = self.staged.page_for(self.user, name).stage
+            if stage.input != "pool":
+                raise Refused(400, f"“{stage.title}” is not a pool stage")
+            keys = self.staged.batch(self.user, stage)
+        except Refused as refused:
+            self.refuse(refused.status, str(refused))
+            return
+        pool = self.staged.pipeline.pools[name]
+        done = pools.progress(self.staged.store, name, pool.overlap)
+        self.finish(
+            {
+                "items": keys,
+                "choices": list(pool.choices),
+                "overlap": pool.overlap,
+                "progress": {"items": done.items, "complete": done.complete, "labels": done.labels},
+            }
+        )
 
 
 class PipelineApi(_Api):
@@ -371,6 +405,7 @@ def make_staged_app(
         (r"/api/v1/stages", StagesApi, common),
         (r"/api/v1/stages/([^/]+)", StageApi, common),
         (r"/api/v1/stages/([^/]+)/submit", SubmitApi, common),
+        (r"/api/v1/stages/([^/]+)/batch", BatchApi, common),
         (r"/api/v1/pipeline", PipelineApi, common),
         (r"/api/v1/ws", StageSocket, common),
     ]
@@ -426,6 +461,8 @@ def serve_staged(
         print("Running the shared stages:", flush=True)
         await app.settings["staged"].pipeline.advance()
         print("Ready. Press Ctrl-C to stop.", flush=True)
+        # Pools fill from every process's labelers: look again every few seconds.
+        PeriodicCallback(app.settings["staged"].pipeline.advance, 2000).start()
         await asyncio.Event().wait()
 
     try:

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from freezer.widgets import Labeling
+from runtime import pools
+from runtime.agreement import merge
 from runtime.bundle import Notebook, Stage
 from runtime.session import Session
 from runtime.stage_run import AnswerError, apply_answer, run_cells, stage_widget
@@ -31,7 +34,28 @@ from runtime.store import Store
 
 log = logging.getLogger(__name__)
 
-WAITING, RUNNING, DONE, FAILED = "waiting", "running", "done", "failed"
+WAITING, RUNNING, LABELING, DONE, FAILED = "waiting", "running", "labeling", "done", "failed"
+
+
+@dataclass
+class Pool:
+    """A pool stage open for labeling: its widget in the shared namespace, its items by
+    key (the id as JSON), and how its work is handed out."""
+
+    widget: Any
+    ids: dict[str, Any]
+    choices: tuple[str, ...]
+    overlap: int
+    batch: int
+    lease_seconds: int
+
+
+def item_key(item_id: Any) -> str:
+    """The key an item id is stored under."""
+    try:
+        return json.dumps(item_id, sort_keys=True)
+    except TypeError:
+        return json.dumps(str(item_id))
 
 
 @dataclass
@@ -95,6 +119,7 @@ class Pipeline:
         self.session.shell.on_error = self._on_error
         self.shared = [s for s in notebook.stages if s.scope == "shared"]
         self.status = {s.name: StageStatus() for s in self.shared}
+        self.pools: dict[str, Pool] = {}
         self.version = 0  # bumped on every change, for pages that wait
         self.changed = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -121,7 +146,7 @@ class Pipeline:
                     self._set(stage, WAITING, f"waits for {', '.join(pending)}")
                     continue
                 if stage.input == "pool":
-                    self._set(stage, WAITING, "pooled labeling is not available in this version")
+                    await self._pool(stage, f"[{number}/{len(self.shared)}]")
                     continue
                 answer = None
                 if stage.input == "owner":
@@ -181,10 +206,79 @@ class Pipeline:
             return
         if stage.kind == "compute" and not status.cached:
             self._save(stage, key, status.outputs)
+        if stage.input == "pool":
+            return  # a pool is done when its items are labeled, not when its code ran
         how = "from the cache" if status.cached else f"in {status.seconds:.1f} s"
         self.progress(f"{counter} {stage.name}: done {how}")
         self.store.set_stage_run(stage.name, DONE, key)
         self._set(stage, DONE)
+
+    async def _pool(self, stage: Stage, counter: str) -> None:
+        """Open a pool stage for labeling, or close it once every item has its labels."""
+        if stage.name not in self.pools:
+            await self._run(stage, None, counter)
+            if self.status[stage.name].state == FAILED:
+                return
+            try:
+                widget = stage_widget(self.session, stage)
+            except AnswerError as error:
+                self._fail(stage, str(error))
+                return
+            if not isinstance(widget, Labeling):
+                self._fail(
+                    stage,
+                    f"stage `{stage.name}` is `input: pool`, but it shows a "
+                    f"{type(widget).__name__}, which is not a labeling widget (it needs "
+                    "item_ids, labels, choices and show(); see docs/labeling.md)",
+                )
+                return
+            ids = {item_key(i): i for i in widget.item_ids}
+            options = stage.options
+            self.pools[stage.name] = Pool(
+                widget,
+                ids,
+                tuple(str(c) for c in widget.choices),
+                int(options.get("overlap", 1)),
+                int(options.get("batch", 10)),
+                int(options.get("lease_seconds", 600)),
+            )
+            pools.register_items(self.store, stage.name, list(ids))
+        pool = self.pools[stage.name]
+        progress = pools.progress(self.store, stage.name, pool.overlap)
+        if not progress.done:
+            reason = f"{progress.complete} of {progress.items} items have all their labels"
+            self._set(stage, LABELING, reason)
+            return
+        rows = pools.annotations(self.store, stage.name)
+        merged = merge(pools.labels_by_item(rows))
+        raw = [
+            {
+                "item": pool.ids[r.item_key],
+                "labeler": r.user_id,
+                "label": r.label,
+                "time": r.created_at.isoformat(),
+            }
+            for r in rows
+        ]
+
+        def close() -> None:
+            pool.widget.labels = {pool.ids[k]: label for k, label in merged.labels.items()}
+            pool.widget.ties = {pool.ids[k]: list(v) for k, v in merged.ties.items()}
+            pool.widget.annotations = raw
+
+        await self.session.call(close)
+        status = self.status[stage.name]
+        status.key = hashlib.sha256(
+            json.dumps(raw, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        self.progress(f"{counter} {stage.name}: labeled ({len(rows)} labels)")
+        self.store.set_stage_run(stage.name, DONE, status.key)
+        self._set(stage, DONE)
+
+    def _fail(self, stage: Stage, message: str) -> None:
+        self.status[stage.name].error = message
+        self.store.set_stage_run(stage.name, FAILED, None, message)
+        self._set(stage, FAILED, message)
 
     def _execute(self, stage: Stage, answer: dict[str, Any] | None) -> None:
         run_cells(self.session, self.notebook, stage)

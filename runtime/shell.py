@@ -286,7 +286,10 @@ class _Stream:
 
     def write(self, text: str) -> int:
         shell = _current.get()
-        if shell is None:
+        # What the logging module writes is the server's log (tracebacks included): it
+        # goes to the server's stream, never to the page of whichever session is running,
+        # however logging was configured (its last resort writes to `sys.stderr`).
+        if shell is None or sys._getframe(1).f_globals.get("__name__") == "logging":
             return self.fallback.write(text)
         shell.write(self.name, str(text))
         return len(text)

@@ -14,9 +14,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from runtime import render
+from runtime import pools, render
 from runtime.bundle import Notebook, Stage
-from runtime.pipeline import HeadlessSession, Pipeline, Silent
+from runtime.pipeline import LABELING, HeadlessSession, Pipeline, Silent, item_key
 from runtime.session import Client, Session
 from runtime.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
 from runtime.store import OWNER, Store, User
@@ -50,12 +50,21 @@ class Staged:
 
     def pages(self, user: User) -> list[Page]:
         answered = set(self.store.answers(user.id))
+        open_pools = {
+            name
+            for name, pool in self.pipeline.pools.items()
+            if self.pipeline.status[name].state == LABELING
+        }
+        for name in open_pools:
+            if not pools.has_work(self.store, name, user.id, self.pipeline.pools[name].overlap):
+                answered.add(name)  # nothing left for this person; the others finish it
         return walk(
             self.notebook,
             user.role,
             answered,
             self.pipeline.done,
             lambda name: self.pipeline.status[name].reason,
+            lambda name: name in open_pools,
         )
 
     def where(self, user: User) -> str:
@@ -94,9 +103,28 @@ class Staged:
     def _runs_for(self, user: User, stage: Stage) -> bool:
         return stage.scope == "shared" or user.role != OWNER
 
+    def batch(self, user: User, stage: Stage) -> list[str]:
+        """The keys of the items of a pool stage that the labeler works on now."""
+        pool = self.pipeline.pools.get(stage.name)
+        if pool is None:
+            raise Refused(409, f"“{stage.title}” is not open for labeling yet")
+        for _ in range(3):  # on PostgreSQL, items another process is leasing are skipped
+            keys = pools.lease_batch(
+                self.store,
+                stage.name,
+                user.id,
+                batch=pool.batch,
+                overlap=pool.overlap,
+                lease_seconds=pool.lease_seconds,
+            )
+            if keys or not pools.has_work(self.store, stage.name, user.id, pool.overlap):
+                return keys
+        return keys
+
     def open_session(self, user: User, stage: Stage, client: Client) -> Session:
         """A page's live session: the person's namespace replayed, then the stage run."""
         answers = self.store.answers(user.id)
+        batch = self.batch(user, stage) if stage.input == "pool" else []
         shown = [s for s in lead_in(self.notebook, user.role, stage) if self._runs_for(user, s)]
         recorded = [
             m for s in shown if s.scope == "shared" for m in self.pipeline.status[s.name].outputs
@@ -113,7 +141,10 @@ class Staged:
                 if part.name in visible:
                     run_cells(session, self.notebook, part)
             run_cells(session, self.notebook, stage)
-            if stage.name in answers and stage.kind == "input":
+            if stage.input == "pool":
+                ids = self.pipeline.pools[stage.name].ids
+                stage_widget(session, stage).show([ids[key] for key in batch])
+            elif stage.name in answers and stage.kind == "input":
                 apply_answer(stage_widget(session, stage), answers[stage.name])
 
         session = Session(
@@ -159,6 +190,9 @@ class Staged:
         holds now; with it, it is checked against the widget, as a page's would be."""
         page = self.page_for(user, name)
         stage = page.stage
+        if stage.input == "pool":
+            await self._submit_labels(user, stage, request_id, state)
+            return self.where(user)
         if stage.kind == "compute":
             answer: dict[str, Any] = {}
         elif state is None:
@@ -169,6 +203,37 @@ class Staged:
         if stage.input == "owner":
             asyncio.get_running_loop().create_task(self.pipeline.advance())
         return self.where(user)
+
+    async def _submit_labels(
+        self, user: User, stage: Stage, request_id: str, labels: Any | None
+    ) -> None:
+        """Save a batch of a pool stage: the page's labels, or `labels` keyed by item key."""
+        pool = self.pipeline.pools[stage.name]
+        if labels is None:
+            session = self.live.get((user.id, stage.name))
+            if session is None:
+                raise Refused(409, f"“{stage.title}” is not open in a page; reload it, then submit")
+
+            def read() -> dict[str, Any]:
+                labeler = stage_widget(session, stage)
+                return {item_key(i): label for i, label in labeler.labels.items()}
+
+            labels = await self._in_session(session, read)
+        if not isinstance(labels, dict) or not all(isinstance(k, str) for k in labels):
+            raise Refused(400, "`labels` must map item keys to labels")
+        try:
+            pools.save_labels(
+                self.store,
+                stage.name,
+                user.id,
+                {k: str(v) for k, v in labels.items()},
+                request_id,
+                choices=pool.choices,
+                overlap=pool.overlap,
+            )
+        except pools.LabelRefused as refused:
+            raise Refused(400, str(refused)) from None
+        asyncio.get_running_loop().create_task(self.pipeline.advance())
 
     async def _live_answer(self, user: User, stage: Stage) -> dict[str, Any]:
         session = self.live.get((user.id, stage.name))

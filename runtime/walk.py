@@ -3,7 +3,8 @@
 A labeler's pages are the `each` and `pool` input stages and the compute stages with
 `show: true`; the owner's are the `owner` stages and the shared reports. A page is
 open when everything it depends on is done: the shared stages by the pipeline, the
-user's own input stages by their answers. The current page is the first open page
+user's own input stages by their answers; a pool page is open while the pool is being
+labeled and the person still has work in it. The current page is the first open page
 the person has not answered; none open and some left means a waiting page.
 """
 
@@ -60,15 +61,17 @@ def walk(
     answered: set[str],
     shared_done: Callable[[str], bool],
     shared_reason: Callable[[str], str] = lambda name: "",
+    pool_open: Callable[[str], bool] = lambda name: False,
 ) -> list[Page]:
-    """Every page of the person, with its state for them."""
+    """Every page of the person, with its state for them. A pool page is open while its
+    pool is being labeled and `answered` holds it once nothing is left for the person."""
     pages = []
     for stage in page_stages(notebook, role):
-        if stage.name in answered:
+        if stage.name in answered or (stage.input == "pool" and shared_done(stage.name)):
             pages.append(Page(stage, DONE))
             continue
-        if stage.input == "pool":
-            pages.append(Page(stage, WAITING, "pooled labeling is not available in this version"))
+        if stage.input == "pool" and pool_open(stage.name):
+            pages.append(Page(stage, OPEN))
             continue
         blockers = [
             s

@@ -67,7 +67,9 @@ class Person:
     ) -> tuple[int, dict[str, Any]]:
         self.case.counter += 1
         body = {"request_id": request_id or f"r{self.case.counter}"}
-        if state is not None:
+        if state is not None and "__labels__" in state:
+            body["labels"] = state["__labels__"]
+        elif state is not None:
             body["state"] = state
         response = await self.fetch(
             f"/api/v1/stages/{stage}/submit", method="POST", body=json.dumps(body)

@@ -1,0 +1,120 @@
+"""Pooled labeling in the staged app: batches, overlap, merged labels after the pool."""
+
+from __future__ import annotations
+
+import html
+
+from staged_harness import StagedTestCase
+from tornado.testing import gen_test
+
+CELLS = (
+    "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': f'text {i}' for i in range(6)}",
+    "md:Is this text good?",
+    "#| stage: label\n#| input: pool\n#| overlap: 2\n#| batch: 2\n"
+    "labeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+    "#| stage: report\n#| show: true\n"
+    "print(sorted(labeler.labels.items()))\nprint(sorted(labeler.ties))\nprint(len(labeler.annotations))",
+)
+
+
+class TestPool(StagedTestCase):
+    cells = CELLS
+
+    async def label_everything(self, person, label_of) -> int:
+        batches = 0
+        while True:
+            status, batch = await person.get_json("/api/v1/stages/label/batch")
+            if status != 200 or not batch["items"]:
+                return batches
+            labels = {key: label_of(key) for key in batch["items"]}
+            status, reply = await person.submit("label", labels_body(labels))
+            assert status == 200, reply
+            batches += 1
+            await self.advance()
+
+    @gen_test
+    async def test_batches_overlap_and_merged_labels_reach_the_next_stage(self):
+        await self.advance()
+        alice, bob = await self.labeler(), await self.labeler()
+        assert (await alice.get_json("/api/v1/stages"))[1]["next"] == "/stage/label"
+        first = (await alice.get_json("/api/v1/stages/label/batch"))[1]
+        second = (await bob.get_json("/api/v1/stages/label/batch"))[1]
+        assert first["choices"] == ["good", "bad"] and len(first["items"]) == 2
+        assert first["items"] == second["items"]  # overlap 2: both label the first items
+        assert await self.label_everything(alice, lambda key: "good") == 3
+        status, data = await alice.get_json("/api/v1/stages")
+        assert data["next"] == "/waiting"
+        report = next(s for s in data["stages"] if s["name"] == "report")
+        assert "0 of 6 items" in report["reason"] or "label" in report["reason"]
+        await self.label_everything(bob, lambda key: "good" if key in ('"t0"', '"t1"') else "bad")
+        await self.advance()
+        assert self.staged.pipeline.status["label"].state == "done"
+        status, data = await alice.get_json("/api/v1/stages")
+        assert data["next"] == "/stage/report"
+        page = await alice.open_stage("report")
+        text = html.unescape(page.html(4))
+        assert "('t0', 'good')" in text and "('t5', 'good')" in text
+        assert "['t2', 't3', 't4', 't5']" in text and "12" in text
+
+    @gen_test
+    async def test_a_page_shows_only_the_batch_and_submits_its_live_labels(self):
+        await self.advance()
+        alice = await self.labeler()
+        page = await alice.open_stage("label")
+        buttons = [
+            cid for cid, s in page.models.items() if s.get("_model_name") == "ToggleButtonsModel"
+        ]
+        grid = page.model("GridBoxModel")
+        assert len(page.models[grid]["children"]) == 2
+        for comm_id in buttons[:2]:
+            await page.set(comm_id, index=1)
+        status, reply = await alice.submit("label")
+        assert status == 200 and reply["next"] == "/stage/label"
+        saved = await self.saved_labels()
+        assert sorted(saved.values()) == ["bad", "bad"]
+
+    async def saved_labels(self):
+        from runtime.pools import annotations
+
+        return {row.item_key: row.label for row in annotations(self.store, "label")}
+
+    @gen_test
+    async def test_refused_labels_write_nothing(self):
+        await self.advance()
+        alice, bob = await self.labeler(), await self.labeler()
+        mine = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
+        status, reply = await alice.submit("label", labels_body(dict.fromkeys(mine, "great")))
+        assert status == 400 and "not one of the choices" in reply["error"]
+        status, reply = await bob.submit("label", labels_body(dict.fromkeys(mine, "good")))
+        assert status == 400 and "not in your batch" in reply["error"]
+        status, reply = await alice.submit("label", {"labels": [1, 2]})
+        assert status == 400
+        assert await self.saved_labels() == {}
+
+    @gen_test
+    async def test_a_retried_batch_is_saved_once(self):
+        await self.advance()
+        alice = await self.labeler()
+        mine = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
+        body = labels_body(dict.fromkeys(mine, "good"))
+        assert (await alice.submit("label", body, request_id="once"))[0] == 200
+        assert (await alice.submit("label", body, request_id="once"))[0] == 200
+        assert len(await self.saved_labels()) == 2
+
+
+class TestNotALabeler(StagedTestCase):
+    cells = (
+        "import ipywidgets as widgets",
+        "#| stage: label\n#| input: pool\nw = widgets.IntSlider()\nw",
+    )
+
+    @gen_test
+    async def test_a_pool_stage_without_a_labeling_widget_fails_clearly(self):
+        await self.advance()
+        status = self.staged.pipeline.status["label"]
+        assert status.state == "failed" and "not a labeling widget" in status.reason
+
+
+def labels_body(labels):
+    """A pool submission's `state`: the labels by item key."""
+    return {"__labels__": labels}
