@@ -20,7 +20,7 @@ import tornado.web
 import tornado.websocket
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from runtime import comm, pools, shell
+from runtime import comm, dashboard, pools, shell
 from runtime.bundle import Notebook
 from runtime.pipeline import FAILED, Pipeline
 from runtime.server import HEADERS, MAX_BODY_BYTES, STATIC, StaticHandler
@@ -199,18 +199,7 @@ class OwnerPage(_PageHandler):
             rows.append((stage, state, status.reason if status else "", link))
             if status and status.state == FAILED:
                 errors.append((stage, status.error or status.reason))
-        store = self.staged.store
-        labelers = [u for u in store.users() if u.role != OWNER]
-        answers = sum(len(store.answers(u.id)) for u in labelers)
-        self.page(
-            "owner.html",
-            "Owner",
-            self.user,
-            rows=rows,
-            errors=errors,
-            labelers=len(labelers),
-            answers=answers,
-        )
+        self.page("owner.html", "Owner", self.user, rows=rows, errors=errors)
 
 
 class _Api(_Handler):
@@ -325,6 +314,38 @@ class BatchApi(_Api):
         )
 
 
+class _OwnerApi(_Api):
+    def prepare(self) -> None:
+        super().prepare()
+        if not self._finished and self.user.role != OWNER:
+            self.refuse(403, "only the owner can see this")
+
+
+class DashboardApi(_OwnerApi):
+    """`GET /api/v1/dashboard`: what the owner's dashboard shows (the owner only)."""
+
+    def get(self) -> None:
+        self.finish(dashboard.overview(self.staged))
+
+
+class LabelsDownload(_OwnerApi):
+    """`GET /api/v1/stages/NAME/labels.csv` or `.jsonl`: every raw label of a pool stage."""
+
+    def get(self, name: str, extension: str) -> None:
+        if name not in self.staged.pipeline.pools:
+            self.refuse(404, f"“{name}” is not a pool stage that has been opened")
+            return
+        rows = dashboard.label_rows(self.staged, name)
+        if extension == "csv":
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            body = dashboard.as_csv(rows)
+        else:
+            self.set_header("Content-Type", "application/jsonl; charset=utf-8")
+            body = dashboard.as_jsonl(rows)
+        self.set_header("Content-Disposition", f'attachment; filename="{name}-labels.{extension}"')
+        self.finish(body)
+
+
 class PipelineApi(_Api):
     """`GET /api/v1/pipeline`: the shared stages' states (the owner only)."""
 
@@ -407,6 +428,8 @@ def make_staged_app(
         (r"/api/v1/stages/([^/]+)/submit", SubmitApi, common),
         (r"/api/v1/stages/([^/]+)/batch", BatchApi, common),
         (r"/api/v1/pipeline", PipelineApi, common),
+        (r"/api/v1/dashboard", DashboardApi, common),
+        (r"/api/v1/stages/([^/]+)/labels\.(csv|jsonl)", LabelsDownload, common),
         (r"/api/v1/ws", StageSocket, common),
     ]
     settings = {

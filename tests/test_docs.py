@@ -88,5 +88,5 @@ def test_every_api_route_is_documented():
     )
     assert routes
     for route in routes:
-        shown = route.replace("([^/]+)", "NAME")
+        shown = route.replace("([^/]+)", "NAME").replace("\\.(csv|jsonl)", ".csv")
         assert re.search(rf"`(GET|POST) {re.escape(shown)}[`?]", text), f"{shown} is not documented"

@@ -102,6 +102,32 @@ class TestPool(StagedTestCase):
         assert len(await self.saved_labels()) == 2
 
 
+class TestDashboard(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_the_owner_sees_progress_agreement_pace_and_can_download_labels(self):
+        await self.advance()
+        alice, bob = await self.labeler(), await self.labeler()
+        for person, label in ((alice, "good"), (bob, "bad")):
+            batch = (await person.get_json("/api/v1/stages/label/batch"))[1]["items"]
+            await person.submit("label", labels_body(dict.fromkeys(batch, label)))
+        owner = await self.owner()
+        status, data = await owner.get_json("/api/v1/dashboard")
+        label = next(s for s in data["stages"] if s["name"] == "label")
+        assert label["progress"] == {"items": 6, "complete": 2, "labels": 4}
+        assert label["agreement"]["pairwise"] == 0.0
+        assert sorted(p["labels"] for p in data["labelers"]) == [2, 2]
+        assert all(p["per_minute"] > 0 for p in data["labelers"])
+        csv_text = (await owner.fetch("/api/v1/stages/label/labels.csv")).body.decode()
+        assert csv_text.splitlines()[0] == "item,labeler,labeler_name,label,time"
+        assert len(csv_text.splitlines()) == 5 and "t0" in csv_text
+        jsonl = (await owner.fetch("/api/v1/stages/label/labels.jsonl")).body.decode()
+        assert len(jsonl.splitlines()) == 4
+        assert (await alice.get_json("/api/v1/dashboard"))[0] == 403
+        assert (await alice.fetch("/api/v1/stages/label/labels.csv")).code == 403
+
+
 class TestNotALabeler(StagedTestCase):
     cells = (
         "import ipywidgets as widgets",

@@ -1,0 +1,68 @@
+/**
+ * The owner's dashboard: every few seconds, the state and progress of every stage,
+ * agreement on pools, and each labeler's count and pace, from GET /api/v1/dashboard.
+ * Text only goes in through textContent, so nothing a labeler typed can become markup.
+ */
+const stages = document.querySelector('#nbf-stages tbody');
+const labelers = document.querySelector('#nbf-labelers tbody');
+
+function cell(text) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  return td;
+}
+
+function percent(value) {
+  return value === null || value === undefined ? '' : `${Math.round(value * 100)}%`;
+}
+
+function showStages(data) {
+  for (const stage of data.stages) {
+    const row = stages.querySelector(`tr[data-stage="${CSS.escape(stage.name)}"]`);
+    if (!row) continue;
+    const state = row.querySelector('.nbf-state');
+    state.textContent = stage.state;
+    state.className = `nbf-state nbf-state-${stage.state}`;
+    const progress = stage.progress
+      ? `${stage.progress.complete} of ${stage.progress.items} items complete, ${stage.progress.labels} labels`
+      : stage.reason;
+    row.querySelector('.nbf-progress').textContent = progress;
+    const agreement = stage.agreement
+      ? `pairwise ${percent(stage.agreement.pairwise)}, α ${stage.agreement.alpha === null ? '–' : stage.agreement.alpha.toFixed(2)}`
+      : '';
+    row.querySelector('.nbf-agreement').textContent = agreement;
+  }
+}
+
+function showLabelers(data) {
+  labelers.replaceChildren(
+    ...data.labelers.map((person) => {
+      const tr = document.createElement('tr');
+      tr.append(
+        cell(person.name),
+        cell(String(person.labels)),
+        cell(String(person.answers)),
+        cell(String(person.per_minute)),
+        cell(person.last_label_at ? new Date(person.last_label_at).toLocaleTimeString() : ''),
+      );
+      return tr;
+    }),
+  );
+}
+
+async function refresh() {
+  try {
+    const response = await fetch('/api/v1/dashboard', { credentials: 'same-origin' });
+    if (response.ok) {
+      const data = await response.json();
+      showStages(data);
+      showLabelers(data);
+      document.body.dataset.nbfDashboard = 'updated';
+    }
+  } catch (error) {
+    // the server may be restarting: try again on the next tick
+  }
+  setTimeout(refresh, 2000);
+}
+
+refresh();
