@@ -58,7 +58,39 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a stage may run before it is reported as failed (default 600)",
     )
+    invite = commands.add_parser("invite", help="make (or revoke) a labeler's personal link")
+    invite.add_argument("app", type=Path, help="the served notebook or its bundle directory")
+    who = invite.add_mutually_exclusive_group(required=True)
+    who.add_argument("--name", help="the labeler's name, as the owner's dashboard shows it")
+    who.add_argument("--revoke", metavar="NAME", help="revoke the links of the labeler(s) named so")
+    invite.add_argument("--db", metavar="URL", help="the app's database, when not the default")
+    invite.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{DEFAULT_PORT}/",
+        help="the address labelers open (default http://127.0.0.1:8866/)",
+    )
     return parser
+
+
+def run_invite(app: Path, *, name: str | None, revoke: str | None, db: str | None, url: str) -> int:
+    """`nbfreeze invite`: print a new personal link, or revoke one."""
+    from runtime.store import default_url, open_store
+
+    bundle = app if app.is_dir() else app.with_name(app.stem + ".nbfreeze")
+    if db is None and not (bundle / "app.sqlite").exists():
+        print(
+            f"{app}: no app database at {bundle}; serve it once first, or pass --db.",
+            file=sys.stderr,
+        )
+        return 1
+    store = open_store(db or default_url(bundle))
+    if revoke is not None:
+        count = store.revoke(revoke)
+        print(f"revoked {count} labeler{'s' * (count != 1)} named {revoke!r}")
+        return 0 if count else 1
+    token = store.invite(name or "")
+    print(f"{name}: {url.rstrip('/')}/?token={token}")
+    return 0
 
 
 def _print_diagnostics(graph: Graph) -> None:
@@ -151,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args.notebook, as_dot=args.dot, as_json=args.json)
         if args.command == "build":
             return run_build(args.notebook, args.output)
+        if args.command == "invite":
+            return run_invite(
+                args.app, name=args.name, revoke=args.revoke, db=args.db, url=args.url
+            )
         return run_serve(
             args.target,
             host=args.host,

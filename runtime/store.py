@@ -188,6 +188,28 @@ class Store:
             return self.add_user("labeler")
         return self.user(user_id)
 
+    def invite(self, name: str) -> str:
+        """A new labeler called `name`, and the token of their personal link."""
+        user = self.add_user(name)
+        return self.mint_token(LABELER, user.id)
+
+    def revoke(self, name: str) -> int:
+        """Revoke every labeler called `name` and their links; return how many."""
+        moment = now()
+        with self._session() as session:
+            users = list(
+                session.scalars(select(User).where(User.name == name, User.role == LABELER))
+            )
+            for user in users:
+                user.revoked_at = moment
+            ids = [u.id for u in users]
+            if ids:
+                session.execute(
+                    update(Token).where(Token.user_id.in_(ids)).values(revoked_at=moment)
+                )
+            session.commit()
+            return len(users)
+
     def user(self, user_id: int) -> User | None:
         with self._session() as session:
             user = session.get(User, user_id)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import html
+import subprocess
+import sys
 
-from staged_harness import StagedTestCase
+from staged_harness import Person, StagedTestCase
 from tornado.testing import gen_test
+
+from freezer import load_labels
+from runtime.store import default_url, open_store
 
 CELLS = (
     "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': f'text {i}' for i in range(6)}",
@@ -126,6 +131,55 @@ class TestDashboard(StagedTestCase):
         assert len(jsonl.splitlines()) == 4
         assert (await alice.get_json("/api/v1/dashboard"))[0] == 403
         assert (await alice.fetch("/api/v1/stages/label/labels.csv")).code == 403
+
+
+class TestInvites(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_a_personal_link_names_the_labeler_and_can_be_revoked(self):
+        await self.advance()
+        alice = Person(self)
+        await alice.enter(self.store.invite("alice"))
+        batch = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
+        await alice.submit("label", labels_body(dict.fromkeys(batch, "good")))
+        owner = await self.owner()
+        names = [p["name"] for p in (await owner.get_json("/api/v1/dashboard"))[1]["labelers"]]
+        assert names == ["alice"]
+        frame = load_labels(self.db_url, "label")
+        assert list(frame.columns) == ["item", "labeler", "labeler_name", "label", "time"]
+        assert sorted(frame["item"]) == ["t0", "t1"] and set(frame["labeler_name"]) == {"alice"}
+        assert self.store.revoke("alice") == 1
+        assert (await alice.get_json("/api/v1/stages"))[0] == 401
+
+
+def test_invite_command_prints_a_link_that_lets_the_labeler_in(tmp_path):
+    bundle = tmp_path / "app"
+    bundle.mkdir()
+    store = open_store(default_url(bundle))
+    result = subprocess.run(
+        [sys.executable, "-m", "freezer", "invite", str(bundle), "--name", "bob"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().rsplit("token=", 1)[1]
+    assert store.redeem(token).name == "bob"
+    revoked = subprocess.run(
+        [sys.executable, "-m", "freezer", "invite", str(bundle), "--revoke", "bob"],
+        capture_output=True,
+        text=True,
+    )
+    assert revoked.returncode == 0 and store.redeem(token) is None
+
+
+def test_invite_command_without_an_app_database_says_so(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "freezer", "invite", str(tmp_path), "--name", "x"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "serve it once first" in result.stderr
 
 
 class TestNotALabeler(StagedTestCase):
