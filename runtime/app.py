@@ -116,7 +116,7 @@ class EntryHandler(_Handler):
                     "message.html", "By invitation", message=_NO_INVITE, poll=False, pending=[]
                 )
                 return
-            user = self.staged.store.add_user("labeler")
+            user = self.staged.store.add_labeler()
             self.admit(user)
         self.redirect(self.staged.where(user))
 
@@ -379,8 +379,19 @@ class StageSocket(tornado.websocket.WebSocketHandler, _Handler):
         IOLoop.current().add_callback(self.session.start)
 
     async def on_message(self, message: str | bytes) -> None:
-        if self.session is not None:
+        if self.session is None:
+            return
+        request = _submit_request(message)
+        if request is None:
             await self.session.receive(message)
+            return
+        try:
+            next_url = await self.staged.submit(self.user, self.stage.name, request, None)
+        except Refused as refused:
+            reply = {"type": "submit_error", "request_id": request, "message": str(refused)}
+        else:
+            reply = {"type": "submitted", "request_id": request, "next": next_url}
+        self.send_frame(json.dumps(reply))
 
     def on_close(self) -> None:
         session, self.session = self.session, None
@@ -396,6 +407,21 @@ class StageSocket(tornado.websocket.WebSocketHandler, _Handler):
 
     def disconnect(self, reason: str) -> None:
         self.close(4000, reason)
+
+
+def _submit_request(frame: str | bytes) -> str | None:
+    """The request id of a page's `submit` message, or None for any other frame."""
+    if not isinstance(frame, str) or '"submit"' not in frame:
+        return None
+    try:
+        message = json.loads(frame)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("type") != "submit":
+        return None
+    request = message.get("request_id")
+    valid = isinstance(request, str) and 0 < len(request) <= MAX_REQUEST_ID
+    return request if valid else None
 
 
 def make_staged_app(

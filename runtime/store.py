@@ -163,6 +163,16 @@ class Store:
             session.commit()
             return user
 
+    def add_labeler(self) -> User:
+        """A new labeler who came through a shared link: named by their number."""
+        with self._session() as session:
+            user = User(name="labeler", role=LABELER)
+            session.add(user)
+            session.flush()
+            user.name = f"labeler {user.id}"
+            session.commit()
+            return user
+
     def owner(self) -> User:
         """The app's owner, made on first use."""
         with self._session() as session:
@@ -185,7 +195,7 @@ class Store:
                 return None
             user_id = found.user_id
         if user_id is None:
-            return self.add_user("labeler")
+            return self.add_labeler()
         return self.user(user_id)
 
     def invite(self, name: str) -> str:

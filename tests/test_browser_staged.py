@@ -1,4 +1,4 @@
-"""The staged app in real Chromium: labelers and the owner walk their pages.
+"""The staged app in real Chromium: labelers and the owner walk their pages, pools too.
 
 The app is started by the real command (`nbfreeze serve`), as an author would.
 """
@@ -76,28 +76,49 @@ def visit(browser, link: str):
     return page
 
 
-def label_warmup(page, answers: list[str]) -> None:
+def label_cards(page, answers: list[str]) -> None:
+    """Click one choice per card on a labeling page, in order."""
     page.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
     cards = page.locator(".widget-toggle-buttons")
     for number, answer in enumerate(answers):
         cards.nth(number).get_by_role("button", name=answer, exact=True).click()
-    page.get_by_text(f"{len(answers)} of 6 labeled").wait_for()
+    page.get_by_text(f"{len(answers)} of {len(answers)} labeled").wait_for()
+
+
+def submit(page, then: str) -> None:
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url(f"**{then}", timeout=ANSWER_TIMEOUT_MS)
+
+
+def pick_both_batches(page, answer: str) -> None:
+    """The flagship's pool of 24 candidates comes in two batches of 12."""
+    page.wait_for_url("**/stage/pick")
+    label_cards(page, [answer] * 12)
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_function(
+        "() => document.querySelector('.nbf-submit-status').textContent === ''",
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    label_cards(page, [answer] * 12)
+    submit(page, "/stage/warmup")
 
 
 def test_two_labelers_and_the_owner_walk_the_flagship(browser, flagship):
     alice = visit(browser, flagship.invite)
-    alice.wait_for_url("**/stage/warmup")
+    alice.wait_for_url("**/stage/pick")
+    alice.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+    shot(alice, "labeler-pool")
+    pick_both_batches(alice, "3")
     shot(alice, "labeler-warmup")
-    label_warmup(alice, ["3", "not a 3", "3", "not a 3", "3", "not a 3"])
-    alice.get_by_role("button", name="Submit").click()
-    alice.wait_for_url("**/stage/warmup_score")
+    label_cards(alice, ["3", "not a 3", "3", "not a 3", "3", "not a 3"])
+    submit(alice, "/stage/warmup_score")
     alice.get_by_text("You got 6 of 6 right.").wait_for()
     shot(alice, "labeler-report")
 
     bob = visit(browser, flagship.invite)
-    bob.wait_for_url("**/stage/warmup")
-    label_warmup(bob, ["not a 3"] * 6)
-    bob.get_by_role("button", name="Submit").click()
+    pick_both_batches(bob, "3")
+    label_cards(bob, ["not a 3"] * 6)
+    submit(bob, "/stage/warmup_score")
     bob.get_by_text("You got 3 of 6 right.").wait_for()
     assert alice.get_by_text("You got 6 of 6 right.").is_visible()
 
@@ -109,21 +130,27 @@ def test_two_labelers_and_the_owner_walk_the_flagship(browser, flagship):
     owner = visit(browser, flagship.owner)
     owner.wait_for_url("**/stage/sample_size")
     owner.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
-    slider = owner.locator(".widget-slider .noUi-handle").first
-    slider.focus()
-    slider.press("ArrowRight")
     shot(owner, "owner-stage")
-    owner.get_by_role("button", name="Submit").click()
-    owner.wait_for_url("**/owner")
-    assert owner.get_by_role("cell", name="Samples per threshold").is_visible()
+    submit(owner, "/owner")
+    owner.get_by_role("cell", name="Samples per threshold").wait_for()
+
+    # The owner's answer lets the shared stages run: alice's waiting page opens by itself.
+    alice.wait_for_url("**/stage/check", timeout=ANSWER_TIMEOUT_MS)
+    alice.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+    batch = alice.locator(".widget-toggle-buttons").count()
+    assert 0 < batch <= 8
+    label_cards(alice, ["correct"] * batch)
+    alice.get_by_role("button", name="Submit").click()
+    owner.locator("tr[data-stage='check'] .nbf-progress").filter(has_text="labels").wait_for()
+    owner.get_by_role("cell", name="labeler 2").wait_for()
     shot(owner, "owner-overview")
 
 
 def test_a_labeler_goes_back_and_changes_an_answer(browser, flagship):
     alice = visit(browser, flagship.invite)
-    alice.wait_for_url("**/stage/warmup")
-    label_warmup(alice, ["3"] * 6)
-    alice.get_by_role("button", name="Submit").click()
+    pick_both_batches(alice, "not a 3")
+    label_cards(alice, ["3"] * 6)
+    submit(alice, "/stage/warmup_score")
     alice.get_by_text("You got 3 of 6 right.").wait_for()
     alice.get_by_role("link", name="Warm-up").click()
     alice.wait_for_url("**/stage/warmup")
@@ -131,7 +158,7 @@ def test_a_labeler_goes_back_and_changes_an_answer(browser, flagship):
     alice.get_by_text("6 of 6 labeled").wait_for()
     alice.get_by_text("You answered this").wait_for()
     alice.locator(".widget-toggle-buttons").nth(1).get_by_role("button", name="not a 3").click()
-    alice.get_by_role("button", name="Submit").click()
+    submit(alice, "/stage/warmup_score")
     alice.get_by_text("You got 4 of 6 right.").wait_for()
 
 

@@ -13,7 +13,7 @@ function cell(text) {
 }
 
 function percent(value) {
-  return value === null || value === undefined ? '' : `${Math.round(value * 100)}%`;
+  return value === null || value === undefined ? '–' : `${Math.round(value * 100)}%`;
 }
 
 function showStages(data) {

@@ -257,6 +257,16 @@ const handlers = {
     }
   },
 
+  // A stage page's Submit goes over this socket, to the process holding the page's
+  // session; stage.js waits for the answer as a DOM event.
+  submitted(message) {
+    document.dispatchEvent(new CustomEvent('nbf:submitted', { detail: message }));
+  },
+
+  submit_error(message) {
+    document.dispatchEvent(new CustomEvent('nbf:submit_error', { detail: message }));
+  },
+
   reply_error(message) {
     console.error('nbfreeze: the server refused a message:', message.message, message.request);
     notice(message.message, 'warning', 8000);

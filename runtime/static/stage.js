@@ -1,40 +1,44 @@
 /**
- * A stage page's Submit button: posts to the JSON API (docs/api.md) and follows the
- * answer to the next page. A retry of the same click reuses its request id, so the
- * server applies it once.
+ * A stage page's Submit button. The answer is sent over the page's own socket, so the
+ * server process that holds the page's widgets saves it (whichever process serves the
+ * rest); the reply says where to go next. A retry of the same click reuses its request
+ * id, so the server saves it once.
  */
+import { socket } from './socket.js';
+
 const form = document.querySelector('form.nbf-submit');
 const status = form.querySelector('.nbf-submit-status');
 const button = form.querySelector('button');
+let pending = null;
 
-function xsrf() {
-  const found = document.cookie.split('; ').find((part) => part.startsWith('_xsrf='));
-  return found ? decodeURIComponent(found.slice(6)) : '';
+function settle(event, ok) {
+  if (!pending || event.detail.request_id !== pending) return;
+  pending = null;
+  if (ok) {
+    status.textContent = 'Saved.';
+    location.assign(event.detail.next);
+  } else {
+    status.textContent = `Not saved: ${event.detail.message}`;
+    button.disabled = false;
+  }
 }
 
-form.addEventListener('submit', async (event) => {
+document.addEventListener('nbf:submitted', (event) => settle(event, true));
+document.addEventListener('nbf:submit_error', (event) => settle(event, false));
+
+form.addEventListener('submit', (event) => {
   event.preventDefault();
   if (document.body.dataset.nbfStatus === 'busy') {
     status.textContent = 'Still working… submit again in a moment.';
     return;
   }
+  if (socket.readyState !== WebSocket.OPEN) {
+    status.textContent = 'Not connected to the server: reload the page, then submit.';
+    return;
+  }
   button.disabled = true;
   status.textContent = 'Saving…';
-  const requestId = form.dataset.requestId || crypto.randomUUID();
-  form.dataset.requestId = requestId;
-  try {
-    const response = await fetch(`/api/v1/stages/${encodeURIComponent(form.dataset.stage)}/submit`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-XSRFToken': xsrf() },
-      body: JSON.stringify({ request_id: requestId }),
-      credentials: 'same-origin',
-    });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || response.statusText);
-    status.textContent = 'Saved.';
-    location.assign(answer.next);
-  } catch (error) {
-    status.textContent = `Not saved: ${error.message}`;
-    button.disabled = false;
-  }
+  form.dataset.requestId = form.dataset.requestId || crypto.randomUUID();
+  pending = form.dataset.requestId;
+  socket.send(JSON.stringify({ type: 'submit', request_id: pending }));
 });
