@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         "postgresql+psycopg://… to scale out",
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve from N processes sharing the port (needs --db postgresql+psycopg://…)",
+    )
+    serve.add_argument(
         "--stage-timeout",
         type=float,
         default=600.0,
@@ -151,6 +158,7 @@ def run_serve(
     open_access: bool,
     db_url: str | None = None,
     stage_timeout: float = 600.0,
+    workers: int = 1,
 ) -> int:
     """`nbfreeze serve`: build when given a notebook, then serve until interrupted."""
     if target.is_dir() and not (target / "manifest.json").is_file():
@@ -171,6 +179,7 @@ def run_serve(
         open_access=open_access,
         db_url=db_url,
         stage_timeout=stage_timeout,
+        workers=workers,
     )
     return 0
 
@@ -194,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             open_access=args.open,
             db_url=args.db,
             stage_timeout=args.stage_timeout,
+            workers=args.workers,
         )
     except KeyboardInterrupt:
         return 130

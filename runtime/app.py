@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import tornado.escape
+import tornado.httpserver
+import tornado.netutil
+import tornado.process
 import tornado.template
 import tornado.web
 import tornado.websocket
@@ -483,18 +486,36 @@ def serve_staged(
     open_access: bool,
     db_url: str | None,
     stage_timeout: float,
+    workers: int = 1,
 ) -> None:
-    """Serve a staged app until interrupted: print the links, run the shared stages."""
-    store = open_store(db_url or default_url(bundle_dir))
+    """Serve a staged app until interrupted: print the links, run the shared stages.
+
+    With `workers` > 1 (PostgreSQL only), that many processes share the port; each runs
+    the shared stages itself (or takes them from the cache) and serves any labeler."""
+    url = db_url or default_url(bundle_dir)
+    if workers > 1 and not url.startswith("postgresql"):
+        raise SystemExit("--workers needs a PostgreSQL database: pass --db postgresql+psycopg://…")
+    store = open_store(url)
     owner = store.mint_token(OWNER, store.owner().id)
     invite = None if open_access else store.mint_token(LABELER)
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
-    print(f"Owner:   {url}?token={owner}")
+    address = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    print(f"Owner:   {address}?token={owner}")
     if invite:
-        print(f"Invite:  {url}?token={invite}  (share this with labelers: one link for all)")
+        print(f"Invite:  {address}?token={invite}  (share this with labelers: one link for all)")
     else:
-        print(f"Open:    {url}  (anyone with the URL can label)")
+        print(f"Open:    {address}  (anyone with the URL can label)")
     print("Links from earlier runs keep working.", flush=True)
+    sockets = tornado.netutil.bind_sockets(port, address=host)
+    worker = 0
+    if workers > 1:
+        store.engine.dispose()  # connections must not cross a fork
+        print(f"Starting {workers} processes.", flush=True)
+        worker = tornado.process.fork_processes(workers)
+        store = open_store(url)
+
+    def say(line: str) -> None:
+        if worker == 0:
+            print(line, flush=True)
 
     async def main() -> None:
         # Sessions belong to the loop they are made on: make the app inside it.
@@ -504,12 +525,13 @@ def serve_staged(
             bundle_dir / "cache",
             open_access=open_access,
             stage_timeout=stage_timeout,
-            progress=lambda line: print(line, flush=True),
+            progress=say,
         )
-        app.listen(port, address=host, max_body_size=MAX_BODY_BYTES)
-        print("Running the shared stages:", flush=True)
+        server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY_BYTES)
+        server.add_sockets(sockets)
+        say("Running the shared stages:")
         await app.settings["staged"].pipeline.advance()
-        print("Ready. Press Ctrl-C to stop.", flush=True)
+        say("Ready. Press Ctrl-C to stop.")
         # Pools fill from every process's labelers: look again every few seconds.
         PeriodicCallback(app.settings["staged"].pipeline.advance, 2000).start()
         await asyncio.Event().wait()

@@ -129,7 +129,8 @@ def save_labels(
 
     A label must be one of `choices`, for an item leased to this labeler (or one they
     labeled before: a change of mind while the stage is open). Nothing is written when
-    any label is refused."""
+    any label is refused. A label for an item whose lease expired and which others have
+    meanwhile given all its `overlap` labels is dropped: no item gets more."""
     for key, label in labels.items():
         if label not in choices:
             raise LabelRefused(
@@ -153,6 +154,26 @@ def save_labels(
         for key in labels:
             if key not in leased and key not in earlier:
                 raise LabelRefused(f"item {key} is not in your batch of this stage")
+        fresh = [key for key in labels if key not in earlier]
+        if fresh:
+            # Lock the items, then count: a lease that expired while its labeler worked
+            # may have let others fill the item meanwhile; such a late label is dropped.
+            lock = select(Item.item_key).where(Item.stage == stage, Item.item_key.in_(fresh))
+            if connection.dialect.name == "postgresql":
+                lock = lock.with_for_update()
+            list(connection.scalars(lock))
+            counts = dict(
+                connection.execute(
+                    select(Annotation.item_key, func.count())
+                    .where(Annotation.stage == stage, Annotation.item_key.in_(fresh))
+                    .group_by(Annotation.item_key)
+                ).all()
+            )
+            labels = {
+                key: label
+                for key, label in labels.items()
+                if key in earlier or counts.get(key, 0) < overlap
+            }
         for key, label in labels.items():
             if key in earlier:
                 connection.execute(

@@ -205,6 +205,7 @@ def serve(
     open_access: bool,
     db_url: str | None = None,
     stage_timeout: float = 600.0,
+    workers: int = 1,
 ) -> None:
     """Serve the bundle until interrupted, printing the URLs to share: a staged app when
     the notebook has input stages, else a page per visitor."""
@@ -221,8 +222,11 @@ def serve(
             open_access=open_access,
             db_url=db_url,
             stage_timeout=stage_timeout,
+            workers=workers,
         )
         return
+    if workers > 1:
+        raise SystemExit("--workers is for staged apps (notebooks with input stages)")
     tokens = {} if open_access else {"owner": secrets.token_urlsafe(24)}
     if tokens:
         tokens["visitor"] = secrets.token_urlsafe(24)

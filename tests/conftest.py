@@ -62,4 +62,4 @@ def stage(graph: Graph, name: str):
     return next(s for s in graph.stages if s.name == name)
 
 
-pytest_plugins = ["databases"]
+pytest_plugins = ["databases", "browser"]

@@ -132,3 +132,14 @@ def test_labelers_racing_for_the_last_items_never_exceed_the_overlap(database_ur
             handed += lease(store, person, batch=3, overlap=2)
     assert sorted(handed) == sorted(KEYS[:3] * 2)
     store.engine.dispose()
+
+
+def test_a_late_label_after_the_lease_expired_never_overfills_an_item(pool):
+    alice, bob = labelers(pool, 2)
+    slow = lease(pool, alice, batch=1, overlap=1)
+    with pool.engine.begin() as connection:
+        connection.execute(update(Lease).values(expires_at=Lease.expires_at - timedelta(hours=1)))
+    assert lease(pool, bob, batch=1, overlap=1) == slow
+    save(pool, bob, slow, "bob-1")
+    assert save(pool, alice, slow, "alice-1") == 0
+    assert [row.user_id for row in annotations(pool, "check")] == [bob]
