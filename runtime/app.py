@@ -146,10 +146,11 @@ class StagePage(_PageHandler):
         if stage.input == "pool":
             pool = self.staged.pipeline.pools[stage.name]
             done = pools.progress(self.staged.store, stage.name, pool.overlap)
-            note = (
-                f"Label the items below, then submit; more come after. "
-                f"{done.complete} of {done.items} items have all their labels so far."
-            )
+            so_far = f"{done.complete} of {done.items} items have all their labels so far."
+            if page.state == "done":
+                note = f"Nothing new for you: here is your last batch, to change a label. {so_far}"
+            else:
+                note = f"Label the items below, then submit; more come after. {so_far}"
         self.page(
             "stage.html",
             stage.title,

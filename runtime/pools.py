@@ -204,6 +204,27 @@ def save_labels(
     return len(labels)
 
 
+def last_batch(store: Store, stage: str, user_id: int) -> dict[str, str]:
+    """The labels of the labeler's most recent submission of this stage, by item key."""
+    with store.engine.connect() as connection:
+        latest = connection.scalar(
+            select(Annotation.request_id)
+            .where(Annotation.stage == stage, Annotation.user_id == user_id)
+            .order_by(Annotation.created_at.desc())
+            .limit(1)
+        )
+        if latest is None:
+            return {}
+        rows = connection.execute(
+            select(Annotation.item_key, Annotation.label).where(
+                Annotation.stage == stage,
+                Annotation.user_id == user_id,
+                Annotation.request_id == latest,
+            )
+        ).all()
+    return dict(rows)
+
+
 def progress(store: Store, stage: str, overlap: int) -> Progress:
     with store.engine.connect() as connection:
         items = connection.scalar(select(func.count()).select_from(Item).where(Item.stage == stage))

@@ -84,7 +84,8 @@ class Staged:
             raise Refused(404, f"there is no page “{name}” for you in this app")
         if page.state not in (OPEN, "done"):
             raise Refused(409, f"“{page.stage.title}” is not open yet: it {page.reason}")
-        if page.state == "done" and page.stage.input not in ("each", "owner", None):
+        reopen = page.stage.input == "pool" and self.pipeline.status[name].state == LABELING
+        if page.state == "done" and page.stage.input not in ("each", "owner", None) and not reopen:
             raise Refused(409, f"“{page.stage.title}” is already submitted")
         return page
 
@@ -125,6 +126,11 @@ class Staged:
         """A page's live session: the person's namespace replayed, then the stage run."""
         answers = self.store.answers(user.id)
         batch = self.batch(user, stage) if stage.input == "pool" else []
+        earlier: dict[str, str] = {}
+        if stage.input == "pool" and not batch:
+            # Nothing new for this labeler: show their last batch, to change a label.
+            earlier = pools.last_batch(self.store, stage.name, user.id)
+            batch = list(earlier)
         shown = [s for s in lead_in(self.notebook, user.role, stage) if self._runs_for(user, s)]
         recorded = [
             m for s in shown if s.scope == "shared" for m in self.pipeline.status[s.name].outputs
@@ -143,7 +149,10 @@ class Staged:
             run_cells(session, self.notebook, stage)
             if stage.input == "pool":
                 ids = self.pipeline.pools[stage.name].ids
-                stage_widget(session, stage).show([ids[key] for key in batch])
+                labeler = stage_widget(session, stage)
+                labeler.show([ids[key] for key in batch])
+                if earlier:
+                    labeler.labels = {ids[key]: label for key, label in earlier.items()}
             elif stage.name in answers and stage.kind == "input":
                 apply_answer(stage_widget(session, stage), answers[stage.name])
 

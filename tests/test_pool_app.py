@@ -10,6 +10,7 @@ from staged_harness import Person, StagedTestCase
 from tornado.testing import gen_test
 
 from freezer import load_labels
+from runtime.pools import annotations
 from runtime.store import default_url, open_store
 
 CELLS = (
@@ -79,8 +80,6 @@ class TestPool(StagedTestCase):
         assert sorted(saved.values()) == ["bad", "bad"]
 
     async def saved_labels(self):
-        from runtime.pools import annotations
-
         return {row.item_key: row.label for row in annotations(self.store, "label")}
 
     @gen_test
@@ -198,3 +197,36 @@ class TestNotALabeler(StagedTestCase):
 def labels_body(labels):
     """A pool submission's `state`: the labels by item key."""
     return {"__labels__": labels}
+
+
+class TestUndo(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_a_labeler_changes_a_label_of_their_last_batch_while_the_pool_is_open(self):
+        await self.advance()
+        alice = await self.labeler()
+        while True:
+            batch = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
+            if not batch:
+                break
+            await alice.submit("label", labels_body(dict.fromkeys(batch, "good")))
+        page = await alice.open_stage("label")
+        grid = page.model("GridBoxModel")
+        assert len(page.models[grid]["children"]) == 2
+        pressed = [
+            s.get("index")
+            for s in page.models.values()
+            if s.get("_model_name") == "ToggleButtonsModel"
+        ]
+        assert pressed.count(0) == 2  # the last batch's "good" labels are shown
+        toggles = [
+            c
+            for c, s in page.models.items()
+            if s.get("_model_name") == "ToggleButtonsModel" and s.get("index") == 0
+        ]
+        await page.set(toggles[0], index=1)
+        status, reply = await alice.submit("label")
+        assert status == 200, reply
+        labels = sorted(row.label for row in annotations(self.store, "label"))
+        assert labels == ["bad"] + ["good"] * 5
