@@ -26,6 +26,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from runtime import comm, dashboard, pools, shell
 from runtime.bundle import Notebook
 from runtime.pipeline import FAILED, Pipeline
+from runtime.preview import preview
 from runtime.server import HEADERS, MAX_BODY_BYTES, STATIC, StaticHandler
 from runtime.session import Session
 from runtime.staged import Refused, Staged
@@ -332,6 +333,19 @@ class DashboardApi(_OwnerApi):
         self.finish(dashboard.overview(self.staged))
 
 
+class PreviewApi(_OwnerApi):
+    """`GET /api/v1/stages/NAME/preview`: what the shared stages after an open pool show
+    with the labels given so far (the owner only)."""
+
+    async def get(self, name: str) -> None:
+        outputs = await preview(self.staged.pipeline, name)
+        stages = {
+            stage: [m["html"] for m in messages if m.get("type") == "output" and "html" in m]
+            for stage, messages in outputs.items()
+        }
+        self.finish({"stages": stages})
+
+
 class LabelsDownload(_OwnerApi):
     """`GET /api/v1/stages/NAME/labels.csv` or `.jsonl`: every raw label of a pool stage."""
 
@@ -459,6 +473,7 @@ def make_staged_app(
         (r"/api/v1/stages/([^/]+)/batch", BatchApi, common),
         (r"/api/v1/pipeline", PipelineApi, common),
         (r"/api/v1/dashboard", DashboardApi, common),
+        (r"/api/v1/stages/([^/]+)/preview", PreviewApi, common),
         (r"/api/v1/stages/([^/]+)/labels\.(csv|jsonl)", LabelsDownload, common),
         (r"/api/v1/ws", StageSocket, common),
     ]

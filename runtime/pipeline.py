@@ -115,6 +115,7 @@ class Pipeline:
         self.cache_dir = cache_dir
         self.stage_timeout = stage_timeout
         self.progress = progress
+        self.executor = pool
         self.session = HeadlessSession(notebook, Silent(), pool)
         self.session.shell.on_error = self._on_error
         self.shared = [s for s in notebook.stages if s.scope == "shared"]

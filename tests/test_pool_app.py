@@ -128,6 +128,9 @@ class TestDashboard(StagedTestCase):
         assert len(csv_text.splitlines()) == 5 and "t0" in csv_text
         jsonl = (await owner.fetch("/api/v1/stages/label/labels.jsonl")).body.decode()
         assert len(jsonl.splitlines()) == 4
+        status, preview = await owner.get_json("/api/v1/stages/label/preview")
+        assert status == 200 and "('t0', " in html.unescape("".join(preview["stages"]["report"]))
+        assert self.staged.pipeline.status["report"].state == "waiting"
         assert (await alice.get_json("/api/v1/dashboard"))[0] == 403
         assert (await alice.fetch("/api/v1/stages/label/labels.csv")).code == 403
 

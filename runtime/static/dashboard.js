@@ -50,6 +50,35 @@ function showLabelers(data) {
   );
 }
 
+const preview = document.querySelector('#nbf-preview');
+let previewed = 0;
+
+// The stages after an open pool, run on the labels so far; their HTML is rendered on
+// the server by nbconvert (text escaped), as every output of ours is.
+async function showPreview(data) {
+  const open = data.stages.filter((stage) => stage.state === 'labeling');
+  if (!open.length || Date.now() - previewed < 10000) return;
+  previewed = Date.now();
+  const parts = [];
+  for (const stage of open) {
+    const response = await fetch(`/api/v1/stages/${encodeURIComponent(stage.name)}/preview`, {
+      credentials: 'same-origin',
+    });
+    if (!response.ok) continue;
+    const { stages } = await response.json();
+    for (const [name, outputs] of Object.entries(stages)) {
+      const section = document.createElement('section');
+      const heading = document.createElement('h3');
+      heading.textContent = `${name} (from “${stage.title}” so far)`;
+      const body = document.createElement('div');
+      body.innerHTML = outputs.join('\n');
+      section.append(heading, body);
+      parts.push(section);
+    }
+  }
+  if (parts.length) preview.replaceChildren(...parts);
+}
+
 async function refresh() {
   try {
     const response = await fetch('/api/v1/dashboard', { credentials: 'same-origin' });
@@ -57,6 +86,7 @@ async function refresh() {
       const data = await response.json();
       showStages(data);
       showLabelers(data);
+      await showPreview(data);
       document.body.dataset.nbfDashboard = 'updated';
     }
   } catch (error) {
