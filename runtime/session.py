@@ -42,6 +42,19 @@ class Client(Protocol):
     def disconnect(self, reason: str) -> None: ...
 
 
+class _Gone:
+    """The client of a closed session: the page is gone, nothing more goes to it."""
+
+    def send_frame(self, frame: str | bytes) -> None:
+        pass
+
+    def disconnect(self, reason: str) -> None:
+        pass
+
+
+_GONE = _Gone()
+
+
 class Session:
     """One page's notebook run and its widgets."""
 
@@ -171,6 +184,7 @@ class Session:
         self.comms.close()
         self.shell.close()
         self.namespace.clear()
+        self.client = _GONE  # the page's handler may outlive us; let it not pin the session
 
     def _deliver(self, frame: str | bytes) -> None:
         if not self.closed:
@@ -212,13 +226,17 @@ class Sessions:
         """Close sessions idle for longer than the timeout; return how many."""
         now = time.monotonic() if now is None else now
         idle = [s for s in self._open.values() if s.idle_for(now) > self.idle_timeout]
-        for session in idle:
-            session.client.disconnect("idle for too long")
-            await self.close(session)
+        count = len(idle)
+        while idle:  # popped, so no reference of ours keeps a closed session alive
+            await self._cull_one(idle.pop())
         if self._closed_since_collect:
             self._closed_since_collect = 0
             release_memory()
-        return len(idle)
+        return count
+
+    async def _cull_one(self, session: Session) -> None:
+        session.client.disconnect("idle for too long")
+        await self.close(session)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +13,10 @@ from nbformat import v4
 
 from freezer.compile import compile_notebook
 from freezer.ir import Graph
+
+# tornado.testing's gen_test gives a test 5 s by default: a busy CI machine can need more,
+# and no test here asserts a duration.
+os.environ.setdefault("ASYNC_TEST_TIMEOUT", "120")
 
 MD = "md:"
 
