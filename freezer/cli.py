@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="database URL (default: SQLite in the bundle's directory); "
         "postgresql+psycopg://… to scale out",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="close a page's session after this long without a message from it (default 1800)",
     )
     serve.add_argument(
         "--workers",
@@ -159,6 +167,7 @@ def run_serve(
     db_url: str | None = None,
     stage_timeout: float = 600.0,
     workers: int = 1,
+    idle_timeout: float = 1800.0,
 ) -> int:
     """`nbfreeze serve`: build when given a notebook, then serve until interrupted."""
     if target.is_dir() and not (target / "manifest.json").is_file():
@@ -180,13 +189,30 @@ def run_serve(
         db_url=db_url,
         stage_timeout=stage_timeout,
         workers=workers,
+        idle_timeout=idle_timeout,
     )
     return 0
 
 
+def _with_system_malloc(argv: Sequence[str]) -> None:
+    """Run `serve` with the C library's allocator instead of Python's own.
+
+    Python's small-object allocator keeps a 1 MiB arena as long as one object in it
+    lives, so the memory of thousands of closed sessions would never go back to the
+    system; with malloc, freeing a session's objects and `malloc_trim` give it back.
+    Setting it needs a new interpreter: the process re-executes itself, once."""
+    if os.environ.get("PYTHONMALLOC") == "malloc":
+        return
+    os.environ["PYTHONMALLOC"] = "malloc"
+    os.execv(sys.executable, [sys.executable, "-m", "freezer", *argv])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `nbfreeze` command; never lets a traceback reach the user."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        _with_system_malloc(argv)
     try:
         if args.command == "check":
             return run_check(args.notebook, as_dot=args.dot, as_json=args.json)
@@ -204,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             db_url=args.db,
             stage_timeout=args.stage_timeout,
             workers=args.workers,
+            idle_timeout=args.idle_timeout,
         )
     except KeyboardInterrupt:
         return 130

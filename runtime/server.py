@@ -206,10 +206,12 @@ def serve(
     db_url: str | None = None,
     stage_timeout: float = 600.0,
     workers: int = 1,
+    idle_timeout: float = IDLE_TIMEOUT,
 ) -> None:
     """Serve the bundle until interrupted, printing the URLs to share: a staged app when
     the notebook has input stages, else a page per visitor."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     notebook = bundle.load(bundle_dir)
     if notebook.staged:
         from runtime.app import serve_staged
@@ -230,7 +232,7 @@ def serve(
     tokens = {} if open_access else {"owner": secrets.token_urlsafe(24)}
     if tokens:
         tokens["visitor"] = secrets.token_urlsafe(24)
-    app = make_app(notebook, open_access=open_access, tokens=tokens)
+    app = make_app(notebook, open_access=open_access, tokens=tokens, idle_timeout=idle_timeout)
     try:
         asyncio.run(_run(app, host, port, tokens))
     except KeyboardInterrupt:
