@@ -287,11 +287,11 @@ class SubmitApi(_Api):
             state = body.get("labels", body.get("state"))
             if state is not None and not isinstance(state, dict):
                 raise Refused(400, "`state` (or `labels`) must be a JSON object")
-            next_url = await self.staged.submit(self.user, name, request_id, state)
+            done = await self.staged.submit(self.user, name, request_id, state)
         except Refused as refused:
             self.refuse(refused.status, str(refused))
             return
-        self.finish({"ok": True, "next": next_url})
+        self.finish({"ok": True, "next": done.next, "late": done.late})
 
 
 class BatchApi(_Api):
@@ -404,11 +404,16 @@ class StageSocket(tornado.websocket.WebSocketHandler, _Handler):
             await self.session.receive(message)
             return
         try:
-            next_url = await self.staged.submit(self.user, self.stage.name, request, None)
+            done = await self.staged.submit(self.user, self.stage.name, request, None)
         except Refused as refused:
             reply = {"type": "submit_error", "request_id": request, "message": str(refused)}
         else:
-            reply = {"type": "submitted", "request_id": request, "next": next_url}
+            reply = {
+                "type": "submitted",
+                "request_id": request,
+                "next": done.next,
+                "late": done.late,
+            }
         self.send_frame(json.dumps(reply))
 
     def on_close(self) -> None:

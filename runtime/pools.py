@@ -37,6 +37,15 @@ class Progress:
         return self.items > 0 and self.complete == self.items
 
 
+@dataclass(frozen=True)
+class Saved:
+    """What became of a batch: the item keys saved, and those that came too late (their
+    lease had expired and others gave the item all its labels meanwhile)."""
+
+    saved: list[str]
+    late: list[str]
+
+
 def register_items(store: Store, stage: str, keys: list[str]) -> None:
     """Record a pool stage's items (keys in order); items already known stay as they are."""
     with store.engine.begin() as connection:
@@ -100,9 +109,28 @@ def lease_batch(
             .order_by(Item.position)
             .limit(batch)
         )
-        if connection.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Item)
         keys = list(connection.scalars(query))
+        if connection.dialect.name == "postgresql" and keys:
+            # Lock the candidates, then look again in a new statement (a new snapshot):
+            # another process may have leased one and committed since this one began,
+            # leaving no lock behind, and the item row itself unchanged.
+            locked = list(
+                connection.scalars(
+                    select(Item.item_key)
+                    .where(Item.stage == stage, Item.item_key.in_(keys))
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            still = set(
+                connection.scalars(
+                    select(Item.item_key).where(
+                        Item.stage == stage,
+                        Item.item_key.in_(locked),
+                        _available(user_id, overlap, moment),
+                    )
+                )
+            )
+            keys = [key for key in keys if key in still]
         expires = moment + timedelta(seconds=lease_seconds)
         if keys:
             connection.execute(
@@ -124,13 +152,15 @@ def save_labels(
     *,
     choices: tuple[str, ...],
     overlap: int,
-) -> int:
-    """Save a batch's labels once per request id; return how many were saved.
+) -> Saved:
+    """Save a batch's labels once per request id; say which were saved, and which came
+    too late.
 
     A label must be one of `choices`, for an item leased to this labeler (or one they
     labeled before: a change of mind while the stage is open). Nothing is written when
     any label is refused. A label for an item whose lease expired and which others have
     meanwhile given all its `overlap` labels is dropped: no item gets more."""
+    submitted = list(labels)
     for key, label in labels.items():
         if label not in choices:
             raise LabelRefused(
@@ -138,7 +168,10 @@ def save_labels(
             )
     with store.engine.begin() as connection:
         if connection.scalar(select(exists().where(Annotation.request_id == request_id))):
-            return 0  # a retry of a submission already saved
+            saved = connection.scalars(
+                select(Annotation.item_key).where(Annotation.request_id == request_id)
+            )
+            return Saved(sorted(saved), [])  # a retry of a submission already saved
         leased = set(
             connection.scalars(
                 select(Lease.item_key).where(Lease.stage == stage, Lease.user_id == user_id)
@@ -198,10 +231,10 @@ def save_labels(
                 )
         connection.execute(
             delete(Lease).where(
-                Lease.stage == stage, Lease.user_id == user_id, Lease.item_key.in_(list(labels))
+                Lease.stage == stage, Lease.user_id == user_id, Lease.item_key.in_(submitted)
             )
-        )
-    return len(labels)
+        )  # every submitted item leaves the batch, a late one too: the labeler moves on
+    return Saved(sorted(labels), sorted(set(submitted) - set(labels)))
 
 
 def last_batch(store: Store, stage: str, user_id: int) -> dict[str, str]:

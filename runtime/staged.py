@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime import pools, render
@@ -29,6 +29,15 @@ class Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """Where the person goes after a submission, and the item keys of a pool batch whose
+    labels came too late to count (their lease had expired and others filled them)."""
+
+    next: str
+    late: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -193,15 +202,15 @@ class Staged:
                 except AnswerError:
                     pass  # the stage's widget changed shape since; its answer no longer fits
 
-    async def submit(self, user: User, name: str, request_id: str, state: Any | None) -> str:
+    async def submit(self, user: User, name: str, request_id: str, state: Any | None) -> Submitted:
         """Save the person's answer to a stage (committed before this returns) and say
         where they go next. Without `state`, the answer is what their page's widget
         holds now; with it, it is checked against the widget, as a page's would be."""
         page = self.page_for(user, name)
         stage = page.stage
         if stage.input == "pool":
-            await self._submit_labels(user, stage, request_id, state)
-            return self.where(user)
+            saved = await self._submit_labels(user, stage, request_id, state)
+            return Submitted(self.where(user), saved.late)
         if stage.kind == "compute":
             answer: dict[str, Any] = {}
         elif state is None:
@@ -211,11 +220,11 @@ class Staged:
         self.store.submit(user.id, stage.name, answer, request_id)
         if stage.input == "owner":
             asyncio.get_running_loop().create_task(self.pipeline.advance())
-        return self.where(user)
+        return Submitted(self.where(user))
 
     async def _submit_labels(
         self, user: User, stage: Stage, request_id: str, labels: Any | None
-    ) -> None:
+    ) -> pools.Saved:
         """Save a batch of a pool stage: the page's labels, or `labels` keyed by item key."""
         pool = self.pipeline.pools[stage.name]
         if labels is None:
@@ -231,7 +240,7 @@ class Staged:
         if not isinstance(labels, dict) or not all(isinstance(k, str) for k in labels):
             raise Refused(400, "`labels` must map item keys to labels")
         try:
-            pools.save_labels(
+            saved = pools.save_labels(
                 self.store,
                 stage.name,
                 user.id,
@@ -243,6 +252,7 @@ class Staged:
         except pools.LabelRefused as refused:
             raise Refused(400, str(refused)) from None
         asyncio.get_running_loop().create_task(self.pipeline.advance())
+        return saved
 
     async def _live_answer(self, user: User, stage: Stage) -> dict[str, Any]:
         session = self.live.get((user.id, stage.name))

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -111,6 +112,7 @@ class Lease(Base):
     """An item handed to a labeler, reserved for them until `expires_at`."""
 
     __tablename__ = "leases"
+    __table_args__ = (Index("leases_by_labeler", "stage", "user_id", "expires_at"),)
     stage: Mapped[str] = mapped_column(String(200), primary_key=True)
     item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
@@ -121,6 +123,7 @@ class Annotation(Base):
     """One labeler's label of one item."""
 
     __tablename__ = "annotations"
+    __table_args__ = (Index("annotations_by_labeler", "stage", "user_id"),)
     stage: Mapped[str] = mapped_column(String(200), primary_key=True)
     item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)

@@ -6,6 +6,7 @@ Under CI a PostgreSQL that is missing or unreachable fails the test instead of s
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,8 +39,16 @@ def fresh_postgres_database() -> tuple[str, Callable[[], None]]:
         pytest.skip(f"PostgreSQL is unreachable: {exc}")
 
     def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for attempt in range(20):
+            try:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                break
+            except Exception:
+                # An autovacuum worker on the new database can hold it for a moment.
+                if attempt == 19:
+                    raise
+                time.sleep(0.25)
         admin.dispose()
 
     return url.set(database=name).render_as_string(hide_password=False), drop

@@ -84,8 +84,8 @@ def test_an_expired_lease_returns_its_items_to_the_pool(pool):
 def test_a_retried_submission_is_applied_once(pool):
     [alice] = labelers(pool, 1)
     keys = lease(pool, alice)
-    assert save(pool, alice, keys, "same") == 4
-    assert save(pool, alice, keys, "same") == 0
+    assert len(save(pool, alice, keys, "same").saved) == 4
+    assert save(pool, alice, keys, "same").saved == sorted(keys)
     assert len(annotations(pool, "check")) == 4
 
 
@@ -141,5 +141,40 @@ def test_a_late_label_after_the_lease_expired_never_overfills_an_item(pool):
         connection.execute(update(Lease).values(expires_at=Lease.expires_at - timedelta(hours=1)))
     assert lease(pool, bob, batch=1, overlap=1) == slow
     save(pool, bob, slow, "bob-1")
-    assert save(pool, alice, slow, "alice-1") == 0
+    assert save(pool, alice, slow, "alice-1").late == slow
     assert [row.user_id for row in annotations(pool, "check")] == [bob]
+    assert lease(pool, alice, batch=1, overlap=1) != slow  # alice is not stuck on it
+
+
+def test_many_labelers_at_once_fill_every_item_exactly_to_its_overlap(database_url):
+    store = open_store(database_url)
+    keys = [str(i) for i in range(300)]
+    register_items(store, "check", keys)
+    people = labelers(store, 8)
+    start = threading.Barrier(len(people))
+    late: list[str] = []
+
+    def work(person):
+        start.wait()
+        number = 0
+        while True:
+            batch = lease(store, person, batch=10, overlap=2)
+            if not batch:
+                if has_work(store, "check", person, 2):
+                    continue  # PostgreSQL skipped items another labeler was leasing
+                return
+            number += 1
+            late.extend(save(store, person, batch, f"{person}-{number}", overlap=2).late)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    per_item: dict[str, list[int]] = {}
+    for row in annotations(store, "check"):
+        per_item.setdefault(row.item_key, []).append(row.user_id)
+    assert sorted(per_item) == sorted(keys)
+    assert all(len(users) == 2 == len(set(users)) for users in per_item.values())
+    assert late == []
+    store.engine.dispose()

@@ -15,8 +15,11 @@ function settle(event, ok) {
   if (!pending || event.detail.request_id !== pending) return;
   pending = null;
   if (ok) {
-    status.textContent = 'Saved.';
-    location.assign(event.detail.next);
+    const late = event.detail.late?.length || 0;
+    status.textContent = late
+      ? `Saved, but ${late} label${late === 1 ? '' : 's'} came too late: others labeled those items while you worked.`
+      : 'Saved.';
+    setTimeout(() => location.assign(event.detail.next), late ? 2500 : 0);
   } else {
     status.textContent = `Not saved: ${event.detail.message}`;
     button.disabled = false;
