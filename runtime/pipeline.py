@@ -125,6 +125,17 @@ class Pipeline:
         self.changed = asyncio.Event()
         self._lock = asyncio.Lock()
         self._failure: tuple[dict[str, Any], str] | None = None
+        self._soon = False
+
+    def soon(self) -> None:
+        """Advance once more shortly: many submissions in a row cost one advance."""
+        if not self._soon:
+            self._soon = True
+            asyncio.get_running_loop().call_later(0.2, self._advance_now)
+
+    def _advance_now(self) -> None:
+        self._soon = False
+        asyncio.get_running_loop().create_task(self.advance())
 
     @property
     def namespace(self) -> dict[str, Any]:

@@ -88,6 +88,14 @@ class Staged:
 
     def page_for(self, user: User, name: str) -> Page:
         """The person's page `name`, or Refused when it is not theirs or not open yet."""
+        stage = self.notebook.stage(name)
+        if (
+            stage is not None
+            and stage.input == "pool"
+            and user.role != OWNER
+            and self.pipeline.status[name].state == LABELING
+        ):
+            return Page(stage, OPEN)  # the hot path of labeling: no walk of every page
         page = next((p for p in self.pages(user) if p.stage.name == name), None)
         if page is None:
             raise Refused(404, f"there is no page “{name}” for you in this app")
@@ -210,6 +218,9 @@ class Staged:
         stage = page.stage
         if stage.input == "pool":
             saved = await self._submit_labels(user, stage, request_id, state)
+            pool = self.pipeline.pools[stage.name]
+            if pools.has_work(self.store, stage.name, user.id, pool.overlap):
+                return Submitted(f"/stage/{stage.name}", saved.late)  # the next batch
             return Submitted(self.where(user), saved.late)
         if stage.kind == "compute":
             answer: dict[str, Any] = {}
@@ -251,7 +262,7 @@ class Staged:
             )
         except pools.LabelRefused as refused:
             raise Refused(400, str(refused)) from None
-        asyncio.get_running_loop().create_task(self.pipeline.advance())
+        self.pipeline.soon()
         return saved
 
     async def _live_answer(self, user: User, stage: Stage) -> dict[str, Any]:
