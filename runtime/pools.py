@@ -109,23 +109,19 @@ def lease_batch(
             .order_by(Item.position)
             .limit(batch)
         )
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            query = query.with_for_update(skip_locked=True, of=Item)
         keys = list(connection.scalars(query))
-        if connection.dialect.name == "postgresql" and keys:
-            # Lock the candidates, then look again in a new statement (a new snapshot):
-            # another process may have leased one and committed since this one began,
-            # leaving no lock behind, and the item row itself unchanged.
-            locked = list(
-                connection.scalars(
-                    select(Item.item_key)
-                    .where(Item.stage == stage, Item.item_key.in_(keys))
-                    .with_for_update(skip_locked=True)
-                )
-            )
+        if postgres and keys:
+            # Look again at the locked candidates in a new statement (a new snapshot):
+            # another process may have leased one and committed after this query's
+            # snapshot was taken, leaving no lock behind and the item row unchanged.
             still = set(
                 connection.scalars(
                     select(Item.item_key).where(
                         Item.stage == stage,
-                        Item.item_key.in_(locked),
+                        Item.item_key.in_(keys),
                         _available(user_id, overlap, moment),
                     )
                 )
