@@ -1,0 +1,823 @@
+"""Pooled labeling under 200 labelers: labels per second and submit latency, on SQLite
+(one process) and PostgreSQL (one and four processes), beside floors measured in the
+same run.
+
+A pool notebook is built in a temporary directory: `ITEMS` items (short strings), a
+`ChoiceLabeler(items, choices=["yes", "no"], render=str)` stage with `overlap: 2` and
+`batch: 10`, and a stage after it. `nbfreeze serve NOTEBOOK [--db URL --workers N]`
+serves it as a real subprocess (its request log to a file), as `tests/test_scale_out.py`
+does. Every simulated labeler opens the invite link (its own cookies, `nbfreeze_user`
+and `_xsrf`), then loops: `GET /api/v1/stages/label/batch`, and
+`POST /api/v1/stages/label/submit` with `X-XSRFToken` and
+`{"request_id": …, "labels": {key: label}}` for every item of the batch, as
+`docs/api.md` says. All 200 labelers loop at once, in this process (asyncio), each over
+its own keep-alive connection as a browser would. A run ends when the first labeler is
+told the pool has nothing left for them (or after `--seconds`); what was acknowledged
+by then counts. labels/s = labels acknowledged / seconds = 10 x submits/s; labels
+saved/s counts instead the labels the database holds that were written during the run,
+so it falls below labels/s when the server acknowledges labels it does not keep. After
+each run the bench checks the database: no item over `overlap: 2` labels, every
+acknowledged label written, no item handed to more than two labelers.
+
+The floors, same clients, same run (`bench/labels_floor.py`, in their own processes):
+
+- SQLite: a bare Tornado handler that parses the JSON body and commits one row to
+  SQLite (WAL, `synchronous=NORMAL`) per POST: its requests per second with 200 clients.
+- PostgreSQL: the same handler committing one row to PostgreSQL on one connection; and
+  single-row INSERT + COMMIT back to back on one connection, no HTTP.
+
+Each PostgreSQL run gets a database of its own (`CREATE DATABASE`), dropped afterwards;
+`NBFREEZE_BENCH_PG` (default below) names the server and a role that may create one.
+
+    .venv/bin/python bench/labels.py            # prints the table, writes bench/results/labels.md
+    .venv/bin/python bench/labels.py --quick    # a small pool and short runs, to try it out
+    .venv/bin/python bench/labels.py --profile DIR  # also py-spy each nbfreeze run into DIR
+    .venv/bin/python bench/labels.py --client tornado  # tornado's AsyncHTTPClient instead
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nbformat
+from nbformat import v4
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from labels_profile import summary  # noqa: E402
+
+from runtime.store import Annotation  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+RESULTS = ROOT / "bench" / "results" / "labels.md"
+FLOOR = Path(__file__).resolve().parent / "labels_floor.py"
+PG = os.environ.get(
+    "NBFREEZE_BENCH_PG", "postgresql+psycopg://nbfreeze:nbfreeze@127.0.0.1:5432/nbfreeze_test"
+)
+LABELERS = 200
+OVERLAP = 2
+BATCH = 10
+STAGE = "label"
+
+
+@dataclass
+class Plan:
+    items: int = 5000
+    seconds: float = 40.0  # the longest a run of nbfreeze may take
+    floor_seconds: float = 8.0
+
+
+QUICK = Plan(items=3000, seconds=10.0, floor_seconds=2.0)
+
+
+# ---- the notebook
+
+
+def build_notebook(path: Path, items: int) -> None:
+    cells = [
+        "from freezer.widgets import ChoiceLabeler\n\n"
+        f"items = {{i: f'item {{i}}' for i in range({items})}}",
+        f"#| stage: {STAGE}\n#| input: pool\n#| overlap: {OVERLAP}\n#| batch: {BATCH}\n"
+        "#| lease: 10m\n"
+        "labeler = ChoiceLabeler(items, choices=['yes', 'no'], render=str)\nlabeler",
+        "#| stage: report\n#| show: true\nprint(len(labeler.labels), 'items labeled')",
+    ]
+    notebook = v4.new_notebook(cells=[v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(notebook, path)
+
+
+# ---- processes and their CPU time
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def busy_seconds() -> float:
+    """CPU time every core of the machine spent busy (not idle, not waiting for I/O)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(t) for t in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(p) for p in found]
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes (read only: their CPU time is counted apart)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+class Server:
+    """A server subprocess in a process group of its own, its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], cwd: Path, port: int) -> None:
+        self.name = name
+        self.port = port
+        self.log_path = cwd / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def pids(self) -> list[int]:
+        """The server and its worker processes."""
+        return [self.process.pid, *children(self.process.pid)]
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def wait_for_line(self, pattern: str, timeout: float = 180.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.log_path.read_text(errors="replace"), re.MULTILINE)
+            if found:
+                return found
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name}: no line matching {pattern!r}; see {self.log_path}")
+
+    def settle(self, workers: int, timeout: float = 180.0) -> None:
+        """Wait until every worker is up and idle: only the first prints `Ready.`, the
+        others are still running the shared stages then."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.pids) >= workers + (workers > 1):
+                before = self.cpu()
+                time.sleep(0.5)
+                if self.cpu() - before < 0.05:
+                    return
+            else:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.name}: the workers did not settle; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)  # the group this Popen made
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+def fresh_postgres_database() -> tuple[str, Callable[[], None]]:
+    """A new, empty PostgreSQL database and the function that drops it."""
+    url = make_url(PG)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"nbfreeze_bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        # FORCE cannot end an autovacuum worker's connection (not our role's): try again.
+        for attempt in range(10):
+            try:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                break
+            except ProgrammingError:
+                if attempt == 9:
+                    raise
+                time.sleep(1.0)
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+# ---- the clients: HTTP/1.1 over one keep-alive connection, or tornado's client
+
+
+@dataclass
+class Response:
+    status: int
+    cookies: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+class Connection:
+    """One labeler's keep-alive connection, reused for request after request."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def request(
+        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
+    ) -> Response:
+        if self.writer is None:
+            await self.open()
+        assert self.reader is not None and self.writer is not None
+        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        if method == "POST":
+            lines.append(f"Content-Length: {len(body)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status_line, *header_lines = head.split("\r\n")
+        fields: dict[str, str] = {}
+        cookies: dict[str, str] = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "set-cookie":
+                key, _, rest = value.partition("=")
+                cookies[key] = rest.split(";", 1)[0].strip('"')
+            elif name:
+                fields[name] = value
+        length = int(fields.get("content-length", "0"))
+        data = await self.reader.readexactly(length) if length else b""
+        if fields.get("connection", "").lower() == "close":
+            self.close()
+        return Response(int(status_line.split(" ", 2)[1]), cookies, data)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+class TornadoConnection:
+    """The same calls through tornado's AsyncHTTPClient, as tests/test_scale_out.py
+    makes them: its simple client opens a new TCP connection for every request."""
+
+    client = None
+
+    def __init__(self, port: int) -> None:
+        from tornado.httpclient import AsyncHTTPClient
+
+        self.base = f"http://127.0.0.1:{port}"
+        if TornadoConnection.client is None:
+            TornadoConnection.client = AsyncHTTPClient(max_clients=LABELERS)
+
+    async def open(self) -> None:
+        pass
+
+    async def request(
+        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
+    ) -> Response:
+        from tornado.httpclient import HTTPRequest
+
+        request = HTTPRequest(
+            self.base + target,
+            method=method,
+            headers=headers,
+            body=body if method == "POST" else None,
+            follow_redirects=False,
+        )
+        response = await self.client.fetch(request, raise_error=False)  # type: ignore[union-attr]
+        cookies = {}
+        for header in response.headers.get_list("Set-Cookie"):
+            key, _, rest = header.partition("=")
+            cookies[key] = rest.split(";", 1)[0].strip('"')
+        return Response(response.code, cookies, response.body or b"")
+
+    def close(self) -> None:
+        pass
+
+
+async def open_all(make: Callable[[], Connection], count: int) -> list[Connection]:
+    """`count` connections, opened 16 at a time (the listen backlog is 128)."""
+    made = [make() for _ in range(count)]
+    gate = asyncio.Semaphore(16)
+
+    async def one(connection: Connection) -> None:
+        async with gate:
+            await connection.open()
+
+    await asyncio.gather(*(one(c) for c in made))
+    return made
+
+
+def pct(values: list[float], q: int) -> float:
+    if not values:
+        return float("nan")
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+# ---- one run of nbfreeze
+
+
+@dataclass
+class Run:
+    """What one run measured: per-call seconds, counts, and where the CPU went."""
+
+    name: str
+    submits: list[float] = field(default_factory=list)
+    batches: list[float] = field(default_factory=list)
+    labels: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    wall: float = 0.0
+    ended: str = ""
+    cpu: dict[str, float] = field(default_factory=dict)  # share of one core, by whom
+    stored: str = ""
+    handed: dict[str, set[int]] = field(default_factory=dict)  # item key -> labelers
+    window: tuple[datetime, datetime] | None = None  # the run's start and end, UTC
+    saved: int = 0  # labels the database holds that were written within the window
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def submit_rate(self) -> float:
+        return len(self.submits) / self.wall
+
+    @property
+    def label_rate(self) -> float:
+        return self.labels / self.wall
+
+    @property
+    def saved_rate(self) -> float:
+        return self.saved / self.wall
+
+
+class Labeler:
+    """A simulated person: their own cookie jar, their own connection."""
+
+    def __init__(self, connection: Connection, number: int) -> None:
+        self.connection = connection
+        self.number = number
+        self.cookies: dict[str, str] = {}
+        self.sent = 0
+
+    def headers(self, post: bool = False) -> dict[str, str]:
+        found = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if post:
+            found["X-XSRFToken"] = self.cookies["_xsrf"]
+            found["Content-Type"] = "application/json"
+        return found
+
+    async def join(self, invite: str) -> None:
+        response = await self.connection.request("GET", f"/?token={invite}", {})
+        if response.status != 302 or "nbfreeze_user" not in response.cookies:
+            raise RuntimeError(f"the invite link: HTTP {response.status} {response.body[:200]!r}")
+        self.cookies.update(response.cookies)
+
+    async def work(self, run: Run, stop: asyncio.Event) -> None:
+        path = f"/api/v1/stages/{STAGE}"
+        while not stop.is_set():
+            started = time.perf_counter()
+            response = await self.connection.request("GET", f"{path}/batch", self.headers())
+            took = time.perf_counter() - started
+            if stop.is_set():
+                return
+            if response.status != 200:
+                run.errors[f"batch: HTTP {response.status} {response.body[:120]!r}"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            run.batches.append(took)
+            items = response.json()["items"]
+            for key in items:
+                run.handed.setdefault(key, set()).add(self.number)
+            if not items:
+                run.ended = f"labeler {self.number} was told the pool has nothing left for them"
+                stop.set()
+                return
+            self.sent += 1
+            labels = {key: "yes" if (self.number + i) % 3 else "no" for i, key in enumerate(items)}
+            body = json.dumps({"request_id": f"{self.number}-{self.sent}", "labels": labels})
+            started = time.perf_counter()
+            response = await self.connection.request(
+                "POST", f"{path}/submit", self.headers(post=True), body.encode()
+            )
+            took = time.perf_counter() - started
+            if stop.is_set():
+                return  # acknowledged after the end: not counted
+            if response.status != 200:
+                run.errors[f"submit: HTTP {response.status} {response.body[:120]!r}"] += 1
+                continue
+            run.submits.append(took)
+            run.labels += len(labels)
+
+
+class CpuMeter:
+    """Shares of one core over a stretch of time: the server, PostgreSQL, this client,
+    and everything else on the machine (other processes slow both sides)."""
+
+    def __init__(self, server: Callable[[], float]) -> None:
+        self.server = server
+        self.pg = postgres_pids()
+        self.start = self._read()
+        self.started = time.perf_counter()
+
+    def _read(self) -> tuple[float, float, float, float]:
+        pg = sum(cpu_seconds(pid) for pid in self.pg)
+        return self.server(), pg, time.process_time(), busy_seconds()
+
+    def shares(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.started
+        end = self._read()
+        server, pg, client, busy = ((b - a) / wall for a, b in zip(self.start, end, strict=True))
+        return {
+            "server": server,
+            "postgres": pg,
+            "client": client,
+            "other": max(0.0, busy - server - pg - client),
+        }
+
+
+def check_store(url: str, run: Run) -> None:
+    """Every acknowledged label is in the database, and no item has more than
+    `OVERLAP` labels."""
+    engine = create_engine(url)
+    assert run.window is not None
+    with engine.connect() as connection:
+        total = connection.scalar(
+            text("SELECT count(*) FROM annotations WHERE stage = :s"), {"s": STAGE}
+        )
+        run.saved = connection.scalar(
+            select(func.count())
+            .select_from(Annotation)
+            .where(Annotation.stage == STAGE, Annotation.created_at.between(*run.window))
+        )
+        most = connection.scalar(
+            text(
+                "SELECT max(n) FROM (SELECT count(*) AS n FROM annotations "
+                "WHERE stage = :s GROUP BY item_key) AS per_item"
+            ),
+            {"s": STAGE},
+        )
+    engine.dispose()
+    run.stored = f"{total} labels stored, at most {most} per item"
+    if run.saved < run.labels:
+        run.problems.append(
+            f"the server acknowledged {run.labels} labels during the run, but only "
+            f"{run.saved} were written to the database then"
+        )
+    if (most or 0) > OVERLAP:
+        run.problems.append(f"an item has {most} labels (overlap {OVERLAP})")
+    over = [key for key, who in run.handed.items() if len(who) > OVERLAP]
+    if over:
+        run.problems.append(
+            f"{len(over)} items were handed to more than {OVERLAP} labelers (e.g. item "
+            f"{over[0]} to {len(run.handed[over[0]])})"
+        )
+
+
+async def drive(port: int, invite: str, run: Run, server: Server, plan: Plan, kind: type) -> None:
+    connections = await open_all(lambda: kind(port), LABELERS)
+    labelers = [Labeler(c, n) for n, c in enumerate(connections)]
+    gate = asyncio.Semaphore(16)
+
+    async def join(labeler: Labeler) -> None:
+        async with gate:
+            await labeler.join(invite)
+
+    await asyncio.gather(*(join(labeler) for labeler in labelers))
+    stop = asyncio.Event()
+    meter = CpuMeter(server.cpu)
+    began = datetime.now(UTC)
+    started = time.perf_counter()
+    tasks = [asyncio.ensure_future(labeler.work(run, stop)) for labeler in labelers]
+    try:
+        await asyncio.wait_for(stop.wait(), plan.seconds)
+    except TimeoutError:
+        run.ended = f"stopped after {plan.seconds:.0f} s"
+        stop.set()
+    run.wall = time.perf_counter() - started
+    run.window = (began, datetime.now(UTC))
+    run.cpu = meter.shares()
+    await asyncio.gather(*tasks)  # calls in flight end; what they bring is not counted
+    for connection in connections:
+        connection.close()
+
+
+def nbfreeze_run(
+    name: str,
+    work: Path,
+    plan: Plan,
+    kind: type,
+    db: str | None,
+    workers: int,
+    profile: Path | None,
+) -> Run:
+    home = work / name.replace(" ", "-").replace(",", "")
+    home.mkdir()
+    notebook = home / "pool.ipynb"
+    build_notebook(notebook, plan.items)
+    port = free_port()
+    argv = [str(BIN / "nbfreeze"), "serve", str(notebook), "--port", str(port)]
+    if db:
+        argv += ["--db", db, "--workers", str(workers)]
+    url = db or f"sqlite:///{home / 'pool.nbfreeze' / 'app.sqlite'}"
+    server = Server("nbfreeze", argv, home, port)
+    run = Run(name)
+    spy = None
+    try:
+        invite = server.wait_for_line(r"^Invite:\s+\S+\?token=(\S+)").group(1)
+        server.wait_for_line(r"^Ready\.")
+        server.settle(workers)
+        if profile is not None:
+            raw = profile / f"{home.name}.txt"
+            spy = subprocess.Popen(
+                [str(BIN / "py-spy"), "record", "--pid", str(server.process.pid), "--format"]
+                + ["raw", "--output", str(raw), "--rate", "100", "--nonblocking"]
+                + (["--subprocesses"] if workers > 1 else []),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)  # py-spy attaches
+        asyncio.run(drive(port, invite, run, server, plan, kind))
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+            spy.wait(60)
+        server.stop()
+    check_store(url, run)
+    return run
+
+
+# ---- the floors
+
+
+@dataclass
+class Floor:
+    name: str
+    calls: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    errors: int = 0
+
+    @property
+    def rate(self) -> float:
+        return len(self.calls) / self.wall
+
+
+async def hammer(port: int, floor: Floor, plan: Plan, kind: type, server: Server) -> None:
+    connections = await open_all(lambda: kind(port), LABELERS)
+    headers = {"Content-Type": "application/json"}
+    labels = {f'"{i}"': "yes" for i in range(BATCH)}
+    counter = iter(range(10**9))
+
+    async def loop(connection: Connection, until: float) -> None:
+        while time.perf_counter() < until:
+            body = json.dumps({"request_id": f"f-{next(counter)}", "labels": labels}).encode()
+            started = time.perf_counter()
+            response = await connection.request("POST", "/submit", headers, body)
+            took = time.perf_counter() - started
+            if response.status == 200:
+                floor.calls.append(took)
+            else:
+                floor.errors += 1
+
+    await asyncio.gather(*(loop(c, time.perf_counter() + 0.5) for c in connections[:20]))
+    floor.calls.clear()  # that was the warm-up
+    meter = CpuMeter(server.cpu)
+    started = time.perf_counter()
+    until = started + plan.floor_seconds
+    await asyncio.gather(*(loop(c, until) for c in connections))
+    floor.wall = time.perf_counter() - started
+    floor.cpu = meter.shares()
+    for connection in connections:
+        connection.close()
+
+
+def floor_run(name: str, work: Path, plan: Plan, kind: type, db: str) -> Floor:
+    port = free_port()
+    argv = [sys.executable, str(FLOOR), "--port", str(port), "--db", db]
+    server = Server(name.split()[0].lower() + "-floor", argv, work, port)
+    floor = Floor(name)
+    try:
+        server.wait_for_line(r"^listening")
+        asyncio.run(hammer(port, floor, plan, kind, server))
+    finally:
+        server.stop()
+    return floor
+
+
+def commit_loop(db: str, seconds: float) -> float:
+    """Single-row commits per second on one PostgreSQL connection, no HTTP."""
+    argv = [sys.executable, str(FLOOR), "--commit-loop", "--db", db, "--seconds", str(seconds)]
+    done = json.loads(subprocess.run(argv, capture_output=True, check=True, text=True).stdout)
+    return done["commits"] / done["seconds"]
+
+
+# ---- the report
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms"
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{who} {share:.0%}" for who, share in cpu.items())
+
+
+def report(
+    runs: list[Run], floors: dict[str, Floor], loop_rate: float, plan: Plan, client: str
+) -> str:
+    floor_of = {"SQLite": floors["sqlite"], "PostgreSQL": floors["postgresql"]}
+    rows = [
+        "| run | labels/s | labels saved/s | submits/s | submit p50 | submit p99 "
+        "| batch GET p50 | batch GET p99 | floor req/s | floor ÷ submits/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        floor = floor_of[run.name.split(",")[0]]
+        rows.append(
+            f"| {run.name} | {run.label_rate:,.0f} | {run.saved_rate:,.0f} "
+            f"| {run.submit_rate:,.0f} "
+            f"| {ms(pct(run.submits, 50))} | {ms(pct(run.submits, 99))} "
+            f"| {ms(pct(run.batches, 50))} | {ms(pct(run.batches, 99))} "
+            f"| {floor.rate:,.0f} | {floor.rate / run.submit_rate:.1f}x |"
+        )
+    rows += [
+        "",
+        "| floor | requests/s | POST p50 | POST p99 |",
+        "|---|---:|---:|---:|",
+    ]
+    for floor in floors.values():
+        rows.append(
+            f"| {floor.name} | {floor.rate:,.0f} | {ms(pct(floor.calls, 50))} "
+            f"| {ms(pct(floor.calls, 99))} |"
+        )
+    loop = "PostgreSQL single-row commits, one connection, no HTTP"
+    rows.append(f"| {loop} | {loop_rate:,.0f} | | |")
+
+    one = [r for r in runs if "4 processes" not in r.name]
+    verdicts = []
+    for run in one:
+        fast = run.label_rate >= 2000 and pct(run.submits, 99) < 0.050
+        floor = floor_of[run.name.split(",")[0]]
+        near = floor.rate / run.submit_rate <= 4
+        verdicts.append(
+            f"- {run.name}: {run.label_rate:,.0f} labels/s with submit p99 "
+            f"{ms(pct(run.submits, 99))}: {'met' if fast else 'MISSED'} "
+            "(target ≥ 2,000 labels/s, p99 < 50 ms); "
+            f"{floor.rate / run.submit_rate:.1f}x fewer submits/s than its floor: "
+            f"{'met' if near else 'MISSED'} (target within 4x)"
+        )
+    details = []
+    for run in runs:
+        errors = "; ".join(f"{n} x {e}" for e, n in run.errors.most_common(3)) or "none"
+        details.append(
+            f"- {run.name}: {len(run.submits)} submits ({run.labels} labels) and "
+            f"{len(run.batches)} batch GETs in {run.wall:.1f} s; {run.ended}. CPU (share of "
+            f"one core): {cpu_line(run.cpu)}. Refused calls: {errors}. {run.stored}."
+        )
+        details += [f"  - **wrong**: {problem}" for problem in run.problems]
+    for floor in floors.values():
+        details.append(
+            f"- floor, {floor.name}: {len(floor.calls)} POSTs in {floor.wall:.1f} s, "
+            f"{floor.errors} failed. CPU: {cpu_line(floor.cpu)}."
+        )
+    busiest = max(r.cpu["other"] for r in [*runs, *floors.values()])
+    if busiest > 0.2:
+        details.append(
+            f"- other processes on the machine used up to {busiest:.0%} of a core during a "
+            "run: every figure here is slowed by them; rerun on a quiet machine to compare."
+        )
+    how = (
+        "its own keep-alive connection"
+        if client == "keep-alive"
+        else "tornado's AsyncHTTPClient (a new connection per request)"
+    )
+    lines = [
+        "# Pooled labeling under 200 labelers",
+        "",
+        f"`bench/labels.py`: a pool of {plan.items:,} items (`ChoiceLabeler`, `render=str`), "
+        f"`overlap: {OVERLAP}`, `batch: {BATCH}`, served by `nbfreeze serve` (SQLite beside "
+        "the bundle; or `--db postgresql+psycopg://…`, one process or `--workers 4`). "
+        f"{LABELERS} labelers at once, each with its own cookies and {how}, each looping "
+        "`GET /api/v1/stages/label/batch` then `POST /api/v1/stages/label/submit` with a "
+        f"label for each of the {BATCH} items; labels/s = {BATCH} x submits/s. A run ends "
+        "when the first labeler is told nothing is left for them; only what was "
+        "acknowledged by then counts. Labels saved/s: labels written to the database during "
+        "the run (by their `created_at`), per second. Latency: one call, as the client saw "
+        "it. Floors, same "
+        "clients, same run: a bare Tornado handler parsing the JSON and committing one row "
+        "per POST (SQLite in WAL mode; PostgreSQL on one connection), and PostgreSQL's "
+        "single-row commits on one connection with no HTTP.",
+        "",
+        *rows,
+        "",
+        "Targets (one process):",
+        "",
+        *verdicts,
+        "",
+        *details,
+        "",
+        machine() + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    engine = create_engine(PG)
+    try:
+        with engine.connect() as connection:
+            pg = connection.scalar(text("SHOW server_version")).split()[0]
+    finally:
+        engine.dispose()
+    return (
+        f"{os.cpu_count()} cores, Python {platform.python_version()} on {platform.machine()}, "
+        f"Linux {platform.release()}, PostgreSQL {pg} on the same machine"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a small pool and short runs")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy each nbfreeze run")
+    parser.add_argument("--client", choices=["keep-alive", "tornado"], default="keep-alive")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else Plan()
+    kind = Connection if args.client == "keep-alive" else TornadoConnection
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    runs: list[Run] = []
+    floors: dict[str, Floor] = {}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="nbfreeze-labels-bench-") as tmp:
+        work = Path(tmp)
+        db = f"sqlite:///{work / 'floor.sqlite'}"
+        floors["sqlite"] = floor_run("SQLite, Tornado + one commit per POST", work, plan, kind, db)
+        runs.append(nbfreeze_run("SQLite, 1 process", work, plan, kind, None, 1, args.profile))
+        url, drop = fresh_postgres_database()
+        try:
+            floors["postgresql"] = floor_run(
+                "PostgreSQL, Tornado + one commit per POST", work, plan, kind, url
+            )
+            loop_rate = commit_loop(url, plan.floor_seconds / 2)
+        finally:
+            drop()
+        for workers in (1, 4):
+            url, drop = fresh_postgres_database()
+            try:
+                name = f"PostgreSQL, {workers} process{'es' if workers > 1 else ''}"
+                runs.append(nbfreeze_run(name, work, plan, kind, url, workers, args.profile))
+            finally:
+                drop()
+    text_ = report(runs, floors, loop_rate, plan, args.client)
+    print(text_)
+    print(f"(the whole bench took {time.monotonic() - started:.0f} s)")
+    if not args.quick and not args.profile and args.client == "keep-alive":
+        RESULTS.write_text(text_)
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    if args.profile:
+        for raw in sorted(args.profile.glob("*.txt")):
+            print(f"\n## {raw.stem} (py-spy, {raw})\n")
+            print(summary(raw))
+
+
+if __name__ == "__main__":
+    main()
