@@ -193,7 +193,7 @@ class Staged:
         user: User,
         stage: Stage,
         answers: dict[str, Any],
-        skip: set[str] = frozenset(),  # type: ignore[assignment]
+        skip: frozenset[str] | set[str] = frozenset(),
     ) -> None:
         """Rebuild the person's own stages before `stage`, answers applied, silently."""
         if user.role == OWNER:

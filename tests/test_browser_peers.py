@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from browser import screenshot
+from peers import PEERS
 from playwright.sync_api import Page, expect
 
 from freezer.bundle import build_bundle
@@ -22,7 +22,6 @@ from freezer.bundle import build_bundle
 pytestmark = pytest.mark.browser
 
 VIEWPORT = {"width": 1100, "height": 800}  # as the other pages' screenshots
-PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers" / "ipywidgets"
 NOTEBOOKS = sorted(p.name for p in PEERS.glob("*.ipynb")) if PEERS.is_dir() else []
 
 # Console errors that are not our code's: a Markdown image by relative path (not

@@ -17,18 +17,16 @@ import textwrap
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nbformat
 import pytest
 from browser import READY
+from peers import PEERS
 from playwright.sync_api import Locator, Page, expect
 
 pytestmark = pytest.mark.browser
 
-WIDGET_LIST = (
-    Path(__file__).resolve().parents[2] / "shared" / "peers" / "ipywidgets" / "Widget List.ipynb"
-)
+WIDGET_LIST = PEERS / "Widget List.ipynb"
 
 Act = Callable[[Page, Locator], None]
 Check = Callable[[Page, Locator], None]

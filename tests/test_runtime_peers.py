@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from peers import PEERS
 from runtime_harness import Page
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.httpserver import HTTPServer
@@ -17,7 +18,6 @@ from freezer.bundle import BuildError, build_bundle
 from runtime import bundle
 from runtime.server import make_app
 
-PEERS = Path(__file__).resolve().parents[2] / "shared" / "peers" / "ipywidgets"
 NOTEBOOKS = sorted(p.name for p in PEERS.glob("*.ipynb")) if PEERS.is_dir() else []
 SERVER_MESSAGES = {
     "comm_open", "comm_msg", "comm_close", "output", "clear_output",
