@@ -333,6 +333,39 @@ class DashboardApi(_OwnerApi):
         self.finish(dashboard.overview(self.staged))
 
 
+class InviteApi(_OwnerApi):
+    """`POST /api/v1/invites`: a labeler's personal link, by name (the owner only)."""
+
+    def post(self) -> None:
+        try:
+            name = _name_in(self.json_body())
+        except Refused as refused:
+            self.refuse(refused.status, str(refused))
+            return
+        token = self.staged.store.invite(name)
+        link = f"{self.request.protocol}://{self.request.host}/?token={token}"
+        self.finish({"name": name, "link": link})
+
+
+class RevokeApi(_OwnerApi):
+    """`POST /api/v1/invites/revoke`: revoke the links of the labelers of that name."""
+
+    def post(self) -> None:
+        try:
+            name = _name_in(self.json_body())
+        except Refused as refused:
+            self.refuse(refused.status, str(refused))
+            return
+        self.finish({"name": name, "revoked": self.staged.store.revoke(name)})
+
+
+def _name_in(body: dict[str, Any]) -> str:
+    name = body.get("name")
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 200:
+        raise Refused(400, "`name` must be a labeler's name of 1 to 200 characters")
+    return name.strip()
+
+
 class PreviewApi(_OwnerApi):
     """`GET /api/v1/stages/NAME/preview`: what the shared stages after an open pool show
     with the labels given so far (the owner only)."""
@@ -478,6 +511,8 @@ def make_staged_app(
         (r"/api/v1/stages/([^/]+)/batch", BatchApi, common),
         (r"/api/v1/pipeline", PipelineApi, common),
         (r"/api/v1/dashboard", DashboardApi, common),
+        (r"/api/v1/invites", InviteApi, common),
+        (r"/api/v1/invites/revoke", RevokeApi, common),
         (r"/api/v1/stages/([^/]+)/preview", PreviewApi, common),
         (r"/api/v1/stages/([^/]+)/labels\.(csv|jsonl)", LabelsDownload, common),
         (r"/api/v1/ws", StageSocket, common),

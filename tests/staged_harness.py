@@ -62,6 +62,10 @@ class Person:
         response = await self.fetch(path)
         return response.code, json.loads(response.body)
 
+    async def fetch_json(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        response = await self.fetch(path, method="POST", body=json.dumps(body))
+        return response.code, json.loads(response.body)
+
     async def submit(
         self, stage: str, state: dict[str, Any] | None = None, request_id: str | None = None
     ) -> tuple[int, dict[str, Any]]:

@@ -155,6 +155,25 @@ class TestInvites(StagedTestCase):
         assert (await alice.get_json("/api/v1/stages"))[0] == 401
 
 
+class TestDashboardInvites(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_the_owner_invites_and_revokes_a_labeler_from_the_dashboard(self):
+        await self.advance()
+        owner = await self.owner()
+        status, reply = await owner.fetch_json("/api/v1/invites", {"name": "dora"})
+        assert status == 200 and reply["name"] == "dora"
+        dora = Person(self)
+        await dora.enter(reply["link"].rsplit("token=", 1)[1])
+        assert (await dora.get_json("/api/v1/stages"))[0] == 200
+        assert (await owner.fetch_json("/api/v1/invites", {"name": ""}))[0] == 400
+        status, reply = await owner.fetch_json("/api/v1/invites/revoke", {"name": "dora"})
+        assert (status, reply["revoked"]) == (200, 1)
+        assert (await dora.get_json("/api/v1/stages"))[0] == 401
+        assert (await dora.fetch_json("/api/v1/invites", {"name": "x"}))[0] == 401
+
+
 def test_invite_command_prints_a_link_that_lets_the_labeler_in(tmp_path):
     bundle = tmp_path / "app"
     bundle.mkdir()

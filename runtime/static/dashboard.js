@@ -95,4 +95,44 @@ async function refresh() {
   setTimeout(refresh, 2000);
 }
 
+// Invites by name: a personal link to hand to one labeler, or revoking a name's links.
+const invite = document.querySelector('#nbf-invite');
+const result = document.querySelector('#nbf-invite-result');
+
+function xsrf() {
+  const found = document.cookie.split('; ').find((part) => part.startsWith('_xsrf='));
+  return found ? decodeURIComponent(found.slice(6)) : '';
+}
+
+async function post(path, name) {
+  const response = await fetch(path, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-XSRFToken': xsrf() },
+    body: JSON.stringify({ name }),
+    credentials: 'same-origin',
+  });
+  const answer = await response.json();
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  return answer;
+}
+
+invite.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  try {
+    const answer = await post('/api/v1/invites', invite.elements.name.value);
+    result.textContent = `${answer.name}: ${answer.link}`;
+  } catch (error) {
+    result.textContent = error.message;
+  }
+});
+
+document.querySelector('#nbf-revoke').addEventListener('click', async () => {
+  try {
+    const answer = await post('/api/v1/invites/revoke', invite.elements.name.value);
+    result.textContent = `revoked ${answer.revoked} labeler(s) named ${answer.name}`;
+  } catch (error) {
+    result.textContent = error.message;
+  }
+});
+
 refresh();
