@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select
+from sqlalchemy import Select, and_, delete, exists, func, insert, select
 
 from runtime.store import Annotation, Item, Lease, Store, now
 
@@ -59,29 +60,36 @@ def register_items(store: Store, stage: str, keys: list[str]) -> None:
             connection.execute(insert(Item), rows)
 
 
-def _available(user_id: int, overlap: int, moment: datetime) -> ColumnElement[bool]:
-    """An item the labeler has not labeled, with room for another labeler: fewer than
-    `overlap` labels and unexpired leases together."""
+def _open_items(stage: str, user_id: int, overlap: int, moment: datetime) -> Select[Any]:
+    """The keys of the items the labeler has not labeled that have room for another
+    labeler: fewer than `overlap` labels and unexpired leases together. The counts are
+    grouped once per stage (a pass over its labels and leases), not counted per item."""
     labels = (
-        select(func.count())
-        .select_from(Annotation)
-        .where(Annotation.stage == Item.stage, Annotation.item_key == Item.item_key)
-        .scalar_subquery()
+        select(Annotation.item_key, func.count().label("n"))
+        .where(Annotation.stage == stage)
+        .group_by(Annotation.item_key)
+        .subquery()
     )
-    leases = (
-        select(func.count())
-        .select_from(Lease)
+    held = (
+        select(Lease.item_key, func.count().label("n"))
+        .where(Lease.stage == stage, Lease.expires_at > moment)
+        .group_by(Lease.item_key)
+        .subquery()
+    )
+    mine = select(Annotation.item_key).where(
+        Annotation.stage == stage, Annotation.user_id == user_id
+    )
+    return (
+        select(Item.item_key)
+        .select_from(Item)
+        .outerjoin(labels, labels.c.item_key == Item.item_key)
+        .outerjoin(held, held.c.item_key == Item.item_key)
         .where(
-            Lease.stage == Item.stage, Lease.item_key == Item.item_key, Lease.expires_at > moment
+            Item.stage == stage,
+            Item.item_key.not_in(mine),
+            func.coalesce(labels.c.n, 0) + func.coalesce(held.c.n, 0) < overlap,
         )
-        .scalar_subquery()
     )
-    mine = exists().where(
-        Annotation.stage == Item.stage,
-        Annotation.item_key == Item.item_key,
-        Annotation.user_id == user_id,
-    )
-    return and_(~mine, labels + leases < overlap)
 
 
 def lease_batch(
@@ -103,12 +111,7 @@ def lease_batch(
         connection.execute(
             delete(Lease).where(Lease.stage == stage, Lease.user_id == user_id)
         )  # expired leases of this labeler: those items are back in the pool
-        query = (
-            select(Item.item_key)
-            .where(Item.stage == stage, _available(user_id, overlap, moment))
-            .order_by(Item.position)
-            .limit(batch)
-        )
+        query = _open_items(stage, user_id, overlap, moment).order_by(Item.position).limit(batch)
         postgres = connection.dialect.name == "postgresql"
         if postgres:
             query = query.with_for_update(skip_locked=True, of=Item)
@@ -119,11 +122,7 @@ def lease_batch(
             # snapshot was taken, leaving no lock behind and the item row unchanged.
             still = set(
                 connection.scalars(
-                    select(Item.item_key).where(
-                        Item.stage == stage,
-                        Item.item_key.in_(keys),
-                        _available(user_id, overlap, moment),
-                    )
+                    _open_items(stage, user_id, overlap, moment).where(Item.item_key.in_(keys))
                 )
             )
             keys = [key for key in keys if key in still]
@@ -286,7 +285,7 @@ def has_work(store: Store, stage: str, user_id: int, overlap: int) -> bool:
             return True
         return bool(
             connection.scalar(
-                select(exists().where(Item.stage == stage, _available(user_id, overlap, moment)))
+                select(_open_items(stage, user_id, overlap, moment).limit(1).exists())
             )
         )
 
