@@ -218,8 +218,17 @@ class _Api(_Handler):
         self.finish({"error": message})
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, Refused):  # every API handler's refusals, answered in one place
+            self.set_status(error.status)
+            self.finish({"error": str(error)})
+            return
         reason = self._reason if status_code < 500 else "the server failed to answer"
         self.finish({"error": reason})
+
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        if not isinstance(value, Refused):  # a refusal is an answer, not a server fault
+            super().log_exception(typ, value, tb)
 
     def json_body(self) -> dict[str, Any]:
         try:
@@ -264,11 +273,7 @@ class StageApi(_Api):
     """`GET /api/v1/stages/NAME`: one page's state and the person's saved answer."""
 
     def get(self, name: str) -> None:
-        try:
-            page = self.staged.page_for(self.user, name)
-        except Refused as refused:
-            self.refuse(refused.status, str(refused))
-            return
+        page = self.staged.page_for(self.user, name)
         answer = self.staged.store.answers(self.user.id).get(name)
         self.finish(stage_json(page) | {"answer": answer})
 
@@ -277,20 +282,14 @@ class SubmitApi(_Api):
     """`POST /api/v1/stages/NAME/submit`: save an answer; the reply says where next."""
 
     async def post(self, name: str) -> None:
-        try:
-            body = self.json_body()
-            request_id = body.get("request_id")
-            if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
-                raise Refused(
-                    400, f"`request_id` must be a string of 1 to {MAX_REQUEST_ID} characters"
-                )
-            state = body.get("labels", body.get("state"))
-            if state is not None and not isinstance(state, dict):
-                raise Refused(400, "`state` (or `labels`) must be a JSON object")
-            done = await self.staged.submit(self.user, name, request_id, state)
-        except Refused as refused:
-            self.refuse(refused.status, str(refused))
-            return
+        body = self.json_body()
+        request_id = body.get("request_id")
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+            raise Refused(400, f"`request_id` must be a string of 1 to {MAX_REQUEST_ID} characters")
+        state = body.get("labels", body.get("state"))
+        if state is not None and not isinstance(state, dict):
+            raise Refused(400, "`state` (or `labels`) must be a JSON object")
+        done = await self.staged.submit(self.user, name, request_id, state)
         self.finish({"ok": True, "next": done.next, "late": done.late})
 
 
@@ -299,14 +298,10 @@ class BatchApi(_Api):
     them), the choices, and how far the pool is."""
 
     def get(self, name: str) -> None:
-        try:
-            stage = self.staged.page_for(self.user, name).stage
-            if stage.input != "pool":
-                raise Refused(400, f"“{stage.title}” is not a pool stage")
-            keys = self.staged.batch(self.user, stage)
-        except Refused as refused:
-            self.refuse(refused.status, str(refused))
-            return
+        stage = self.staged.page_for(self.user, name).stage
+        if stage.input != "pool":
+            raise Refused(400, f"“{stage.title}” is not a pool stage")
+        keys = self.staged.batch(self.user, stage)
         pool = self.staged.pipeline.pools[name]
         done = pools.progress(self.staged.store, name, pool.overlap)
         self.finish(
@@ -337,11 +332,7 @@ class InviteApi(_OwnerApi):
     """`POST /api/v1/invites`: a labeler's personal link, by name (the owner only)."""
 
     def post(self) -> None:
-        try:
-            name = _name_in(self.json_body())
-        except Refused as refused:
-            self.refuse(refused.status, str(refused))
-            return
+        name = _name_in(self.json_body())
         token = self.staged.store.invite(name)
         link = f"{self.request.protocol}://{self.request.host}/?token={token}"
         self.finish({"name": name, "link": link})
@@ -351,11 +342,7 @@ class RevokeApi(_OwnerApi):
     """`POST /api/v1/invites/revoke`: revoke the links of the labelers of that name."""
 
     def post(self) -> None:
-        try:
-            name = _name_in(self.json_body())
-        except Refused as refused:
-            self.refuse(refused.status, str(refused))
-            return
+        name = _name_in(self.json_body())
         self.finish({"name": name, "revoked": self.staged.store.revoke(name)})
 
 
