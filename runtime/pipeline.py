@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freezer.widgets import Labeling
+from freezer.widgets import Labeling, item_key
 from runtime import pools
 from runtime.agreement import merge
 from runtime.bundle import Notebook, Stage
@@ -48,14 +48,6 @@ class Pool:
     overlap: int
     batch: int
     lease_seconds: int
-
-
-def item_key(item_id: Any) -> str:
-    """The key an item id is stored under."""
-    try:
-        return json.dumps(item_id, sort_keys=True)
-    except TypeError:
-        return json.dumps(str(item_id))
 
 
 @dataclass

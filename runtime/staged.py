@@ -14,9 +14,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+from freezer.widgets import item_key
 from runtime import pools, render
 from runtime.bundle import Notebook, Stage
-from runtime.pipeline import LABELING, HeadlessSession, Pipeline, Silent, item_key
+from runtime.pipeline import LABELING, HeadlessSession, Pipeline, Silent
 from runtime.session import Client, Session
 from runtime.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
 from runtime.store import OWNER, Store, User

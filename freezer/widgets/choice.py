@@ -1,57 +1,21 @@
-"""Labeling widgets the author uses in Jupyter and the labelers see in the app.
+"""`ChoiceLabeler`: a labeling widget built from standard ipywidgets only.
 
-`ChoiceLabeler` is built from standard ipywidgets only: one card per item (the item
-rendered, then one toggle button per choice). It follows the labeling protocol
-(`Labeling`): stable `item_ids`, a `labels` mapping from item id to label that
-observers see change, its `choices`, and `show(ids)` to display a subset of the items.
+One card per item (the item rendered, then one toggle button per choice). It follows
+the labeling protocol (`Labeling`): stable `item_ids`, a `labels` mapping from item id
+to label that observers see change, its `choices`, and `show(ids)` to show a subset.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 import traitlets
 
 from freezer.png import encode_png
-
-
-@runtime_checkable
-class Labeling(Protocol):
-    """What a widget needs for a `pool` stage: nbfreeze splits its items between the
-    labelers, shows each their batch with `show`, reads `labels` back, and afterwards
-    sets `labels` to everyone's labels merged by majority, `ties` to the items whose top
-    labels tie, and `annotations` to every raw label (item, labeler, label, time)."""
-
-    item_ids: tuple[Hashable, ...]
-    labels: dict[Hashable, Any]
-    choices: tuple[str, ...]
-
-    def show(self, ids: Iterable[Hashable]) -> None: ...
-
-
-def _items_with_ids(
-    items: Any, key: Callable[[Any], Hashable] | None
-) -> list[tuple[Hashable, Any]]:
-    """(id, item) pairs: a mapping's keys, the pandas index, a key the author names, or the
-    position."""
-    if isinstance(items, Mapping):
-        rows = list(items.values())
-        ids = list(items.keys())
-    elif hasattr(items, "index") and hasattr(items, "iloc"):
-        rows = [items.iloc[i] for i in range(len(items))]
-        ids = list(items.index)
-    else:
-        rows = list(items)
-        ids = list(range(len(rows)))
-    if key is not None:
-        ids = [key(row) for row in rows]
-    ids = [i.item() if isinstance(i, np.generic) else i for i in ids]
-    if len(set(ids)) != len(ids):
-        raise ValueError("item ids must be unique; pass `key=` to name a unique key")
-    return list(zip(ids, rows, strict=True))
+from freezer.widgets.protocol import items_with_ids
 
 
 def render_item(item: Any) -> widgets.Widget:
@@ -85,7 +49,7 @@ class ChoiceLabeler(widgets.VBox):
     ) -> None:
         if not choices:
             raise ValueError("a ChoiceLabeler needs at least one choice")
-        pairs = _items_with_ids(items, key)
+        pairs = items_with_ids(items, key)
         self.item_ids: tuple[Hashable, ...] = tuple(i for i, _ in pairs)
         self._buttons: dict[Hashable, widgets.ToggleButtons] = {}
         self._cards: dict[Hashable, widgets.VBox] = {}

@@ -1,0 +1,143 @@
+"""The anywidget base of the stock labeling widgets: items, images, labels, submit.
+
+One ES module (`static/labeling.js`) draws every stock labeler, in Jupyter and in the
+frozen app alike. Python keeps all the items; a page is sent only the items shown (a
+labeler's batch), each image encoded once, lazily, and sent as a binary buffer. Item ids
+travel as their `item_key` strings, so any hashable id survives the round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from freezer.widgets.media import Media, as_media
+from freezer.widgets.protocol import item_key, items_with_ids
+
+STATIC = Path(__file__).parent / "static"
+
+
+def _labels_to_json(labels: dict[Hashable, Any], widget: LabelingWidget) -> dict[str, Any]:
+    return {item_key(item_id): label for item_id, label in labels.items()}
+
+
+def _labels_from_json(labels: Any, widget: LabelingWidget) -> dict[Hashable, Any]:
+    if not isinstance(labels, dict):
+        raise traitlets.TraitError("labels must be an object mapping item keys to labels")
+    try:
+        return {widget._ids_by_key[key]: label for key, label in labels.items()}
+    except KeyError as missing:
+        raise traitlets.TraitError(f"{missing.args[0]} is not an item of this labeler") from None
+
+
+class LabelingWidget(anywidget.AnyWidget):
+    """Items with stable ids, `labels` (item id → label, synced and observable), the
+    `choices`, `show(ids)` for a subset, and `on_submit` for the Enter key."""
+
+    _esm = STATIC / "labeling.js"
+    _css = STATIC / "labeling.css"
+    _view = traitlets.Unicode().tag(sync=True)
+    _items = traitlets.List().tag(sync=True)
+    _images = traitlets.List(traitlets.Bytes()).tag(sync=True)
+    _choices = traitlets.List().tag(sync=True)
+    _per_page = traitlets.Int(1).tag(sync=True)
+    _size = traitlets.Int(120).tag(sync=True)
+
+    labels = traitlets.Dict().tag(sync=True, to_json=_labels_to_json, from_json=_labels_from_json)
+    choices = traitlets.Tuple()
+    shown = traitlets.Tuple()
+    ties = traitlets.Dict()
+    annotations = traitlets.List()
+
+    def __init__(
+        self,
+        items: Any,
+        choices: Sequence[str],
+        *,
+        render: Callable[[Any], Any] | None = None,
+        caption: Callable[[Any], Any] | None = None,
+        key: Callable[[Any], Hashable] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        choices = tuple(str(c) for c in choices)
+        if not choices:
+            raise ValueError(f"a {type(self).__name__} needs at least one choice")
+        if len(set(choices)) != len(choices):
+            raise ValueError(f"choices must differ from each other: {list(choices)}")
+        pairs = items_with_ids(items, key)
+        self.item_ids: tuple[Hashable, ...] = tuple(i for i, _ in pairs)
+        self._items_by_id = dict(pairs)
+        self._ids_by_key = {item_key(i): i for i in self.item_ids}
+        self._render = render
+        self._caption = caption
+        self._media: dict[Hashable, Media] = {}
+        self._submit_callbacks: list[Callable[[LabelingWidget], Any]] = []
+        super().__init__(choices=choices, _choices=list(choices), **kwargs)
+        self.on_msg(self._on_message)
+        self.show(self.item_ids)
+
+    @traitlets.validate("labels")
+    def _valid_labels(self, proposal: dict[str, Any]) -> dict[Hashable, str]:
+        labels = dict(proposal["value"])
+        for item_id, label in labels.items():
+            if item_id not in self._items_by_id:
+                raise traitlets.TraitError(f"{item_id!r} is not an item of this labeler")
+            if label not in self.choices:
+                raise traitlets.TraitError(
+                    f"{label!r} is not one of the choices {list(self.choices)}"
+                )
+        return labels
+
+    def show(self, ids: Iterable[Hashable]) -> None:
+        """Show only the items whose ids are given, in that order; only their images
+        are encoded and sent to the page."""
+        wanted = list(ids)
+        unknown = [i for i in wanted if i not in self._items_by_id]
+        if unknown:
+            raise KeyError(f"not items of this labeler: {unknown!r}")
+        items, images = [], []
+        for item_id in wanted:
+            media = self._media_of(item_id)
+            entry = {
+                "key": item_key(item_id),
+                "kind": media.kind,
+                "text": media.text,
+                "mime": media.mime,
+                "image": -1,
+                "caption": self._caption_of(item_id),
+            }
+            if media.kind == "image":
+                entry["image"] = len(images)
+                images.append(media.data)
+            items.append(entry)
+        self.shown = tuple(wanted)
+        with self.hold_sync():
+            self._images = images
+            self._items = items
+
+    def on_submit(self, callback: Callable[[LabelingWidget], Any], remove: bool = False) -> None:
+        """Call `callback(widget)` when the person presses Enter to submit."""
+        if remove:
+            self._submit_callbacks.remove(callback)
+        else:
+            self._submit_callbacks.append(callback)
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "submit":
+            for callback in list(self._submit_callbacks):
+                callback(self)
+
+    def _media_of(self, item_id: Hashable) -> Media:
+        if item_id not in self._media:
+            item = self._items_by_id[item_id]
+            self._media[item_id] = as_media(self._render(item) if self._render else item)
+        return self._media[item_id]
+
+    def _caption_of(self, item_id: Hashable) -> str:
+        if self._caption is None:
+            return ""
+        return str(self._caption(self._items_by_id[item_id]))

@@ -1,0 +1,307 @@
+// nbfreeze's BoxEditor: an image with boxes to move, resize, delete, add and name.
+// One plain ES module for anywidget, the same in Jupyter, Voila and the frozen app.
+// The model holds the image (`_image`, a binary buffer), `_choices`, the ids the
+// labeler may edit (`_shown`), and `boxes` in image pixels, which this view sets.
+
+const HANDLES = ['nw', 'ne', 'sw', 'se'];
+const MIN = 2; // smallest box side, in image pixels
+
+function render({ model, el }) {
+  el.classList.add('nbfb');
+  el.dataset.lmSuppressShortcuts = 'true';
+  const url = URL.createObjectURL(new Blob([model.get('_image')], { type: model.get('_mime') }));
+  const root = document.createElement('div');
+  root.className = 'nbfb-root';
+  root.tabIndex = 0;
+  root.setAttribute('role', 'group');
+  root.setAttribute('aria-label', 'Edit the boxes');
+  const tools = document.createElement('div');
+  tools.className = 'nbfb-tools';
+  const stage = document.createElement('div');
+  stage.className = 'nbfb-stage';
+  const img = document.createElement('img');
+  img.className = 'nbfb-image';
+  img.alt = '';
+  img.draggable = false;
+  img.src = url;
+  stage.append(img);
+  const status = document.createElement('div');
+  status.className = 'nbfb-status';
+  status.setAttribute('aria-live', 'polite');
+  root.append(tools, stage, status);
+  el.append(root);
+
+  const history = [];
+  let selected = null;
+  let added = 0;
+  let size = { width: 0, height: 0 };
+
+  const boxes = () => model.get('boxes') || [];
+  const editable = (box) => typeof box.id === 'string' && box.id.startsWith('new-')
+    || (model.get('_shown') || []).some((id) => id === box.id);
+
+  function save(next) {
+    history.push(boxes());
+    model.set('boxes', next);
+    model.save_changes();
+  }
+
+  function change(id, patch) {
+    save(boxes().map((box) => (box.id === id ? { ...box, ...patch } : box)));
+  }
+
+  function clamp(box) {
+    const width = Math.max(MIN, Math.min(box.width, size.width));
+    const height = Math.max(MIN, Math.min(box.height, size.height));
+    const x = Math.max(0, Math.min(box.x, size.width - width));
+    const y = Math.max(0, Math.min(box.y, size.height - height));
+    return { ...box, x, y, width, height };
+  }
+
+  function scale() {
+    const rect = stage.getBoundingClientRect();
+    return { rect, k: size.width / rect.width };
+  }
+
+  function pointAt(event) {
+    const { rect, k } = scale();
+    return { x: (event.clientX - rect.left) * k, y: (event.clientY - rect.top) * k };
+  }
+
+  function newBox(box) {
+    added += 1;
+    const id = `new-${Date.now().toString(36)}-${added}`;
+    const label = model.get('_choices')[0] ?? null;
+    return { id, label, ...box };
+  }
+
+  function drag(event, start, update, done) {
+    event.preventDefault();
+    stage.setPointerCapture(event.pointerId);
+    const from = pointAt(event);
+    const moveTo = (e) => {
+      const at = pointAt(e);
+      update(start, at.x - from.x, at.y - from.y, at);
+    };
+    const finish = (e) => {
+      stage.removeEventListener('pointermove', moveTo);
+      stage.removeEventListener('pointerup', finish);
+      stage.removeEventListener('pointercancel', finish);
+      done(e);
+    };
+    stage.addEventListener('pointermove', moveTo);
+    stage.addEventListener('pointerup', finish);
+    stage.addEventListener('pointercancel', finish);
+  }
+
+  function resized(box, corner, dx, dy) {
+    let { x, y, width, height } = box;
+    if (corner.includes('w')) { x += dx; width -= dx; }
+    if (corner.includes('e')) width += dx;
+    if (corner.includes('n')) { y += dy; height -= dy; }
+    if (corner.includes('s')) height += dy;
+    if (width < 0) { x += width; width = -width; }
+    if (height < 0) { y += height; height = -height; }
+    return clamp({ ...box, x, y, width, height });
+  }
+
+  function place(node, box) {
+    node.style.left = `${(box.x / size.width) * 100}%`;
+    node.style.top = `${(box.y / size.height) * 100}%`;
+    node.style.width = `${(box.width / size.width) * 100}%`;
+    node.style.height = `${(box.height / size.height) * 100}%`;
+  }
+
+  function describe(box, n) {
+    return `box ${n + 1}: ${box.label ?? 'no label'}`;
+  }
+
+  function draw() {
+    if (!size.width) return;
+    const focused = root.contains(document.activeElement);
+    stage.querySelectorAll('.nbfb-box').forEach((node) => node.remove());
+    boxes().forEach((box, n) => {
+      const node = document.createElement('div');
+      node.className = 'nbfb-box';
+      node.dataset.id = String(box.id);
+      place(node, box);
+      const tag = document.createElement('span');
+      tag.className = 'nbfb-tag';
+      tag.textContent = box.label ?? '?';
+      node.append(tag);
+      if (!editable(box)) {
+        node.classList.add('nbfb-locked');
+        stage.append(node);
+        return;
+      }
+      node.tabIndex = 0;
+      node.setAttribute('role', 'button');
+      node.setAttribute('aria-label', describe(box, n));
+      node.setAttribute('aria-pressed', String(box.id === selected));
+      for (const corner of HANDLES) {
+        const handle = document.createElement('span');
+        handle.className = `nbfb-handle nbfb-${corner}`;
+        handle.addEventListener('pointerdown', (event) => {
+          event.stopPropagation();
+          select(box.id, false);
+          drag(event, box, (b, dx, dy) => place(node, resized(b, corner, dx, dy)), (e) => {
+            const at = pointAt(e);
+            const start = pointAt(event);
+            change(box.id, resized(box, corner, at.x - start.x, at.y - start.y));
+          });
+        });
+        node.append(handle);
+      }
+      node.addEventListener('pointerdown', (event) => {
+        event.stopPropagation();
+        select(box.id, false);
+        drag(event, box, (b, dx, dy) => place(node, clamp({ ...b, x: b.x + dx, y: b.y + dy })), (e) => {
+          const at = pointAt(e);
+          const start = pointAt(event);
+          const dx = at.x - start.x;
+          const dy = at.y - start.y;
+          if (Math.abs(dx) + Math.abs(dy) > 0.5) change(box.id, clamp({ ...box, x: box.x + dx, y: box.y + dy }));
+        });
+      });
+      node.addEventListener('focus', () => select(box.id, false));
+      stage.append(node);
+    });
+    drawTools();
+    const chosen = stage.querySelector(`.nbfb-box[data-id="${CSS.escape(String(selected))}"]`);
+    if (focused && chosen) chosen.focus({ preventScroll: true });
+    else if (focused) root.focus();
+  }
+
+  function select(id, redraw = true) {
+    if (selected === id) return;
+    selected = id;
+    if (redraw) draw();
+    else {
+      stage.querySelectorAll('.nbfb-box[role="button"]').forEach((node) => {
+        node.setAttribute('aria-pressed', String(node.dataset.id === String(id)));
+      });
+      drawTools();
+    }
+  }
+
+  function drawTools() {
+    const box = boxes().find((b) => b.id === selected);
+    const buttons = model.get('_choices').map((choice, c) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'nbfb-label';
+      button.disabled = !box;
+      button.setAttribute('aria-pressed', String(Boolean(box) && box.label === choice));
+      if (c < 9) {
+        const hint = document.createElement('kbd');
+        hint.setAttribute('aria-hidden', 'true');
+        hint.textContent = String(c + 1);
+        button.append(hint);
+      }
+      button.append(choice);
+      button.addEventListener('click', () => box && change(box.id, { label: choice }));
+      return button;
+    });
+    const add = document.createElement('button');
+    add.type = 'button';
+    add.className = 'nbfb-add';
+    add.textContent = 'Add box';
+    add.addEventListener('click', addBox);
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'nbfb-delete';
+    remove.textContent = 'Delete box';
+    remove.disabled = !box;
+    remove.addEventListener('click', () => box && deleteBox(box.id));
+    tools.replaceChildren(...buttons, add, remove);
+    const count = boxes().length;
+    status.textContent = `${count} box${count === 1 ? '' : 'es'} · drag on the image to add, `
+      + 'Tab picks a box, arrows move it (Shift: resize), 1-9 names it, Delete removes, u undoes, Enter submits';
+  }
+
+  function addBox() {
+    const side = Math.max(MIN, Math.round(Math.min(size.width, size.height) / 4));
+    const box = newBox({ x: (size.width - side) / 2, y: (size.height - side) / 2, width: side, height: side });
+    selected = box.id;
+    save([...boxes(), box]);
+  }
+
+  function deleteBox(id) {
+    const list = boxes();
+    const at = list.findIndex((b) => b.id === id);
+    save(list.filter((b) => b.id !== id));
+    const rest = boxes().filter(editable);
+    selected = rest.length ? rest[Math.min(at, rest.length - 1)].id : null;
+  }
+
+  stage.addEventListener('pointerdown', (event) => {
+    if (event.button !== 0 || !size.width) return;
+    const from = pointAt(event);
+    const ghost = document.createElement('div');
+    ghost.className = 'nbfb-box nbfb-ghost';
+    stage.append(ghost);
+    const spanned = (at) => clamp({
+      x: Math.min(from.x, at.x), y: Math.min(from.y, at.y),
+      width: Math.abs(at.x - from.x), height: Math.abs(at.y - from.y),
+    });
+    drag(event, null, (_b, _dx, _dy, at) => place(ghost, spanned(at)), (e) => {
+      ghost.remove();
+      const at = pointAt(e);
+      if (Math.abs(at.x - from.x) < MIN || Math.abs(at.y - from.y) < MIN) {
+        select(null);
+        return;
+      }
+      const box = newBox(spanned(at));
+      selected = box.id;
+      save([...boxes(), box]);
+    });
+  });
+
+  root.addEventListener('keydown', (event) => {
+    const box = boxes().find((b) => b.id === selected);
+    const step = event.altKey ? 1 : 5;
+    const arrows = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    const number = Number.parseInt(event.key, 10);
+    const choices = model.get('_choices');
+    if (event.key in arrows && box) {
+      const [dx, dy] = arrows[event.key];
+      change(box.id, event.shiftKey
+        ? clamp({ ...box, width: box.width + dx, height: box.height + dy })
+        : clamp({ ...box, x: box.x + dx, y: box.y + dy }));
+    } else if (number >= 1 && number <= Math.min(9, choices.length) && box) {
+      change(box.id, { label: choices[number - 1] });
+    } else if ((event.key === 'Delete' || event.key === 'Backspace') && box) deleteBox(box.id);
+    else if (event.key === 'n') addBox();
+    else if (event.key === 'u') {
+      const before = history.pop();
+      if (!before) return;
+      model.set('boxes', before);
+      model.save_changes();
+    } else if (event.key === 'Enter' && event.target.tagName !== 'BUTTON') {
+      model.send({ event: 'submit' });
+      el.dispatchEvent(new CustomEvent('nbfreeze:submit', { bubbles: true }));
+    } else if (event.key === 'Escape') select(null);
+    else return;
+    event.preventDefault();
+    event.stopPropagation();
+  });
+
+  function measured() {
+    size = { width: img.naturalWidth, height: img.naturalHeight };
+    stage.style.aspectRatio = `${size.width} / ${size.height}`;
+    draw();
+  }
+
+  img.addEventListener('load', measured);
+  if (img.complete && img.naturalWidth) measured();
+  model.on('change:boxes', draw);
+  model.on('change:_shown', draw);
+  drawTools();
+  return () => {
+    model.off('change:boxes', draw);
+    model.off('change:_shown', draw);
+    URL.revokeObjectURL(url);
+  };
+}
+
+export default { render };
