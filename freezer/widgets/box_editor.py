@@ -20,7 +20,11 @@ from freezer.widgets.labeling import STATIC
 from freezer.widgets.media import as_media
 from freezer.widgets.protocol import items_with_ids
 
-_CORNERS = (("x0", "y0", "x1", "y1"), ("xmin", "ymin", "xmax", "ymax"), ("left", "top", "right", "bottom"))
+_CORNERS = (
+    ("x0", "y0", "x1", "y1"),
+    ("xmin", "ymin", "xmax", "ymax"),
+    ("left", "top", "right", "bottom"),
+)
 
 
 def _field(row: Any, name: str) -> Any:
