@@ -35,6 +35,9 @@ class ImageGrid(LabelingWidget):
             items, choices, render=image, caption=caption, key=key, _view="grid", _size=size
         )
 
+    def _starting_labels(self, ids: Sequence[Hashable], choices: Sequence[str]) -> dict:
+        return {i: choices[1] for i in ids}
+
     def show(self, ids: Iterable[Hashable]) -> None:
         """Show only these items; their labels start as they were, or as not picked."""
         wanted = list(ids)

@@ -76,9 +76,21 @@ class LabelingWidget(anywidget.AnyWidget):
         self._caption = caption
         self._media: dict[Hashable, Media] = {}
         self._submit_callbacks: list[Callable[[LabelingWidget], Any]] = []
-        super().__init__(choices=choices, _choices=list(choices), **kwargs)
+        items, images = self._payload(self.item_ids)
+        super().__init__(
+            choices=choices,
+            _choices=list(choices),
+            shown=self.item_ids,
+            _items=items,
+            _images=images,
+            labels=self._starting_labels(self.item_ids, choices),
+            **kwargs,
+        )
         self.on_msg(self._on_message)
-        self.show(self.item_ids)
+
+    def _starting_labels(self, ids: Sequence[Hashable], choices: Sequence[str]) -> dict:
+        """The labels of freshly shown items: none, unless a widget says otherwise."""
+        return {}
 
     @traitlets.validate("labels")
     def _valid_labels(self, proposal: dict[str, Any]) -> dict[Hashable, str]:
@@ -99,8 +111,16 @@ class LabelingWidget(anywidget.AnyWidget):
         unknown = [i for i in wanted if i not in self._items_by_id]
         if unknown:
             raise KeyError(f"not items of this labeler: {unknown!r}")
+        items, images = self._payload(wanted)
+        self.shown = tuple(wanted)
+        with self.hold_sync():
+            self._images = images
+            self._items = items
+
+    def _payload(self, ids: Sequence[Hashable]) -> tuple[list[dict[str, Any]], list[bytes]]:
+        """What a page is sent of these items: a description of each, and the images."""
         items, images = [], []
-        for item_id in wanted:
+        for item_id in ids:
             media = self._media_of(item_id)
             entry = {
                 "key": item_key(item_id),
@@ -114,10 +134,7 @@ class LabelingWidget(anywidget.AnyWidget):
                 entry["image"] = len(images)
                 images.append(media.data)
             items.append(entry)
-        self.shown = tuple(wanted)
-        with self.hold_sync():
-            self._images = images
-            self._items = items
+        return items, images
 
     def on_submit(self, callback: Callable[[LabelingWidget], Any], remove: bool = False) -> None:
         """Call `callback(widget)` when the person presses Enter to submit."""

@@ -1,0 +1,245 @@
+"""The stock labeling widgets: items as authors have them, and their state and messages
+going through anywidget's Python side exactly as the runtime's host drives them."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import traitlets
+from PIL import Image
+from runtime_harness import NotebookTestCase
+from tornado.testing import gen_test
+
+from freezer.png import encode_png
+from freezer.widgets import BoxEditor, Classify, ImageGrid, Labeling, trusted_html
+from runtime.stage_run import answer_of, apply_answer
+
+
+def jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 3), "red").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+# ---- items, ids and how they are shown ----
+
+
+def test_every_stock_widget_follows_the_labeling_protocol():
+    grid = ImageGrid([np.zeros((2, 2))])
+    classify = Classify(["a"], ["x"])
+    boxes = BoxEditor(np.zeros((4, 4)), [(0, 0, 2, 2)], labels=["cat"])
+    assert all(isinstance(w, Labeling) for w in (grid, classify, boxes))
+
+
+def test_ids_come_from_the_index_a_named_column_a_key_function_or_the_position():
+    frame = pd.DataFrame({"name": ["ann", "bob"], "text": ["hi", "yo"]}, index=[10, 20])
+    assert Classify(frame, ["x"]).item_ids == (10, 20)
+    assert Classify(frame, ["x"], key="name").item_ids == ("ann", "bob")
+    assert Classify(pd.Series(["a", "b"], index=["p", "q"]), ["x"]).item_ids == ("p", "q")
+    assert Classify({"k1": "a", "k2": "b"}, ["x"]).item_ids == ("k1", "k2")
+    assert Classify(["a", "b"], ["x"], key=str.upper).item_ids == ("A", "B")
+    assert ImageGrid(np.zeros((3, 2, 2))).item_ids == (0, 1, 2)
+    with pytest.raises(ValueError, match="unique"):
+        Classify(["a", "a"], ["x"], key=str)
+    with pytest.raises(ValueError, match="field 'nope'"):
+        Classify(frame, ["x"], key="nope")
+
+
+def test_items_are_shown_as_images_text_or_trusted_html_and_text_stays_text(tmp_path):
+    png = encode_png(np.zeros((2, 2), np.uint8))
+    path = tmp_path / "a.png"
+    path.write_bytes(png)
+    items = [
+        np.ones((3, 3)),
+        Image.new("L", (2, 2)),
+        jpeg(),
+        path,
+        str(path),
+        "<b>bold?</b>",
+        trusted_html("<b>bold</b>"),
+    ]
+    shown = Classify(items, ["x"])._items
+    assert [i["kind"] for i in shown] == ["image"] * 5 + ["text", "html"]
+    assert [i["mime"] for i in shown[:5]] == ["image/png", "image/png", "image/jpeg"] + [
+        "image/png"
+    ] * 2
+    assert shown[5]["text"] == "<b>bold?</b>"  # the page sets it as text, never as markup
+    with pytest.raises(ValueError, match="not a PNG, JPEG"):
+        Classify([b"plain bytes"], ["x"])
+
+
+def test_show_sends_only_the_shown_items_images_encoding_each_once():
+    renders = []
+
+    def image(item):
+        renders.append(item)
+        return np.full((2, 2), item)
+
+    grid = ImageGrid(range(100), image=image, caption=lambda i: f"#{i}")
+    assert len(grid._images) == 100 and len(renders) == 100
+    grid.show([5, 3])
+    assert [i["key"] for i in grid._items] == ["5", "3"]
+    assert [i["caption"] for i in grid._items] == ["#5", "#3"]
+    assert len(grid._images) == 2 and len(renders) == 100  # encoded once, kept
+    with pytest.raises(KeyError, match="1000"):
+        grid.show([1000])
+
+
+def test_image_grid_labels_cover_the_shown_items_picked_or_not():
+    grid = ImageGrid(["a", "b", "c"], choices=("match", "other"))
+    seen = []
+    grid.observe(lambda change: seen.append(change["new"]), names="labels")
+    grid.selected = [1]
+    assert grid.labels == {0: "other", 1: "match", 2: "other"}
+    assert seen[-1] == grid.labels
+    grid.show([2, 0])
+    assert grid.labels == {2: "other", 0: "other"}  # a batch starts unpicked
+    grid.labels = {2: "match", 0: "other"}
+    assert grid.selected == [2]
+    with pytest.raises(traitlets.TraitError):
+        grid.selected = ["nope"]
+    with pytest.raises(ValueError, match="two choices"):
+        ImageGrid(["a"], choices=("a", "b", "c"))
+
+
+def test_labels_outside_the_items_or_the_choices_are_refused():
+    classify = Classify(["a", "b"], ["cat", "dog"])
+    with pytest.raises(traitlets.TraitError, match="not one of the choices"):
+        classify.labels = {0: "bird"}
+    with pytest.raises(traitlets.TraitError, match="not an item"):
+        classify.labels = {7: "cat"}
+    assert classify.labels == {}
+
+
+def test_box_editor_takes_boxes_as_detectors_give_them():
+    image = np.zeros((40, 60))
+    frame = pd.DataFrame({"xmin": [1.0], "ymin": [2.0], "xmax": [11.0], "ymax": [22.0]})
+    editor = BoxEditor(image, frame, labels=["car"])
+    assert editor.boxes == [{"id": 0, "x": 1, "y": 2, "width": 10, "height": 20, "label": None}]
+    editor = BoxEditor(image, np.array([[0, 0, 5, 5], [10, 10, 20, 30]]), labels=["car"])
+    assert [b["height"] for b in editor.boxes] == [5, 20]
+    editor = BoxEditor(
+        image, [{"x": 1, "y": 1, "width": 2, "height": 2, "label": "car"}], labels=["car"]
+    )
+    assert editor.labels == {0: "car"}
+    with pytest.raises(ValueError, match="box 0"):
+        BoxEditor(image, [(1, 2, 3)], labels=["car"])
+    with pytest.raises(traitlets.TraitError, match="'bus' is not one of"):
+        BoxEditor(image, [(0, 0, 1, 1, "bus")], labels=["car"])
+
+
+def test_an_answer_of_each_widget_replays_into_a_fresh_one():
+    """In `each` and `owner` stages an answer is the widget's synced state."""
+    made = {
+        "classify": lambda: Classify(["a", "b"], ["x", "y"]),
+        "grid": lambda: ImageGrid([np.zeros((2, 2))] * 3),
+        "boxes": lambda: BoxEditor(np.zeros((9, 9)), [(0, 0, 4, 4)], labels=["p", "q"]),
+    }
+    first = {name: make() for name, make in made.items()}
+    first["classify"].labels = {1: "y"}
+    first["grid"].selected = [2]
+    first["boxes"].boxes = [
+        {"id": 0, "x": 1, "y": 1, "width": 3, "height": 3, "label": "q"},
+        {"id": "new-a", "x": 5, "y": 5, "width": 2, "height": 2, "label": "p"},
+    ]
+    for name, make in made.items():
+        answer = json.loads(json.dumps(answer_of(first[name])))
+        again = make()
+        apply_answer(again, answer)
+        assert again.labels == first[name].labels, name
+    assert again.boxes == first["boxes"].boxes
+
+
+# ---- through the runtime's host: what a page sends and receives ----
+
+
+WIDGETS = (
+    "import numpy as np\n"
+    "import ipywidgets as widgets\n"
+    "from freezer.widgets import BoxEditor, Classify, ImageGrid\n"
+    "seen, submitted = [], []\n"
+    "grid = ImageGrid({'a': np.zeros((2, 2)), 'b': np.ones((3, 3))},\n"
+    "                 caption=lambda a: f'{a.size} px')\n"
+    "grid.observe(lambda change: seen.append(dict(change['new'])), names='labels')\n"
+    "classify = Classify(['first', 'second', 'third'], ['cat', 'dog'], per_page=2)\n"
+    "classify.on_submit(lambda w: submitted.append(dict(w.labels)))\n"
+    "boxes = BoxEditor(np.zeros((30, 40)), [(0, 0, 10, 10, 'car')], labels=['car', 'bus'])\n"
+    "widgets.VBox([grid, classify, boxes])",
+)
+
+
+class TestThroughTheHost(NotebookTestCase):
+    cells = WIDGETS
+
+    def python(self, page, name):
+        return self.session_of(page).namespace[name]
+
+    @gen_test
+    async def test_images_travel_as_binary_buffers_and_labels_with_string_keys(self):
+        page = await self.open_page()
+        grid = page.model("AnyModel", _view="grid")
+        state = page.models[grid]
+        assert [i["key"] for i in state["_items"]] == ['"a"', '"b"']
+        assert [i["caption"] for i in state["_items"]] == ["4 px", "9 px"]
+        [opened] = [m for m in page.messages if m.get("comm_id") == grid]
+        assert opened["data"]["buffer_paths"] == [["_images", 0], ["_images", 1]]
+        buffers = page.buffers[page.messages.index(opened)]
+        assert [b[:8] for b in buffers] == [b"\x89PNG\r\n\x1a\n"] * 2
+        assert state["labels"] == {'"a"': "no", '"b"': "no"}
+
+        await page.set(grid, labels={'"a"': "no", '"b"': "yes"})
+        python_grid = self.python(page, "grid")
+        assert python_grid.labels == {"a": "no", "b": "yes"}
+        assert python_grid.selected == ["b"]
+        assert self.python(page, "seen")[-1] == {"a": "no", "b": "yes"}
+
+    @gen_test
+    async def test_labels_for_unknown_items_or_outside_the_choices_are_refused(self):
+        page = await self.open_page()
+        classify = page.model("AnyModel", _view="classify")
+        for labels in ({"99": "cat"}, {"0": "bird"}, ["not", "a", "mapping"]):
+            answer = await page.set(classify, labels=labels)
+            assert any(m["type"] == "reply_error" for m in answer), labels
+        assert self.python(page, "classify").labels == {}
+        await page.set(classify, labels={"0": "cat", "2": "dog"})
+        assert self.python(page, "classify").labels == {0: "cat", 2: "dog"}
+
+    @gen_test
+    async def test_python_changes_reach_the_page_and_enter_reaches_on_submit(self):
+        page = await self.open_page()
+        classify = page.model("AnyModel", _view="classify")
+        assert page.models[classify]["_per_page"] == 2
+        assert page.models[classify]["_choices"] == ["cat", "dog"]
+
+        def label_in_python():
+            self.python(page, "classify").labels = {1: "dog"}
+
+        await self.session_of(page).call(label_in_python)
+        await page.until(lambda m: m["type"] == "comm_msg" and m.get("comm_id") == classify)
+        assert page.models[classify]["labels"] == {"1": "dog"}
+
+        data = {"method": "custom", "content": {"event": "submit"}}
+        await page.handled({"type": "comm_msg", "comm_id": classify, "data": data})
+        assert self.python(page, "submitted") == [{1: "dog"}]
+
+    @gen_test
+    async def test_corrected_boxes_come_back_to_python_checked(self):
+        page = await self.open_page()
+        boxes = page.model("AnyModel", _mime="image/png")
+        assert page.models[boxes]["boxes"][0]["label"] == "car"
+        moved = [
+            {"id": 0, "x": 5, "y": 4, "width": 12, "height": 8, "label": "bus"},
+            {"id": "new-1", "x": 20, "y": 10, "width": 5, "height": 5, "label": "car"},
+        ]
+        await page.set(boxes, boxes=moved)
+        editor = self.python(page, "boxes")
+        assert editor.boxes == moved
+        assert editor.labels == {0: "bus"}
+        bad = [{"id": 0, "x": 1, "y": 1, "width": 0, "height": 3, "label": "car"}]
+        answer = await page.set(boxes, boxes=bad)
+        assert any(m["type"] == "reply_error" for m in answer)
+        assert editor.boxes == moved
