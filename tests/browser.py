@@ -5,13 +5,18 @@ driven by Playwright's Python API; when it is missing the browser tests skip, ex
 under CI (`CI` set), where they fail. A notebook is served with open access (as
 `nbfreeze serve --open` does) by the real Tornado app, on a free port, from a thread of
 its own, so that a test can open it in as many browser contexts (visitors) as it needs.
+A staged app is started by the real command (`App`: `nbfreeze serve`), as an author would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +96,43 @@ class Server:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=30)
+
+
+class App:
+    """`nbfreeze serve` in a subprocess: its owner and invite links."""
+
+    def __init__(self, notebook: Path) -> None:
+        sock, self.port = bind_unused_port()
+        sock.close()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "freezer", "serve", str(notebook), "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            self.lines.append(line)
+            if line.startswith("Ready."):
+                break
+        text = "".join(self.lines)
+        assert "Ready." in text, text
+        self.owner = re.search(r"Owner:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+        self.invite = re.search(r"Invite:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def visit(browser, link: str):
+    page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
+    page.goto(link)
+    return page
 
 
 @dataclass

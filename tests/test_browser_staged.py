@@ -6,53 +6,17 @@ The app is started by the real command (`nbfreeze serve`), as an author would.
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
-from browser import READY, SCREENSHOTS
+from browser import READY, SCREENSHOTS, App, visit
 from conftest import notebook_from
-from tornado.testing import bind_unused_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGSHIP = ROOT / "examples" / "digits.ipynb"
 ANSWER_TIMEOUT_MS = 20_000
-
-
-class App:
-    """`nbfreeze serve` in a subprocess: its owner and invite links."""
-
-    def __init__(self, notebook: Path) -> None:
-        sock, self.port = bind_unused_port()
-        sock.close()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "freezer", "serve", str(notebook), "--port", str(self.port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()  # type: ignore[union-attr]
-            if not line:
-                break
-            self.lines.append(line)
-            if line.startswith("Ready."):
-                break
-        text = "".join(self.lines)
-        assert "Ready." in text, text
-        self.owner = re.search(r"Owner:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
-        self.invite = re.search(r"Invite:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -68,12 +32,6 @@ def shot(page, name: str) -> None:
     if os.environ.get("NBFREEZE_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def visit(browser, link: str):
-    page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
-    page.goto(link)
-    return page
 
 
 def label_cards(page, answers: list[str]) -> None:

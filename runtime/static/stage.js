@@ -2,7 +2,8 @@
  * A stage page's Submit button. The answer is sent over the page's own socket, so the
  * server process that holds the page's widgets saves it (whichever process serves the
  * rest); the reply says where to go next. A retry of the same click reuses its request
- * id, so the server saves it once.
+ * id, so the server saves it once. A labeling widget asks for a submit (its Enter key)
+ * with a bubbling `nbfreeze:submit` event.
  */
 import { socket } from './socket.js';
 
@@ -29,19 +30,40 @@ function settle(event, ok) {
 document.addEventListener('nbf:submitted', (event) => settle(event, true));
 document.addEventListener('nbf:submit_error', (event) => settle(event, false));
 
-form.addEventListener('submit', (event) => {
-  event.preventDefault();
-  if (document.body.dataset.nbfStatus === 'busy') {
-    status.textContent = 'Still working… submit again in a moment.';
+/** Run `then` once the session has handled every change sent before (status idle). */
+function whenIdle(then) {
+  if (document.body.dataset.nbfStatus !== 'busy') {
+    then();
     return;
   }
+  const watch = new MutationObserver(() => {
+    if (document.body.dataset.nbfStatus === 'busy') return;
+    watch.disconnect();
+    then();
+  });
+  watch.observe(document.body, { attributes: true, attributeFilter: ['data-nbf-status'] });
+}
+
+function send() {
   if (socket.readyState !== WebSocket.OPEN) {
     status.textContent = 'Not connected to the server: reload the page, then submit.';
+    button.disabled = false;
     return;
   }
-  button.disabled = true;
   status.textContent = 'Saving…';
   form.dataset.requestId = form.dataset.requestId || crypto.randomUUID();
   pending = form.dataset.requestId;
   socket.send(JSON.stringify({ type: 'submit', request_id: pending }));
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (button.disabled) return;
+  button.disabled = true;
+  status.textContent = 'Saving your last change…';
+  whenIdle(send);
+});
+
+document.addEventListener('nbfreeze:submit', () => {
+  if (!button.disabled) form.requestSubmit();
 });

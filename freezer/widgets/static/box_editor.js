@@ -28,7 +28,7 @@ function render({ model, el }) {
   const status = document.createElement('div');
   status.className = 'nbfb-status';
   status.setAttribute('aria-live', 'polite');
-  root.append(tools, stage, status);
+  root.append(stage, tools, status); // Tab reaches the boxes first
   el.append(root);
 
   const history = [];

@@ -233,7 +233,8 @@ function classifyView({ model, el }) {
         button.append(hint);
       }
       button.append(choice);
-      button.addEventListener('click', () => {
+      button.addEventListener('click', (event) => {
+        event.stopPropagation(); // the card's own click would move the cursor back
         cursor = n;
         pick(item, choice);
       });

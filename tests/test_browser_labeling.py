@@ -1,0 +1,230 @@
+"""The stock labeling widgets in the frozen app, in real Chromium: mouse and keyboard
+labeling, values arriving in Python, undo, corrected boxes, and a staged app whose
+pool and `each` stages use them (Enter submits a batch)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nbformat
+import pytest
+from browser import READY, App, screenshot, visit
+from nbformat import v4
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+# Python writes what it holds into a Label: the page shows Python's view of the labels.
+ECHO = (
+    "import json\n"
+    "import ipywidgets as widgets\n"
+    "echo = widgets.Label(layout=widgets.Layout(display='none'))\n"
+    "echo.add_class('t-python')\n"
+    "def report(change):\n"
+    "    echo.value = json.dumps({str(k): v for k, v in change['new'].items()}, sort_keys=True)\n"
+)
+
+
+def python_sees(page, expected: dict) -> None:
+    """Wait until Python's `labels` (echoed into the page) are `expected`."""
+    expect(page.locator(".t-python")).to_have_text(
+        json.dumps({str(k): v for k, v in expected.items()}, sort_keys=True)
+    )
+
+
+def test_image_grid_picks_with_the_mouse_and_the_keyboard_and_undoes(serve, open_tab):
+    tab = open_tab(
+        serve(
+            ECHO + "import numpy as np\n"
+            "from freezer.widgets import ImageGrid\n"
+            "faces = [np.full((8, 8), v) for v in range(0, 250, 40)]\n"
+            "grid = ImageGrid(faces, caption=lambda a: f'grey {int(a[0, 0])}', size=90)\n"
+            "grid.observe(report, names='labels')\n"
+            "widgets.VBox([grid, echo])"
+        ),
+        viewport={"width": 900, "height": 700},
+    )
+    page = tab.page
+    tiles = page.locator(".nbfl-tile")
+    expect(tiles).to_have_count(7)
+    expect(page.locator(".nbfl-tile img").first).to_have_attribute("src", re.compile("^blob:"))
+    tiles.nth(2).click()
+    python_sees(page, {i: "yes" if i == 2 else "no" for i in range(7)})
+    expect(tiles.nth(2)).to_have_attribute("aria-pressed", "true")
+    screenshot(page, "widget-image-grid.png")
+
+    tiles.nth(0).focus()
+    page.keyboard.press("ArrowRight")
+    expect(tiles.nth(1)).to_be_focused()
+    page.keyboard.press("Space")
+    python_sees(page, {i: "yes" if i in (1, 2) else "no" for i in range(7)})
+    page.keyboard.press("u")
+    python_sees(page, {i: "yes" if i == 2 else "no" for i in range(7)})
+    page.keyboard.press("u")
+    python_sees(page, dict.fromkeys(range(7), "no"))
+    assert tab.errors == []
+
+
+def test_classify_labels_by_click_and_number_keys_moves_with_arrows_and_undoes(serve, open_tab):
+    tab = open_tab(
+        serve(
+            ECHO + "from freezer.widgets import Classify, trusted_html\n"
+            "notes = ['<script>alert(1)</script> plain', trusted_html('<b>bold</b> note'), 'last']\n"
+            "sorter = Classify(notes, ['spam', 'ham'])\n"
+            "sorter.observe(report, names='labels')\n"
+            "widgets.VBox([sorter, echo])"
+        ),
+        viewport={"width": 900, "height": 700},
+    )
+    page = tab.page
+    expect(page.locator(".nbfl-text")).to_have_text("<script>alert(1)</script> plain")
+    page.get_by_role("button", name="ham", exact=True).click()
+    python_sees(page, {0: "ham"})
+    expect(page.locator(".nbfl-html b")).to_have_text("bold")  # the next item, as HTML
+    screenshot(page, "widget-classify.png")
+
+    page.locator(".nbfl-classify").focus()
+    page.keyboard.press("1")
+    python_sees(page, {0: "ham", 1: "spam"})
+    expect(page.locator(".nbfl-status")).to_have_text(re.compile("^2 of 3 items labeled"))
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("1")
+    python_sees(page, {0: "spam", 1: "spam"})
+    page.keyboard.press("u")
+    python_sees(page, {0: "ham", 1: "spam"})
+    expect(page.get_by_role("button", name="ham", exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    assert tab.errors == []
+
+
+def test_box_editor_moves_adds_names_and_deletes_boxes_and_python_gets_them(serve, open_tab):
+    tab = open_tab(
+        serve(
+            "import json\nimport numpy as np\nimport ipywidgets as widgets\n"
+            "from freezer.widgets import BoxEditor\n"
+            "image = np.zeros((100, 200, 3), np.uint8)\nimage[20:60, 30:90] = (200, 60, 60)\n"
+            "editor = BoxEditor(image, [(30, 20, 90, 60, 'car')], labels=['car', 'bus'])\n"
+            "echo = widgets.Label()\necho.add_class('t-python')\n"
+            "def report(change):\n"
+            "    echo.value = json.dumps([[b['label'], round(b['x']), round(b['y']),\n"
+            "                             round(b['width']), round(b['height'])]\n"
+            "                            for b in change['new']])\n"
+            "editor.observe(report, names='boxes')\n"
+            "widgets.VBox([editor, echo])"
+        ),
+        viewport={"width": 900, "height": 700},
+    )
+    page = tab.page
+    stage = page.locator(".nbfb-stage")
+    expect(page.locator(".nbfb-box")).to_have_count(1)
+    stage_box = stage.bounding_box()
+    scale = stage_box["width"] / 200  # page pixels per image pixel
+    box = page.locator(".nbfb-box").bounding_box()
+    # Drag the box 20 image pixels right and 10 down.
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(
+        box["x"] + box["width"] / 2 + 20 * scale, box["y"] + box["height"] / 2 + 10 * scale, steps=5
+    )
+    page.mouse.up()
+    python = page.locator(".t-python")
+    expect(python).to_have_text('[["car", 50, 30, 60, 40]]')
+    # Draw a new box on empty image, from (120, 10) to (180, 50).
+    page.mouse.move(stage_box["x"] + 120 * scale, stage_box["y"] + 10 * scale)
+    page.mouse.down()
+    page.mouse.move(stage_box["x"] + 180 * scale, stage_box["y"] + 50 * scale, steps=5)
+    page.mouse.up()
+    expect(python).to_have_text('[["car", 50, 30, 60, 40], ["car", 120, 10, 60, 40]]')
+    page.get_by_role("button", name="bus", exact=True).click()
+    expect(python).to_have_text('[["car", 50, 30, 60, 40], ["bus", 120, 10, 60, 40]]')
+    screenshot(page, "widget-box-editor.png")
+
+    # Keyboard only: Tab to the first box, move it, resize it, rename it, delete it, undo.
+    page.locator(".nbfb-root").focus()
+    page.keyboard.press("Tab")
+    expect(page.locator(".nbfb-box").first).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(python).to_have_text('[["car", 55, 30, 60, 40], ["bus", 120, 10, 60, 40]]')
+    page.keyboard.press("Shift+ArrowDown")
+    expect(python).to_have_text('[["car", 55, 30, 60, 45], ["bus", 120, 10, 60, 40]]')
+    page.keyboard.press("2")
+    expect(python).to_have_text('[["bus", 55, 30, 60, 45], ["bus", 120, 10, 60, 40]]')
+    page.keyboard.press("Delete")
+    expect(python).to_have_text('[["bus", 120, 10, 60, 40]]')
+    page.keyboard.press("u")
+    expect(python).to_have_text('[["bus", 55, 30, 60, 45], ["bus", 120, 10, 60, 40]]')
+    assert tab.errors == []
+
+
+STAGED = [
+    v4.new_code_cell(
+        "import numpy as np\n"
+        "from freezer.widgets import BoxEditor, Classify, ImageGrid\n"
+        "tiles = {f't{i}': np.full((6, 6), 40 * i) for i in range(4)}"
+    ),
+    v4.new_code_cell(
+        "#| stage: pick\n#| input: pool\n#| batch: 4\n#| title: Pick the light ones\n"
+        "grid = ImageGrid(tiles, caption=lambda a: str(int(a[0, 0])), choices=('light', 'dark'))\n"
+        "grid"
+    ),
+    v4.new_code_cell(
+        "#| stage: sort\n#| input: pool\n#| batch: 3\n#| title: Sort the notes\n"
+        "sorter = Classify(['good', 'bad', 'good again'], ['up', 'down'])\n"
+        "sorter"
+    ),
+    v4.new_code_cell(
+        "#| stage: fix\n#| input: each\n#| title: Fix the box\n"
+        "editor = BoxEditor(np.zeros((50, 50)), [(10, 10, 30, 30, 'cat')], labels=['cat', 'dog'])\n"
+        "editor"
+    ),
+    v4.new_code_cell(
+        "#| stage: report\n#| show: true\n"
+        "print('picked', sorted(grid.selected))\n"
+        "print('sorted', sorted(sorter.labels.items()))\n"
+        "print('boxes', [(b['label'], b['x']) for b in editor.boxes])"
+    ),
+]
+
+
+@pytest.fixture
+def staged_app(tmp_path):
+    notebook = tmp_path / "widgets.ipynb"
+    nbformat.write(v4.new_notebook(cells=STAGED), notebook)
+    app = App(notebook)
+    yield app
+    app.stop()
+
+
+def test_a_labeler_labels_pools_and_fixes_boxes_through_the_app(browser, staged_app):
+    page = visit(browser, staged_app.invite)
+    page.wait_for_url("**/stage/pick")
+    page.wait_for_function(READY, timeout=20_000)
+    page.locator(".nbfl-tile").nth(3).click()
+    page.locator(".nbfl-tile").nth(2).click()
+    expect(page.locator(".nbfl-status")).to_have_text(re.compile("^2 of 4 picked"))
+    page.get_by_role("button", name="Submit").click()
+
+    page.wait_for_url("**/stage/sort")
+    page.wait_for_function(READY, timeout=20_000)
+    page.locator(".nbfl-classify").focus()
+    for key in ("1", "2", "2"):
+        page.keyboard.press(key)
+    expect(page.locator(".nbfl-status")).to_have_text(re.compile("^3 of 3 items labeled"))
+    page.keyboard.press("Enter")  # the widget's Enter submits the page
+
+    page.wait_for_url("**/stage/fix")
+    page.wait_for_function(READY, timeout=20_000)
+    page.locator(".nbfb-root").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("2")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(".nbfb-tag")).to_have_text("dog")
+    page.get_by_role("button", name="Submit").click()
+
+    page.wait_for_url("**/stage/report")
+    expect(page.get_by_text("picked ['t2', 't3']")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("sorted [(0, 'up'), (1, 'down'), (2, 'down')]")).to_be_visible()
+    expect(page.get_by_text("boxes [('dog', 15.0)]")).to_be_visible()

@@ -1,0 +1,139 @@
+"""`Classify` in Voilà, a real Jupyter front end, in real Chromium.
+
+The stock labelers are one ES module (`freezer/widgets/static/labeling.js`) that must
+behave the same in Jupyter as in the frozen app: here Voilà serves a notebook showing a
+`Classify`, and a click on a choice, a number key and `u` (undo) must reach Python's
+`labels`, which the notebook echoes into a Label on the page.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat import v4
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+VOILA = Path(sys.executable).parent / "voila"
+START_TIMEOUT_S = 60
+WIDGET_TIMEOUT_MS = 60_000
+# Voilà's template links Font Awesome from this CDN: offline, its loads fail, harmlessly.
+CDN = "https://cdn.jsdelivr.net/"
+
+NOTEBOOK = (
+    "import json\n"
+    "import ipywidgets as widgets\n"
+    "from freezer.widgets import Classify\n"
+    "sorter = Classify(['first note', 'second note', 'third note'], ['spam', 'ham'])\n"
+    "echo = widgets.Label()\n"
+    "echo.add_class('t-python')\n"
+    "def report(change):\n"
+    "    echo.value = json.dumps({str(k): v for k, v in change['new'].items()}, sort_keys=True)\n"
+    "sorter.observe(report, names='labels')\n"
+    "widgets.VBox([sorter, echo])"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(notebook: Path) -> Iterator[str]:
+    """Serve `notebook` with Voilà from its directory; yield its URL, then stop Voilà."""
+    port = free_port()
+    log = (notebook.parent / "voila.log").open("w")
+    process = subprocess.Popen(
+        [str(VOILA), notebook.name, "--no-browser", "--port", str(port), "--Voila.ip=127.0.0.1"],
+        cwd=notebook.parent,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            assert process.poll() is None, Path(log.name).read_text()
+            assert time.monotonic() < deadline, Path(log.name).read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        # SIGTERM lets Voilà shut its kernels down; they run in sessions of their own.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+def voila_url(tmp_path: Path) -> Iterator[str]:
+    """The URL of the Classify notebook served by Voilà."""
+    if importlib.util.find_spec("voila") is None:
+        if os.environ.get("CI"):
+            pytest.fail("voila is not installed under CI")
+        pytest.skip("voila is not installed")
+    notebook = tmp_path / "classify.ipynb"
+    nbformat.write(v4.new_notebook(cells=[v4.new_code_cell(NOTEBOOK)]), notebook)
+    with serving(notebook) as url:
+        yield url
+
+
+def python_sees(page, expected: dict) -> None:
+    """Wait until Python's `labels` (echoed into the page) are `expected`."""
+    expect(page.locator(".t-python")).to_have_text(json.dumps(expected, sort_keys=True))
+
+
+def page_error(message) -> bool:
+    """A console error of the page, not a failed load from Voilà's CDN."""
+    return message.type == "error" and not message.location["url"].startswith(CDN)
+
+
+def test_classify_in_voila_sends_clicks_and_keys_to_python(browser, voila_url):
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+        page.on("console", lambda m: errors.append(m.text) if page_error(m) else None)
+        page.goto(voila_url, timeout=WIDGET_TIMEOUT_MS)
+        ham = page.get_by_role("button", name="ham", exact=True)
+        expect(ham).to_be_visible(timeout=WIDGET_TIMEOUT_MS)
+        expect(page.locator(".nbfl-text")).to_have_text("first note")
+
+        ham.click()
+        python_sees(page, {"0": "ham"})
+        expect(page.locator(".nbfl-text")).to_have_text("second note")
+
+        page.locator(".nbfl-classify").focus()
+        page.keyboard.press("2")
+        python_sees(page, {"0": "ham", "1": "ham"})
+        expect(page.locator(".nbfl-text")).to_have_text("third note")
+        page.keyboard.press("u")
+        python_sees(page, {"0": "ham"})
+        expect(page.locator(".nbfl-text")).to_have_text("second note")
+        expect(ham).to_have_attribute("aria-pressed", "false")
+        assert errors == []
+    finally:
+        context.close()
