@@ -70,7 +70,8 @@ def test_classify_labels_by_click_and_number_keys_moves_with_arrows_and_undoes(s
     tab = open_tab(
         serve(
             ECHO + "from freezer.widgets import Classify, trusted_html\n"
-            "notes = ['<script>alert(1)</script> plain', trusted_html('<b>bold</b> note'), 'last']\n"
+            "notes = ['<script>alert(1)</script> plain', trusted_html('<b>bold</b> note'),\n"
+            "         'last']\n"
             "sorter = Classify(notes, ['spam', 'ham'])\n"
             "sorter.observe(report, names='labels')\n"
             "widgets.VBox([sorter, echo])"
