@@ -181,6 +181,8 @@ def run_serve(
         return 1
     from runtime.server import serve
 
+    bundle, db_url = bundle.resolve(), _absolute_sqlite(db_url)
+    _work_beside(bundle.parent)
     serve(
         bundle,
         host=host,
@@ -192,6 +194,27 @@ def run_serve(
         idle_timeout=idle_timeout,
     )
     return 0
+
+
+def _absolute_sqlite(db_url: str | None) -> str | None:
+    """A SQLite URL with a relative file made absolute, so that it still names the file
+    the user meant after `_work_beside` changes the working directory."""
+    if db_url is None:
+        return None
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return db_url
+    return url.set(database=os.path.abspath(url.database)).render_as_string(hide_password=False)
+
+
+def _work_beside(directory: Path) -> None:
+    """Run the notebook's code as Jupyter does: from the notebook's directory, with that
+    directory importable (its own modules, its data files by relative path)."""
+    os.chdir(directory)
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
 
 
 def _with_system_malloc(argv: Sequence[str]) -> None:

@@ -14,12 +14,21 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a 2-D (grey) or 3-D RGB/RGBA array; floats are scaled to 0-255."""
+    """PNG bytes of a 2-D (grey) or 3-D RGB/RGBA array. Integers in 0-255 are taken as
+    they are and floats in 0-1 as fractions of 255; any other range is stretched to
+    0-255 (a constant image of such values is black)."""
     array = np.asarray(image)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
     if array.dtype != np.uint8:
         low, high = float(array.min()), float(array.max())
-        scale = 255.0 / (high - low) if high > low else 0.0
-        array = ((array - low) * scale).astype(np.uint8)
+        if np.issubdtype(array.dtype, np.integer) and 0 <= low and high <= 255:
+            array = array.astype(np.uint8)
+        elif np.issubdtype(array.dtype, np.floating) and 0 <= low and high <= 1:
+            array = np.round(array * 255).astype(np.uint8)
+        else:
+            scale = 255.0 / (high - low) if high > low else 0.0
+            array = ((array - low) * scale).astype(np.uint8)
     if array.ndim == 2:
         color = 0
     elif array.ndim == 3 and array.shape[2] in (3, 4):

@@ -65,9 +65,13 @@ class Staged:
             for name, pool in self.pipeline.pools.items()
             if self.pipeline.status[name].state == LABELING
         }
-        for name in open_pools:
-            if not pools.has_work(self.store, name, user.id, self.pipeline.pools[name].overlap):
-                answered.add(name)  # nothing left for this person; the others finish it
+        for name, pool in self.pipeline.pools.items():
+            # Open, or being closed right now: either way, once nothing is left for this
+            # person, the others finish it and they move on.
+            if self.pipeline.done(name):
+                continue
+            if not pools.has_work(self.store, name, user.id, pool.overlap):
+                answered.add(name)
         return walk(
             self.notebook,
             user.role,

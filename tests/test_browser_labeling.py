@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -14,6 +15,7 @@ from nbformat import v4
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 # Python writes what it holds into a Label: the page shows Python's view of the labels.
 ECHO = (
@@ -229,3 +231,63 @@ def test_a_labeler_labels_pools_and_fixes_boxes_through_the_app(browser, staged_
     expect(page.get_by_text("picked ['t2', 't3']")).to_be_visible(timeout=20_000)
     expect(page.get_by_text("sorted [(0, 'up'), (1, 'down'), (2, 'down')]")).to_be_visible()
     expect(page.get_by_text("boxes [('dog', 15.0)]")).to_be_visible()
+
+
+@pytest.fixture
+def reviews_app(tmp_path):
+    """The custom-widget guide's example, served from a copy of its directory."""
+    for name in ("reviews.ipynb", "thumbs.py"):
+        (tmp_path / name).write_bytes((EXAMPLES / name).read_bytes())
+    app = App(tmp_path / "reviews.ipynb")
+    yield app
+    app.stop()
+
+
+def test_the_guides_custom_widget_is_a_pool_labeler_in_the_app(browser, reviews_app):
+    """examples/reviews.ipynb imports Thumbs from the module beside it, as in Jupyter;
+    two labelers each judge all six reviews (overlap 2), three at a time."""
+    for verdicts in (["up", "down", "up"], ["up", "down", "down"]):
+        page = visit(browser, reviews_app.invite)
+        for batch in range(2):
+            page.wait_for_url("**/stage/judge")
+            page.wait_for_function(READY, timeout=20_000)
+            rows = page.locator(".thumbs p")
+            expect(rows).to_have_count(3)
+            for row, verdict in enumerate(verdicts):
+                rows.nth(row).get_by_role("button", name=verdict).click()
+                expect(rows.nth(row).get_by_role("button", name=verdict)).to_have_attribute(
+                    "aria-pressed", "true"
+                )
+            if batch == 0:
+                status = page.locator(".nbf-submit-status")
+                page.get_by_role("button", name="Submit").click()
+                expect(status).to_have_text("", timeout=20_000)  # the next batch's fresh page
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_url(re.compile(r".*/(stage/tally|waiting.*|done.*)$"), timeout=20_000)
+    page.wait_for_url("**/stage/tally", timeout=20_000)
+    expect(page.get_by_text("of 6 reviews are thumbs up")).to_be_visible(timeout=20_000)
+
+
+def test_the_widgets_fit_a_phone_screen_with_buttons_big_enough_to_tap(serve, open_tab):
+    tab = open_tab(
+        serve(
+            "import numpy as np\nimport ipywidgets as widgets\n"
+            "from freezer.widgets import BoxEditor, Classify, ImageGrid\n"
+            "pictures = [np.full((32, 32), v) for v in range(0, 240, 20)]\n"
+            "widgets.VBox([\n"
+            "    Classify(['a long note ' * 12], ['keep', 'drop', 'unsure']),\n"
+            "    ImageGrid(pictures),\n"
+            "    BoxEditor(np.zeros((300, 800)), [(10, 10, 200, 100)], labels=['car', 'bus']),\n"
+            "])"
+        ),
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
+    page = tab.page
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways: {width}px wide"
+    for button in page.locator(".nbfl-choice, .nbfb-tools button").all():
+        assert button.bounding_box()["height"] >= 40
+    assert page.locator(".nbfl-tile").first.bounding_box()["width"] >= 44
+    screenshot(page, "widgets-phone.png")

@@ -3,7 +3,8 @@
 The stock labelers are one ES module (`freezer/widgets/static/labeling.js`) that must
 behave the same in Jupyter as in the frozen app: here Voilà serves a notebook showing a
 `Classify`, and a click on a choice, a number key and `u` (undo) must reach Python's
-`labels`, which the notebook echoes into a Label on the page.
+`labels`, which the notebook echoes into a Label on the page. The custom-widget guide's
+example (`examples/thumbs.py`) is checked the same way.
 """
 
 from __future__ import annotations
@@ -28,22 +29,31 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 VOILA = Path(sys.executable).parent / "voila"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 START_TIMEOUT_S = 60
 WIDGET_TIMEOUT_MS = 60_000
 # Voilà's template links Font Awesome from this CDN: offline, its loads fail, harmlessly.
 CDN = "https://cdn.jsdelivr.net/"
 
-NOTEBOOK = (
+ECHO = (
     "import json\n"
     "import ipywidgets as widgets\n"
-    "from freezer.widgets import Classify\n"
-    "sorter = Classify(['first note', 'second note', 'third note'], ['spam', 'ham'])\n"
     "echo = widgets.Label()\n"
     "echo.add_class('t-python')\n"
     "def report(change):\n"
     "    echo.value = json.dumps({str(k): v for k, v in change['new'].items()}, sort_keys=True)\n"
+)
+CLASSIFY = ECHO + (
+    "from freezer.widgets import Classify\n"
+    "sorter = Classify(['first note', 'second note', 'third note'], ['spam', 'ham'])\n"
     "sorter.observe(report, names='labels')\n"
     "widgets.VBox([sorter, echo])"
+)
+THUMBS = ECHO + (
+    "from thumbs import Thumbs\n"
+    "judge = Thumbs(['great', 'awful'])\n"
+    "judge.observe(report, names='labels')\n"
+    "widgets.VBox([judge, echo])"
 )
 
 
@@ -88,14 +98,16 @@ def serving(notebook: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def voila_url(tmp_path: Path) -> Iterator[str]:
-    """The URL of the Classify notebook served by Voilà."""
+def voila_url(request, tmp_path: Path) -> Iterator[str]:
+    """The URL of a one-cell notebook (the test's parameter) served by Voilà, with the
+    examples' `thumbs.py` beside it."""
     if importlib.util.find_spec("voila") is None:
         if os.environ.get("CI"):
             pytest.fail("voila is not installed under CI")
         pytest.skip("voila is not installed")
-    notebook = tmp_path / "classify.ipynb"
-    nbformat.write(v4.new_notebook(cells=[v4.new_code_cell(NOTEBOOK)]), notebook)
+    notebook = tmp_path / "widget.ipynb"
+    nbformat.write(v4.new_notebook(cells=[v4.new_code_cell(request.param)]), notebook)
+    (tmp_path / "thumbs.py").write_bytes((EXAMPLES / "thumbs.py").read_bytes())
     with serving(notebook) as url:
         yield url
 
@@ -110,14 +122,25 @@ def page_error(message) -> bool:
     return message.type == "error" and not message.location["url"].startswith(CDN)
 
 
-def test_classify_in_voila_sends_clicks_and_keys_to_python(browser, voila_url):
+@contextmanager
+def voila_page(browser, url: str) -> Iterator:
+    """A page of Voilà's, failing the test on any error of its own."""
     context = browser.new_context(viewport={"width": 900, "height": 700})
     errors: list[str] = []
     try:
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
         page.on("console", lambda m: errors.append(m.text) if page_error(m) else None)
-        page.goto(voila_url, timeout=WIDGET_TIMEOUT_MS)
+        page.goto(url, timeout=WIDGET_TIMEOUT_MS)
+        yield page
+        assert errors == []
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("voila_url", [CLASSIFY], indirect=True)
+def test_classify_in_voila_sends_clicks_and_keys_to_python(browser, voila_url):
+    with voila_page(browser, voila_url) as page:
         ham = page.get_by_role("button", name="ham", exact=True)
         expect(ham).to_be_visible(timeout=WIDGET_TIMEOUT_MS)
         expect(page.locator(".nbfl-text")).to_have_text("first note")
@@ -134,6 +157,13 @@ def test_classify_in_voila_sends_clicks_and_keys_to_python(browser, voila_url):
         python_sees(page, {"0": "ham"})
         expect(page.locator(".nbfl-text")).to_have_text("second note")
         expect(ham).to_have_attribute("aria-pressed", "false")
-        assert errors == []
-    finally:
-        context.close()
+
+
+@pytest.mark.parametrize("voila_url", [THUMBS], indirect=True)
+def test_the_guides_custom_widget_works_in_voila(browser, voila_url):
+    with voila_page(browser, voila_url) as page:
+        down = page.get_by_role("button", name="down").nth(1)
+        expect(down).to_be_visible(timeout=WIDGET_TIMEOUT_MS)
+        down.click()
+        python_sees(page, {"1": "down"})
+        expect(down).to_have_attribute("aria-pressed", "true")

@@ -90,3 +90,12 @@ def test_every_api_route_is_documented():
     for route in routes:
         shown = route.replace("([^/]+)", "NAME").replace("\\.(csv|jsonl)", ".csv")
         assert re.search(rf"`(GET|POST) {re.escape(shown)}[`?]", text), f"{shown} is not documented"
+
+
+def test_the_custom_widget_guide_shows_its_example_whole_and_short():
+    example = (ROOT / "examples" / "thumbs.py").read_text()
+    guide = (DOCS / "custom-widgets.md").read_text()
+    assert f"```python\n{example}```" in guide
+    lines = len(example.splitlines())
+    assert lines < 60
+    assert f"{lines} lines of Python and JavaScript" in guide

@@ -243,3 +243,16 @@ class TestThroughTheHost(NotebookTestCase):
         answer = await page.set(boxes, boxes=bad)
         assert any(m["type"] == "reply_error" for m in answer)
         assert editor.boxes == moved
+
+
+def test_images_keep_their_greys_as_an_author_would_expect():
+    from freezer.widgets.media import as_media
+
+    def grey_of(array):
+        data = Image.open(io.BytesIO(as_media(array).data))
+        return data.getpixel((0, 0))
+
+    assert grey_of(np.full((2, 2), 80)) == 80  # integers in 0-255 as they are
+    assert grey_of(np.full((2, 2), 0.5)) == 128  # floats in 0-1 as fractions
+    assert grey_of(np.array([[0.0, 16.0]])) == 0  # other ranges stretched
+    assert grey_of(np.ones((2, 2), bool)) == 255

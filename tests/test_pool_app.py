@@ -252,3 +252,25 @@ class TestUndo(StagedTestCase):
         assert status == 200, reply
         labels = sorted(row.label for row in annotations(self.store, "label"))
         assert labels == ["bad"] + ["good"] * 5
+
+
+class TestLeavingAPool(StagedTestCase):
+    cells = (
+        CELLS[0],
+        "#| stage: label\n#| input: pool\n#| batch: 6\n"
+        "labeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+        "#| stage: warmup\n#| input: each\n"
+        "practice = ChoiceLabeler(['x'], choices=['good', 'bad'])\npractice",
+    )
+
+    @gen_test
+    async def test_a_labeler_with_nothing_left_moves_on_while_the_pool_is_being_closed(self):
+        await self.advance()
+        alice = await self.labeler()
+        status, batch = await alice.get_json("/api/v1/stages/label/batch")
+        status, reply = await alice.submit(
+            "label", labels_body(dict.fromkeys(batch["items"], "good"))
+        )
+        assert status == 200 and reply["next"] == "/stage/warmup", reply
+        self.staged.pipeline.status["label"].state = "running"  # the pipeline closing it
+        assert (await alice.get_json("/api/v1/stages"))[1]["next"] == "/stage/warmup"

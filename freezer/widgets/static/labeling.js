@@ -258,7 +258,8 @@ function classifyView({ model, el }) {
     status.textContent = `${done} of ${plural(items.length, 'item')} labeled · ${where}`;
     back.disabled = cursor === 0;
     next.disabled = cursor >= items.length - 1;
-    bar.hidden = items.length <= 1;
+    back.hidden = items.length <= 1;
+    next.hidden = items.length <= 1;
     if (focused) root.focus();
   }
 

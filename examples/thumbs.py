@@ -1,0 +1,49 @@
+"""Thumbs: a labeling widget in one file, no npm, no build (docs/custom-widgets.md)."""
+
+import anywidget
+import traitlets
+
+
+class Thumbs(anywidget.AnyWidget):
+    """Thumbs up or down for each text; follows nbfreeze's labeling protocol."""
+
+    _esm = """
+    export default {
+      render({ model, el }) {
+        el.classList.add("thumbs");
+        const draw = () => {
+          const labels = model.get("labels");
+          el.replaceChildren(...model.get("shown").map((id) => {
+            const row = document.createElement("p");
+            row.textContent = model.get("texts")[id] + " ";
+            for (const choice of ["up", "down"]) {
+              const button = document.createElement("button");
+              button.textContent = choice;
+              button.setAttribute("aria-pressed", String(labels[id] === choice));
+              button.onclick = () => {
+                model.set("labels", { ...model.get("labels"), [id]: choice });
+                model.save_changes();
+              };
+              row.append(button);
+            }
+            return row;
+          }));
+        };
+        model.on("change:labels", draw);
+        model.on("change:shown", draw);
+        draw();
+      },
+    };
+    """
+    _css = ".thumbs [aria-pressed=true] { background: teal; color: white; }"
+    texts = traitlets.Dict().tag(sync=True)  # item id -> the text to judge
+    shown = traitlets.List().tag(sync=True)  # the ids on the page, in order
+    labels = traitlets.Dict().tag(sync=True)  # item id -> "up" or "down"
+    choices = ("up", "down")
+
+    def __init__(self, texts):
+        self.item_ids = tuple(str(n) for n in range(len(texts)))  # synced keys are text
+        super().__init__(texts=dict(zip(self.item_ids, texts)), shown=list(self.item_ids))
+
+    def show(self, ids):
+        self.shown = list(ids)
