@@ -42,8 +42,9 @@ class Thumbs(anywidget.AnyWidget):
     choices = ("up", "down")
 
     def __init__(self, texts):
-        self.item_ids = tuple(str(n) for n in range(len(texts)))  # synced keys are text
-        super().__init__(texts=dict(zip(self.item_ids, texts)), shown=list(self.item_ids))
+        by_id = {str(n): text for n, text in enumerate(texts)}  # synced keys are text
+        self.item_ids = tuple(by_id)
+        super().__init__(texts=by_id, shown=list(by_id))
 
     def show(self, ids):
         self.shown = list(ids)
