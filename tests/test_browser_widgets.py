@@ -917,3 +917,21 @@ def test_a_gamepad_on_the_page_reaches_the_controller_in_python(serve, open_tab)
     tab = open_tab(serve(*notebook(case)), init_script=GAMEPAD)
     expect(tab.page.locator(".t-w")).to_contain_text("Test gamepad")  # the page sees it
     expect(tab.page.locator(".t-seen")).to_have_text("'Test gamepad'", timeout=2000)
+
+
+def test_an_anywidget_shows_the_classes_python_gave_it_as_in_jupyter(serve, open_tab):
+    # add_class comes as an update after the comm opens; anywidget applies updates once
+    # its module has loaded, so the page must wait for them before it shows the view.
+    tab = open_tab(
+        serve(
+            "import anywidget\nimport ipywidgets as widgets\n"
+            "class Hello(anywidget.AnyWidget):\n"
+            "    _esm = 'export default { render({ el }) { el.textContent = \"hi\"; } }'\n"
+            "alone, boxed = Hello(), Hello()\n"
+            "alone.add_class('t-alone')\nboxed.add_class('t-boxed')\n"
+            "display(alone)\nwidgets.VBox([boxed])"
+        )
+    )
+    expect(tab.page.locator(".t-alone")).to_have_text("hi")
+    expect(tab.page.locator(".t-boxed")).to_have_text("hi")
+    assert tab.errors == []

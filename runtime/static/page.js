@@ -85,6 +85,7 @@ class Comm {
     this.target_name = target_name;
     this.handlers = {};
     this.queue = []; // messages that arrive before the model has hooked itself up
+    this.handled = Promise.resolve(); // settles once the model has handled those given it
   }
 
   on_msg(callback) {
@@ -105,7 +106,7 @@ class Comm {
   flush() {
     while (this.queue.length && this.handlers[this.queue[0][0]]) {
       const [kind, message] = this.queue.shift();
-      this.handlers[kind](message);
+      this.handled = Promise.allSettled([this.handled, this.handlers[kind](message)]);
     }
   }
 
@@ -124,6 +125,13 @@ class Comm {
 }
 
 const comms = new Map();
+// Settles once the models have handled every comm message so far (anywidget's handle
+// updates asynchronously). As in Jupyter, a widget output waits for it, so that its view
+// is displayed with the state the server had when it was shown.
+let commsHandled = Promise.resolve();
+function handling(promise) {
+  commsHandled = Promise.allSettled([commsHandled, promise]);
+}
 
 // ---- Server -> page.
 
@@ -192,13 +200,17 @@ const handlers = {
     const comm = new Comm(message.comm_id, message.target_name);
     comms.set(comm.comm_id, comm);
     const created = manager.handle_comm_open(comm, kernelMessage('comm_open', message, buffers));
+    // Messages that came before the model hooked itself up are handled by the time it is.
+    handling(created.then(() => comm.handled));
     created.catch((error) => {
       notice(`Widget ${message.comm_id} could not be created: ${error.message ?? error}`, 'error');
     });
   },
 
   comm_msg(message, buffers) {
-    comms.get(message.comm_id)?.deliver('msg', kernelMessage('comm_msg', message, buffers));
+    const comm = comms.get(message.comm_id);
+    comm?.deliver('msg', kernelMessage('comm_msg', message, buffers));
+    if (comm) handling(comm.handled);
   },
 
   comm_close(message) {
@@ -212,7 +224,8 @@ const handlers = {
     if (typeof message.html === 'string') {
       append(el, 'nbf-output').innerHTML = message.html;
     } else if (message.widget) {
-      const done = showWidget(el, append(el, 'nbf-output nbf-widget'), message.widget);
+      const target = append(el, 'nbf-output nbf-widget');
+      const done = commsHandled.then(() => showWidget(el, target, message.widget));
       rendering.add(done);
       done.finally(() => rendering.delete(done));
     }
