@@ -87,7 +87,7 @@ def serve(notebook: Path) -> tuple[subprocess.Popen, str]:
         if not line:
             raise SystemExit("".join(lines))
         lines.append(line)
-        if line.startswith("Ready."):
+        if line.startswith(("Ready.", "Press Ctrl-C")):
             break
     url = re.search(r"http://\S+", "".join(lines))
     assert url, "".join(lines)
