@@ -143,6 +143,14 @@ def test_box_editor_moves_adds_names_and_deletes_boxes_and_python_gets_them(serv
     expect(python).to_have_text('[["car", 50, 30, 60, 40], ["car", 120, 10, 60, 40]]')
     page.get_by_role("button", name="bus", exact=True).click()
     expect(python).to_have_text('[["car", 50, 30, 60, 40], ["bus", 120, 10, 60, 40]]')
+    # Resize the new (selected) box by its bottom-right handle: 10 image pixels each way.
+    handle = page.locator('.nbfb-box[aria-pressed="true"] .nbfb-se').bounding_box()
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 10 * scale, y + 10 * scale, steps=5)
+    page.mouse.up()
+    expect(python).to_have_text('[["car", 50, 30, 60, 40], ["bus", 120, 10, 70, 50]]')
     screenshot(page, "widget-box-editor.png")
 
     # Keyboard only: Tab to the first box, move it, resize it, rename it, delete it, undo.
@@ -150,15 +158,15 @@ def test_box_editor_moves_adds_names_and_deletes_boxes_and_python_gets_them(serv
     page.keyboard.press("Tab")
     expect(page.locator(".nbfb-box").first).to_be_focused()
     page.keyboard.press("ArrowRight")
-    expect(python).to_have_text('[["car", 55, 30, 60, 40], ["bus", 120, 10, 60, 40]]')
+    expect(python).to_have_text('[["car", 55, 30, 60, 40], ["bus", 120, 10, 70, 50]]')
     page.keyboard.press("Shift+ArrowDown")
-    expect(python).to_have_text('[["car", 55, 30, 60, 45], ["bus", 120, 10, 60, 40]]')
+    expect(python).to_have_text('[["car", 55, 30, 60, 45], ["bus", 120, 10, 70, 50]]')
     page.keyboard.press("2")
-    expect(python).to_have_text('[["bus", 55, 30, 60, 45], ["bus", 120, 10, 60, 40]]')
+    expect(python).to_have_text('[["bus", 55, 30, 60, 45], ["bus", 120, 10, 70, 50]]')
     page.keyboard.press("Delete")
-    expect(python).to_have_text('[["bus", 120, 10, 60, 40]]')
+    expect(python).to_have_text('[["bus", 120, 10, 70, 50]]')
     page.keyboard.press("u")
-    expect(python).to_have_text('[["bus", 55, 30, 60, 45], ["bus", 120, 10, 60, 40]]')
+    expect(python).to_have_text('[["bus", 55, 30, 60, 45], ["bus", 120, 10, 70, 50]]')
     assert tab.errors == []
 
 
