@@ -87,3 +87,13 @@ def test_nbfreeze_command_is_installed():
     script = Path(sys.executable).parent / "nbfreeze"
     result = subprocess.run([str(script), "check", str(EXAMPLE)], capture_output=True, text=True)
     assert result.returncode == 0
+
+
+def test_a_relative_sqlite_database_keeps_naming_the_file_the_user_meant(tmp_path, monkeypatch):
+    from freezer.cli import _absolute_sqlite
+
+    monkeypatch.chdir(tmp_path)
+    assert _absolute_sqlite("sqlite:///labels.db") == f"sqlite:///{tmp_path}/labels.db"
+    assert _absolute_sqlite("sqlite:///:memory:") == "sqlite:///:memory:"
+    assert _absolute_sqlite("postgresql+psycopg://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert _absolute_sqlite(None) is None
