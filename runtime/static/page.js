@@ -62,6 +62,7 @@ function post(message, buffers, callbacks) {
   const msg_id = `p${++lastId}`;
   socket.send(encode({ ...message, msg_id }, buffers));
   if (callbacks?.iopub?.status) unacknowledged.push([msg_id, callbacks]);
+  body.dataset.nbfPending = String(unacknowledged.length); // a Submit waits for zero
   return msg_id;
 }
 
@@ -76,6 +77,8 @@ function acknowledge(parentId) {
     const content = { execution_state: 'idle' };
     callbacks.iopub.status({ header: { msg_type: 'status' }, parent_header: { msg_id }, content });
   }
+  // The callbacks may have sent a model's held-back update: count it too.
+  body.dataset.nbfPending = String(unacknowledged.length);
 }
 
 /** A comm as ipywidgets' models expect one (IClassicComm), carried by our socket. */

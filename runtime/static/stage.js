@@ -30,18 +30,26 @@ function settle(event, ok) {
 document.addEventListener('nbf:submitted', (event) => settle(event, true));
 document.addEventListener('nbf:submit_error', (event) => settle(event, false));
 
-/** Run `then` once the session has handled every change sent before (status idle). */
+/** Has the session handled every change the page sent (widgets hold an update back
+ * until the one before it is acknowledged, so a Submit must not overtake it)? */
+function settled() {
+  const { nbfStatus, nbfPending } = document.body.dataset;
+  return nbfStatus !== 'busy' && (nbfPending ?? '0') === '0';
+}
+
+/** Run `then` once the session has handled every change sent before. */
 function whenIdle(then) {
-  if (document.body.dataset.nbfStatus !== 'busy') {
+  if (settled()) {
     then();
     return;
   }
   const watch = new MutationObserver(() => {
-    if (document.body.dataset.nbfStatus === 'busy') return;
+    if (!settled()) return;
     watch.disconnect();
     then();
   });
-  watch.observe(document.body, { attributes: true, attributeFilter: ['data-nbf-status'] });
+  const attributeFilter = ['data-nbf-status', 'data-nbf-pending'];
+  watch.observe(document.body, { attributes: true, attributeFilter });
 }
 
 function send() {
