@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from freezer.widgets import item_key
+from freezer.widgets import item_key, showing_first
 from runtime import pools, render
 from runtime.bundle import Notebook, Stage
 from runtime.pipeline import LABELING, HeadlessSession, Pipeline, Silent
@@ -168,15 +168,18 @@ class Staged:
             for part in shown:
                 if part.name in visible:
                     run_cells(session, self.notebook, part)
-            run_cells(session, self.notebook, stage)
-            if stage.input == "pool":
-                ids = self.pipeline.pools[stage.name].ids
-                labeler = stage_widget(session, stage)
-                labeler.show([ids[key] for key in batch])
-                if earlier:
-                    labeler.labels = {ids[key]: label for key, label in earlier.items()}
-            elif stage.name in answers and stage.kind == "input":
-                apply_answer(stage_widget(session, stage), answers[stage.name])
+            if stage.input != "pool":
+                run_cells(session, self.notebook, stage)
+                if stage.name in answers and stage.kind == "input":
+                    apply_answer(stage_widget(session, stage), answers[stage.name])
+                return
+            with showing_first(batch):  # the labeler is built for the batch alone
+                run_cells(session, self.notebook, stage)
+            ids = self.pipeline.pools[stage.name].ids
+            labeler = stage_widget(session, stage)
+            labeler.show([ids[key] for key in batch])
+            if earlier:
+                labeler.labels = {ids[key]: label for key, label in earlier.items()}
 
         session = Session(
             self.notebook,

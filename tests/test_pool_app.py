@@ -274,3 +274,25 @@ class TestLeavingAPool(StagedTestCase):
         assert status == 200 and reply["next"] == "/stage/warmup", reply
         self.staged.pipeline.status["label"].state = "running"  # the pipeline closing it
         assert (await alice.get_json("/api/v1/stages"))[1]["next"] == "/stage/warmup"
+
+
+class TestOnlyTheBatchIsSent(StagedTestCase):
+    cells = (
+        "import numpy as np\nfrom freezer.widgets import ImageGrid\n"
+        "pictures = {f'p{i}': np.full((4, 4), i) for i in range(12)}",
+        "#| stage: pick\n#| input: pool\n#| batch: 2\ngrid = ImageGrid(pictures)\ngrid",
+    )
+
+    @gen_test
+    async def test_a_labelers_page_gets_the_images_of_their_batch_alone(self):
+        await self.advance()
+        alice = await self.labeler()
+        page = await alice.open_stage("pick")
+        shown = [
+            m["data"]["state"]["_items"]
+            for m in page.messages
+            if m["type"] in ("comm_open", "comm_msg") and "_items" in m["data"].get("state", {})
+        ]
+        assert [len(items) for items in shown] == [2]
+        images = sum(len(buffers) for buffers in page.buffers.values())
+        assert images == 2

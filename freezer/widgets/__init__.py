@@ -11,7 +11,13 @@ from freezer.widgets.choice import ChoiceLabeler, render_item
 from freezer.widgets.classify import Classify
 from freezer.widgets.image_grid import ImageGrid
 from freezer.widgets.media import trusted_html
-from freezer.widgets.protocol import Labeling, item_key, items_with_ids
+from freezer.widgets.protocol import (
+    Labeling,
+    first_shown,
+    item_key,
+    items_with_ids,
+    showing_first,
+)
 
 __all__ = [
     "BoxEditor",
@@ -19,8 +25,10 @@ __all__ = [
     "Classify",
     "ImageGrid",
     "Labeling",
+    "first_shown",
     "item_key",
     "items_with_ids",
     "render_item",
+    "showing_first",
     "trusted_html",
 ]

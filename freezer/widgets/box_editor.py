@@ -18,7 +18,7 @@ import traitlets
 
 from freezer.widgets.labeling import STATIC
 from freezer.widgets.media import as_media
-from freezer.widgets.protocol import items_with_ids
+from freezer.widgets.protocol import first_shown, items_with_ids
 
 _CORNERS = (
     ("x0", "y0", "x1", "y1"),
@@ -104,7 +104,7 @@ class BoxEditor(anywidget.AnyWidget):
             _image=media.data, _mime=media.mime, _choices=list(choices), choices=choices
         )
         self.boxes = given
-        self.show(self.item_ids)
+        self.show(first_shown(self.item_ids))
 
     @traitlets.validate("boxes")
     def _valid_boxes(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import numpy as np
 import traitlets
 
 from freezer.png import encode_png
-from freezer.widgets.protocol import items_with_ids
+from freezer.widgets.protocol import first_shown, items_with_ids
 
 
 def render_item(item: Any) -> widgets.Widget:
@@ -76,7 +76,7 @@ class ChoiceLabeler(widgets.VBox):
         self._progress = widgets.HTML()
         super().__init__([self._progress, self._grid], choices=tuple(choices))
         self.observe(lambda _change: self._update_progress(), names="labels")
-        self.show(self.item_ids)
+        self.show(first_shown(self.item_ids))
 
     def _recorder(self, item_id: Hashable) -> Callable[[dict[str, Any]], None]:
         def record(change: dict[str, Any]) -> None:

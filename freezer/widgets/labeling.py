@@ -16,7 +16,7 @@ import anywidget
 import traitlets
 
 from freezer.widgets.media import Media, as_media
-from freezer.widgets.protocol import item_key, items_with_ids
+from freezer.widgets.protocol import first_shown, item_key, items_with_ids
 
 STATIC = Path(__file__).parent / "static"
 
@@ -76,14 +76,15 @@ class LabelingWidget(anywidget.AnyWidget):
         self._caption = caption
         self._media: dict[Hashable, Media] = {}
         self._submit_callbacks: list[Callable[[LabelingWidget], Any]] = []
-        items, images = self._payload(self.item_ids)
+        shown = first_shown(self.item_ids)
+        items, images = self._payload(shown)
         super().__init__(
             choices=choices,
             _choices=list(choices),
-            shown=self.item_ids,
+            shown=shown,
             _items=items,
             _images=images,
-            labels=self._starting_labels(self.item_ids, choices),
+            labels=self._starting_labels(shown, choices),
             **kwargs,
         )
         self.on_msg(self._on_message)

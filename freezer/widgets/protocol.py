@@ -8,7 +8,9 @@ or else the position. An id is stored and sent to pages as its `item_key`, a str
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -26,6 +28,27 @@ class Labeling(Protocol):
     choices: tuple[str, ...]
 
     def show(self, ids: Iterable[Hashable]) -> None: ...
+
+
+_FIRST_SHOWN: ContextVar[frozenset[str] | None] = ContextVar("first_shown", default=None)
+
+
+@contextmanager
+def showing_first(keys: Iterable[str]) -> Iterator[None]:
+    """Inside this block, labeling widgets start out showing only the items with these
+    keys: the app builds a labeler's page for their batch without first encoding and
+    sending every item of the pool."""
+    token = _FIRST_SHOWN.set(frozenset(keys))
+    try:
+        yield
+    finally:
+        _FIRST_SHOWN.reset(token)
+
+
+def first_shown(ids: Iterable[Hashable]) -> tuple[Hashable, ...]:
+    """The ids a new labeling widget shows: all of them, or those `showing_first` names."""
+    keys = _FIRST_SHOWN.get()
+    return tuple(i for i in ids if keys is None or item_key(i) in keys)
 
 
 def item_key(item_id: Any) -> str:
