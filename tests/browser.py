@@ -11,6 +11,7 @@ A staged app is started by the real command (`App`: `nbfreeze serve`), as an aut
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 from runtime_harness import notebook_bundle
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
@@ -133,6 +134,24 @@ def visit(browser, link: str):
     page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
     page.goto(link)
     return page
+
+
+# Python writes what it holds into a Label: the page shows Python's view of the labels.
+ECHO = (
+    "import json\n"
+    "import ipywidgets as widgets\n"
+    "echo = widgets.Label(layout=widgets.Layout(display='none'))\n"
+    "echo.add_class('t-python')\n"
+    "def report(change):\n"
+    "    echo.value = json.dumps({str(k): v for k, v in change['new'].items()}, sort_keys=True)\n"
+)
+
+
+def python_sees(page, expected: dict) -> None:
+    """Wait until Python's `labels` (echoed into the page) are `expected`."""
+    expect(page.locator(".t-python")).to_have_text(
+        json.dumps({str(k): v for k, v in expected.items()}, sort_keys=True)
+    )
 
 
 @dataclass

@@ -4,35 +4,17 @@ pool and `each` stages use them (Enter submits a batch)."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from browser import READY, App, screenshot, visit
+from browser import ECHO, READY, App, python_sees, screenshot, visit
 from nbformat import v4
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-# Python writes what it holds into a Label: the page shows Python's view of the labels.
-ECHO = (
-    "import json\n"
-    "import ipywidgets as widgets\n"
-    "echo = widgets.Label(layout=widgets.Layout(display='none'))\n"
-    "echo.add_class('t-python')\n"
-    "def report(change):\n"
-    "    echo.value = json.dumps({str(k): v for k, v in change['new'].items()}, sort_keys=True)\n"
-)
-
-
-def python_sees(page, expected: dict) -> None:
-    """Wait until Python's `labels` (echoed into the page) are `expected`."""
-    expect(page.locator(".t-python")).to_have_text(
-        json.dumps({str(k): v for k, v in expected.items()}, sort_keys=True)
-    )
 
 
 def test_image_grid_picks_with_the_mouse_and_the_keyboard_and_undoes(serve, open_tab):

@@ -10,7 +10,6 @@ example (`examples/thumbs.py`) is checked the same way.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import signal
 import socket
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser import ECHO, python_sees
 from nbformat import v4
 from playwright.sync_api import expect
 
@@ -35,14 +35,6 @@ WIDGET_TIMEOUT_MS = 60_000
 # Voilà's template links Font Awesome from this CDN: offline, its loads fail, harmlessly.
 CDN = "https://cdn.jsdelivr.net/"
 
-ECHO = (
-    "import json\n"
-    "import ipywidgets as widgets\n"
-    "echo = widgets.Label()\n"
-    "echo.add_class('t-python')\n"
-    "def report(change):\n"
-    "    echo.value = json.dumps({str(k): v for k, v in change['new'].items()}, sort_keys=True)\n"
-)
 CLASSIFY = ECHO + (
     "from freezer.widgets import Classify\n"
     "sorter = Classify(['first note', 'second note', 'third note'], ['spam', 'ham'])\n"
@@ -110,11 +102,6 @@ def voila_url(request, tmp_path: Path) -> Iterator[str]:
     (tmp_path / "thumbs.py").write_bytes((EXAMPLES / "thumbs.py").read_bytes())
     with serving(notebook) as url:
         yield url
-
-
-def python_sees(page, expected: dict) -> None:
-    """Wait until Python's `labels` (echoed into the page) are `expected`."""
-    expect(page.locator(".t-python")).to_have_text(json.dumps(expected, sort_keys=True))
 
 
 def page_error(message) -> bool:

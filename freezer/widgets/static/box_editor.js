@@ -75,21 +75,24 @@ function render({ model, el }) {
     return { id, label, ...box };
   }
 
-  function drag(event, start, update, done) {
+  /** Follow a pointer from `event` until it is let go: `follow` sees each move and
+   * `done` the last, each as { dx, dy, at } in image pixels. */
+  function drag(event, follow, done) {
     event.preventDefault();
     stage.setPointerCapture(event.pointerId);
     const from = pointAt(event);
-    const moveTo = (e) => {
+    const moved = (e) => {
       const at = pointAt(e);
-      update(start, at.x - from.x, at.y - from.y, at);
+      return { dx: at.x - from.x, dy: at.y - from.y, at };
     };
+    const followMove = (e) => follow(moved(e));
     const finish = (e) => {
-      stage.removeEventListener('pointermove', moveTo);
+      stage.removeEventListener('pointermove', followMove);
       stage.removeEventListener('pointerup', finish);
       stage.removeEventListener('pointercancel', finish);
-      done(e);
+      done(moved(e));
     };
-    stage.addEventListener('pointermove', moveTo);
+    stage.addEventListener('pointermove', followMove);
     stage.addEventListener('pointerup', finish);
     stage.addEventListener('pointercancel', finish);
   }
@@ -144,23 +147,17 @@ function render({ model, el }) {
         handle.addEventListener('pointerdown', (event) => {
           event.stopPropagation();
           select(box.id, false);
-          drag(event, box, (b, dx, dy) => place(node, resized(b, corner, dx, dy)), (e) => {
-            const at = pointAt(e);
-            const start = pointAt(event);
-            change(box.id, resized(box, corner, at.x - start.x, at.y - start.y));
-          });
+          const sized = ({ dx, dy }) => resized(box, corner, dx, dy);
+          drag(event, (m) => place(node, sized(m)), (m) => change(box.id, sized(m)));
         });
         node.append(handle);
       }
       node.addEventListener('pointerdown', (event) => {
         event.stopPropagation();
         select(box.id, false);
-        drag(event, box, (b, dx, dy) => place(node, clamp({ ...b, x: b.x + dx, y: b.y + dy })), (e) => {
-          const at = pointAt(e);
-          const start = pointAt(event);
-          const dx = at.x - start.x;
-          const dy = at.y - start.y;
-          if (Math.abs(dx) + Math.abs(dy) > 0.5) change(box.id, clamp({ ...box, x: box.x + dx, y: box.y + dy }));
+        const shifted = ({ dx, dy }) => clamp({ ...box, x: box.x + dx, y: box.y + dy });
+        drag(event, (m) => place(node, shifted(m)), (m) => {
+          if (Math.abs(m.dx) + Math.abs(m.dy) > 0.5) change(box.id, shifted(m));
         });
       });
       node.addEventListener('focus', () => select(box.id, false));
@@ -244,10 +241,9 @@ function render({ model, el }) {
       x: Math.min(from.x, at.x), y: Math.min(from.y, at.y),
       width: Math.abs(at.x - from.x), height: Math.abs(at.y - from.y),
     });
-    drag(event, null, (_b, _dx, _dy, at) => place(ghost, spanned(at)), (e) => {
+    drag(event, ({ at }) => place(ghost, spanned(at)), ({ dx, dy, at }) => {
       ghost.remove();
-      const at = pointAt(e);
-      if (Math.abs(at.x - from.x) < MIN || Math.abs(at.y - from.y) < MIN) {
+      if (Math.abs(dx) < MIN || Math.abs(dy) < MIN) {
         select(null);
         return;
       }
