@@ -26,20 +26,10 @@ from pathlib import Path
 import nbformat
 from nbformat import v4
 from playwright.sync_api import sync_playwright
+from widgets import CHROMIUM, CHROMIUM_ARGS  # bench/widgets.py: the same browser
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "thumbnails.md"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RUNS = 7
 TARGET_MS = 200
 
