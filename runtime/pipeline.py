@@ -246,7 +246,9 @@ class Pipeline:
                 int(options.get("batch", 10)),
                 int(options.get("lease_seconds", 600)),
             )
-            pools.register_items(self.store, stage.name, list(ids))
+            pools.register_items(
+                self.store, stage.name, list(ids), overlap=self.pools[stage.name].overlap
+            )
         pool = self.pools[stage.name]
         progress = pools.progress(self.store, stage.name, pool.overlap)
         if not progress.done:

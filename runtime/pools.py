@@ -15,9 +15,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, delete, exists, func, insert, select
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from runtime.store import Annotation, Item, Lease, Store, now
+
+RECLAIM_LOCK = 0x6E626672  # PostgreSQL advisory lock: one process reclaims leases at a time
 
 
 class LabelRefused(ValueError):
@@ -47,8 +60,10 @@ class Saved:
     late: list[str]
 
 
-def register_items(store: Store, stage: str, keys: list[str]) -> None:
-    """Record a pool stage's items (keys in order); items already known stay as they are."""
+def register_items(store: Store, stage: str, keys: list[str], *, overlap: int) -> None:
+    """Record a pool stage's items (keys in order); items already known keep their labels.
+    Every item's `full` flag is set again for `overlap`, which the notebook may have
+    changed since the items were first registered."""
     with store.engine.begin() as connection:
         known = set(connection.scalars(select(Item.item_key).where(Item.stage == stage)))
         rows = [
@@ -58,45 +73,79 @@ def register_items(store: Store, stage: str, keys: list[str]) -> None:
         ]
         if rows:
             connection.execute(insert(Item), rows)
+        connection.execute(
+            update(Item).where(Item.stage == stage).values(full=Item.taken >= overlap)
+        )
 
 
-def _open_items(stage: str, user_id: int, overlap: int, moment: datetime) -> Select[Any]:
-    """The keys of the items the labeler has not labeled that have room for another
-    labeler: fewer than `overlap` labels and unexpired leases together. The counts are
-    grouped once per stage (a pass over its labels and leases), not counted per item."""
-    labels = (
-        select(Annotation.item_key, func.count().label("n"))
-        .where(Annotation.stage == stage)
-        .group_by(Annotation.item_key)
-        .subquery()
-    )
-    held = (
-        select(Lease.item_key, func.count().label("n"))
-        .where(Lease.stage == stage, Lease.expires_at > moment)
-        .group_by(Lease.item_key)
-        .subquery()
-    )
-    mine = select(Annotation.item_key).where(
-        Annotation.stage == stage, Annotation.user_id == user_id
+def _open_items(stage: str, user_id: int) -> Select[Any]:
+    """The keys of the items with room for another labeler that this one has not labeled,
+    in order: read from the (stage, full, position) index, not counted."""
+    mine = exists().where(
+        Annotation.stage == Item.stage,
+        Annotation.item_key == Item.item_key,
+        Annotation.user_id == user_id,
     )
     return (
         select(Item.item_key)
-        .select_from(Item)
-        .outerjoin(labels, labels.c.item_key == Item.item_key)
-        .outerjoin(held, held.c.item_key == Item.item_key)
-        .where(
-            Item.stage == stage,
-            Item.item_key.not_in(mine),
-            func.coalesce(labels.c.n, 0) + func.coalesce(held.c.n, 0) < overlap,
-        )
+        .where(Item.stage == stage, Item.full.is_(False), ~mine)
+        .order_by(Item.position)
     )
 
 
-def _no_nested_loops(connection: Connection) -> None:
-    """Plan the open-items query with hash joins. Its tables grow from empty while
-    labelers work, faster than autovacuum's statistics follow, and with statistics of
-    empty tables PostgreSQL picks nested loops that cost a hundred times more."""
-    connection.exec_driver_sql("SET LOCAL enable_nestloop = off")
+def _count(
+    connection: Connection, stage: str, changes: dict[str, tuple[int, int]], overlap: int
+) -> None:
+    """Apply (labels, taken) changes to items' counters, in key order (so that
+    transactions on PostgreSQL lock items in one order and never deadlock)."""
+    if not changes:
+        return
+    connection.execute(
+        update(Item)
+        .where(Item.stage == bindparam("s"), Item.item_key == bindparam("k"))
+        .values(
+            labels=Item.labels + bindparam("dl"),
+            taken=Item.taken + bindparam("dt"),
+            full=Item.taken + bindparam("dt") >= overlap,
+        ),
+        [{"s": stage, "k": key, "dl": dl, "dt": dt} for key, (dl, dt) in sorted(changes.items())],
+    )
+
+
+def _reclaim(connection: Connection, stage: str, moment: datetime, overlap: int) -> None:
+    """Return the items of expired leases to the pool. On PostgreSQL one process at a
+    time does it (the others skip it this time, rather than wait)."""
+    if connection.dialect.name == "postgresql" and not connection.scalar(
+        select(func.pg_try_advisory_xact_lock(RECLAIM_LOCK))
+    ):
+        return
+    expired = connection.scalars(
+        update(Lease)
+        .where(Lease.stage == stage, Lease.reclaimed.is_(False), Lease.expires_at <= moment)
+        .values(reclaimed=True)
+        .returning(Lease.item_key)
+    )
+    _count(connection, stage, _released(expired), overlap)
+
+
+def _released(keys: Any) -> dict[str, tuple[int, int]]:
+    """The counter changes for lease rows of `keys` that stop holding their items."""
+    changes: dict[str, tuple[int, int]] = {}
+    for key in keys:
+        changes[key] = (0, changes.get(key, (0, 0))[1] - 1)
+    return changes
+
+
+def _drop_leases(
+    connection: Connection, stage: str, user_id: int, keys: list[str] | None = None
+) -> tuple[set[str], dict[str, tuple[int, int]]]:
+    """Delete the labeler's lease rows (of `keys`, or all): the keys they were for, and
+    the counter changes that release the items those rows still held."""
+    query = delete(Lease).where(Lease.stage == stage, Lease.user_id == user_id)
+    if keys is not None:
+        query = query.where(Lease.item_key.in_(keys))
+    rows = connection.execute(query.returning(Lease.item_key, Lease.reclaimed)).all()
+    return {k for k, _ in rows}, _released(k for k, reclaimed in rows if not reclaimed)
 
 
 def lease_batch(
@@ -109,34 +158,29 @@ def lease_batch(
             connection.scalars(
                 select(Lease.item_key)
                 .join(Item, and_(Item.stage == Lease.stage, Item.item_key == Lease.item_key))
-                .where(Lease.stage == stage, Lease.user_id == user_id, Lease.expires_at > moment)
+                .where(
+                    Lease.stage == stage,
+                    Lease.user_id == user_id,
+                    Lease.reclaimed.is_(False),
+                    Lease.expires_at > moment,
+                )
                 .order_by(Item.position)
             )
         )
         if held:
             return held
-        connection.execute(
-            delete(Lease).where(Lease.stage == stage, Lease.user_id == user_id)
-        )  # expired leases of this labeler: those items are back in the pool
-        query = _open_items(stage, user_id, overlap, moment).order_by(Item.position).limit(batch)
-        postgres = connection.dialect.name == "postgresql"
-        if postgres:
+        _reclaim(connection, stage, moment, overlap)
+        _, released = _drop_leases(connection, stage, user_id)  # their expired ones, if any
+        _count(connection, stage, released, overlap)
+        query = _open_items(stage, user_id).limit(batch)
+        if connection.dialect.name == "postgresql":
+            # Locked candidates are being leased by another process: take the next ones.
+            # A candidate another process filled after this snapshot is re-checked by
+            # PostgreSQL against its newest row when it is locked, so `full` holds.
             query = query.with_for_update(skip_locked=True, of=Item)
-        if postgres:
-            _no_nested_loops(connection)
         keys = list(connection.scalars(query))
-        if postgres and keys:
-            # Look again at the locked candidates in a new statement (a new snapshot):
-            # another process may have leased one and committed after this query's
-            # snapshot was taken, leaving no lock behind and the item row unchanged.
-            still = set(
-                connection.scalars(
-                    _open_items(stage, user_id, overlap, moment).where(Item.item_key.in_(keys))
-                )
-            )
-            keys = [key for key in keys if key in still]
-        expires = moment + timedelta(seconds=lease_seconds)
         if keys:
+            expires = moment + timedelta(seconds=lease_seconds)
             connection.execute(
                 insert(Lease),
                 [
@@ -144,6 +188,7 @@ def lease_batch(
                     for k in keys
                 ],
             )
+            _count(connection, stage, dict.fromkeys(keys, (0, 1)), overlap)
         return keys
 
 
@@ -176,69 +221,62 @@ def save_labels(
                 select(Annotation.item_key).where(Annotation.request_id == request_id)
             )
             return Saved(sorted(saved), [])  # a retry of a submission already saved
-        leased = set(
-            connection.scalars(
-                select(Lease.item_key).where(Lease.stage == stage, Lease.user_id == user_id)
-            )
-        )
+        # Every submitted item leaves the batch, a late one too: the labeler moves on.
+        leased, changes = _drop_leases(connection, stage, user_id, submitted)
         earlier = set(
             connection.scalars(
                 select(Annotation.item_key).where(
-                    Annotation.stage == stage, Annotation.user_id == user_id
+                    Annotation.stage == stage,
+                    Annotation.user_id == user_id,
+                    Annotation.item_key.in_(submitted),
                 )
             )
         )
-        for key in labels:
+        for key in submitted:
             if key not in leased and key not in earlier:
                 raise LabelRefused(f"item {key} is not in your batch of this stage")
-        fresh = [key for key in labels if key not in earlier]
+        fresh = sorted(set(submitted) - earlier)
+        given: dict[str, int] = {}
         if fresh:
-            # Lock the items, then count: a lease that expired while its labeler worked
-            # may have let others fill the item meanwhile; such a late label is dropped.
-            lock = select(Item.item_key).where(Item.stage == stage, Item.item_key.in_(fresh))
+            # Lock the items, then read their counts: a lease that expired while its
+            # labeler worked may have let others fill the item; such a late label is dropped.
+            lock = select(Item.item_key, Item.labels).where(
+                Item.stage == stage, Item.item_key.in_(fresh)
+            )
             if connection.dialect.name == "postgresql":
-                lock = lock.with_for_update()
-            list(connection.scalars(lock))
-            counts = dict(
-                connection.execute(
-                    select(Annotation.item_key, func.count())
-                    .where(Annotation.stage == stage, Annotation.item_key.in_(fresh))
-                    .group_by(Annotation.item_key)
-                ).all()
+                lock = lock.order_by(Item.item_key).with_for_update()
+            given = dict(connection.execute(lock).all())
+        kept = {k: v for k, v in labels.items() if k in earlier or given.get(k, overlap) < overlap}
+        for key in kept:
+            if key not in earlier:
+                changes[key] = (1, changes.get(key, (0, 0))[1] + 1)
+        _count(connection, stage, changes, overlap)
+        moment = now()
+        for key in sorted(earlier & set(kept)):
+            connection.execute(
+                update(Annotation)
+                .where(
+                    Annotation.stage == stage,
+                    Annotation.item_key == key,
+                    Annotation.user_id == user_id,
+                )
+                .values(label=kept[key], request_id=request_id, created_at=moment)
             )
-            labels = {
-                key: label
-                for key, label in labels.items()
-                if key in earlier or counts.get(key, 0) < overlap
+        new = [
+            {
+                "stage": stage,
+                "item_key": key,
+                "user_id": user_id,
+                "label": label,
+                "request_id": request_id,
+                "created_at": moment,
             }
-        for key, label in labels.items():
-            if key in earlier:
-                connection.execute(
-                    Annotation.__table__.update()
-                    .where(
-                        Annotation.stage == stage,
-                        Annotation.item_key == key,
-                        Annotation.user_id == user_id,
-                    )
-                    .values(label=label, request_id=request_id, created_at=now())
-                )
-            else:
-                connection.execute(
-                    insert(Annotation).values(
-                        stage=stage,
-                        item_key=key,
-                        user_id=user_id,
-                        label=label,
-                        request_id=request_id,
-                        created_at=now(),
-                    )
-                )
-        connection.execute(
-            delete(Lease).where(
-                Lease.stage == stage, Lease.user_id == user_id, Lease.item_key.in_(submitted)
-            )
-        )  # every submitted item leaves the batch, a late one too: the labeler moves on
-    return Saved(sorted(labels), sorted(set(submitted) - set(labels)))
+            for key, label in kept.items()
+            if key not in earlier
+        ]
+        if new:
+            connection.execute(insert(Annotation), new)
+    return Saved(sorted(kept), sorted(set(submitted) - set(kept)))
 
 
 def last_batch(store: Store, stage: str, user_id: int) -> dict[str, str]:
@@ -264,37 +302,40 @@ def last_batch(store: Store, stage: str, user_id: int) -> dict[str, str]:
 
 def progress(store: Store, stage: str, overlap: int) -> Progress:
     with store.engine.connect() as connection:
-        items = connection.scalar(select(func.count()).select_from(Item).where(Item.stage == stage))
-        counts = dict(
-            connection.execute(
-                select(Annotation.item_key, func.count())
-                .where(Annotation.stage == stage)
-                .group_by(Annotation.item_key)
-            ).all()
-        )
-    return Progress(
-        items or 0,
-        sum(counts.values()),
-        sum(1 for c in counts.values() if c >= overlap),
-        overlap,
-    )
+        items, labels, complete = connection.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(Item.labels), 0),
+                func.count().filter(Item.labels >= overlap),
+            ).where(Item.stage == stage)
+        ).one()
+    return Progress(items, labels, complete, overlap)
 
 
 def has_work(store: Store, stage: str, user_id: int, overlap: int) -> bool:
-    """Could the labeler get (or do they hold) items of this pool now?"""
+    """Could the labeler get (or do they hold) items of this pool now? Items held by an
+    expired lease count: the next lease reclaims them."""
     moment = now()
+    labeled_by_them = exists().where(
+        Annotation.stage == Lease.stage,
+        Annotation.item_key == Lease.item_key,
+        Annotation.user_id == user_id,
+    )
     with store.engine.connect() as connection:
-        if connection.scalar(
-            select(
-                exists().where(
-                    Lease.stage == stage, Lease.user_id == user_id, Lease.expires_at > moment
-                )
-            )
-        ):
-            return True
         return bool(
             connection.scalar(
-                select(_open_items(stage, user_id, overlap, moment).limit(1).exists())
+                select(
+                    exists().where(
+                        Lease.stage == stage, Lease.user_id == user_id, Lease.expires_at > moment
+                    )
+                    | _open_items(stage, user_id).limit(1).exists()
+                    | exists().where(
+                        Lease.stage == stage,
+                        Lease.reclaimed.is_(False),
+                        Lease.expires_at <= moment,
+                        ~labeled_by_them,
+                    )
+                )
             )
         )
 

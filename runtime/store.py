@@ -100,23 +100,35 @@ class StageRun(Base):
 
 
 class Item(Base):
-    """An item of a pool stage, by its key (the item id as JSON)."""
+    """An item of a pool stage, by its key (the item id as JSON), with its counters:
+    `labels` given, `taken` (labels plus lease rows) and `full` (taken reaches the
+    pool's overlap), kept up to date by `runtime.pools`."""
 
     __tablename__ = "items"
+    __table_args__ = (Index("items_open", "stage", "full", "position"),)
     stage: Mapped[str] = mapped_column(String(200), primary_key=True)
     item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[int] = mapped_column(Integer, default=0)
+    taken: Mapped[int] = mapped_column(Integer, default=0)
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Lease(Base):
-    """An item handed to a labeler, reserved for them until `expires_at`."""
+    """An item handed to a labeler, reserved for them until `expires_at`. Once expired
+    it is `reclaimed`: the item is back in the pool, and the row stays so that a late
+    label from its labeler is recognised as theirs."""
 
     __tablename__ = "leases"
-    __table_args__ = (Index("leases_by_labeler", "stage", "user_id", "expires_at"),)
+    __table_args__ = (
+        Index("leases_by_labeler", "stage", "user_id", "expires_at"),
+        Index("leases_by_expiry", "stage", "reclaimed", "expires_at"),
+    )
     stage: Mapped[str] = mapped_column(String(200), primary_key=True)
     item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reclaimed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Annotation(Base):

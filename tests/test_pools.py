@@ -26,7 +26,7 @@ KEYS = [str(i) for i in range(10)]
 @pytest.fixture
 def pool(database_url):
     store = open_store(database_url)
-    register_items(store, "check", KEYS)
+    register_items(store, "check", KEYS, overlap=1)
     yield store
     store.engine.dispose()
 
@@ -56,6 +56,7 @@ def test_a_labeler_who_comes_back_gets_their_unfinished_batch(pool):
 
 
 def test_with_overlap_every_item_gets_that_many_distinct_labelers(pool):
+    register_items(pool, "check", KEYS, overlap=3)  # the author raised the overlap
     people = labelers(pool, 4)
     for round_ in range(10):
         for person in people:
@@ -79,6 +80,25 @@ def test_an_expired_lease_returns_its_items_to_the_pool(pool):
     with pool.engine.begin() as connection:
         connection.execute(update(Lease).values(expires_at=Lease.expires_at - timedelta(hours=1)))
     assert lease(pool, bob, batch=10) == taken
+
+
+def test_items_held_only_by_expired_leases_are_still_work_for_others(pool):
+    alice, bob = labelers(pool, 2)
+    lease(pool, alice, batch=10)
+    assert not has_work(pool, "check", bob, 1)
+    with pool.engine.begin() as connection:
+        connection.execute(update(Lease).values(expires_at=Lease.expires_at - timedelta(hours=1)))
+    assert has_work(pool, "check", bob, 1)
+    assert len(lease(pool, bob, batch=10)) == 10
+    assert not has_work(pool, "check", alice, 1)
+
+
+def test_progress_counts_labels_and_items_with_all_of_them(pool):
+    alice, bob = labelers(pool, 2)
+    save(pool, alice, lease(pool, alice, batch=3, overlap=2), "a", overlap=2)
+    save(pool, bob, lease(pool, bob, batch=5, overlap=2), "b", overlap=2)
+    done = progress(pool, "check", 2)
+    assert (done.items, done.labels, done.complete, done.done) == (10, 8, 3, False)
 
 
 def test_a_retried_submission_is_applied_once(pool):
@@ -110,7 +130,7 @@ def test_a_labeler_can_change_a_label_they_gave(pool):
 
 def test_labelers_racing_for_the_last_items_never_exceed_the_overlap(database_url):
     store = open_store(database_url)
-    register_items(store, "check", KEYS[:3])
+    register_items(store, "check", KEYS[:3], overlap=2)
     people = labelers(store, 8)
     start = threading.Barrier(len(people))
     got: dict[int, list[str]] = {}
@@ -149,7 +169,7 @@ def test_a_late_label_after_the_lease_expired_never_overfills_an_item(pool):
 def test_many_labelers_at_once_fill_every_item_exactly_to_its_overlap(database_url):
     store = open_store(database_url)
     keys = [str(i) for i in range(300)]
-    register_items(store, "check", keys)
+    register_items(store, "check", keys, overlap=2)
     people = labelers(store, 8)
     start = threading.Barrier(len(people))
     late: list[str] = []
