@@ -6,6 +6,9 @@ returns its item to the pool, and a labeler who comes back gets their unexpired 
 again. On PostgreSQL the candidate items are locked with `FOR UPDATE SKIP LOCKED`, so
 processes racing for the last items never hand one out beyond its overlap; on SQLite
 one process serves everything and its calls run one at a time.
+
+The statements are built once, with bound parameters: labeling runs them hundreds of
+times a second, and SQLAlchemy then reuses their compiled form without rebuilding them.
 """
 
 from __future__ import annotations
@@ -15,18 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Select,
-    and_,
-    bindparam,
-    delete,
-    exists,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
 
 from runtime.store import Annotation, Item, Lease, Store, now
 
@@ -60,12 +52,120 @@ class Saved:
     late: list[str]
 
 
+def _param(name: str) -> Any:
+    return bindparam(name)
+
+
+# Not named after columns: an UPDATE or DELETE may not bind a column's own name.
+_STAGE, _USER, _MOMENT, _OVERLAP = (_param(n) for n in ("in_stage", "by_user", "at", "needed"))
+_KEYS = bindparam("keys", expanding=True)
+
+_ITEM_KEYS = select(Item.item_key).where(Item.stage == _STAGE)
+_SET_FULL = update(Item).where(Item.stage == _STAGE).values(full=Item.taken >= _OVERLAP)
+
+# The next open items: read in order from the (stage, full, position) index, skipping
+# those the labeler has labeled already.
+_LABELED_BY_USER = exists().where(
+    Annotation.stage == Item.stage,
+    Annotation.item_key == Item.item_key,
+    Annotation.user_id == _USER,
+)
+_OPEN = (
+    select(Item.item_key)
+    .where(Item.stage == _STAGE, Item.full.is_(False), ~_LABELED_BY_USER)
+    .order_by(Item.position)
+    .limit(_param("batch"))
+)
+# Locked candidates are being leased by another process: take the next ones. A candidate
+# another process filled after this snapshot is re-checked by PostgreSQL against its
+# newest row when it is locked, so `full` holds.
+_OPEN_SKIP_LOCKED = _OPEN.with_for_update(skip_locked=True, of=Item)
+
+_COUNT = (
+    update(Item)
+    .where(Item.stage == _param("s"), Item.item_key == _param("k"))
+    .values(
+        labels=Item.labels + _param("dl"),
+        taken=Item.taken + _param("dt"),
+        full=Item.taken + _param("dt") >= _param("o"),
+    )
+)
+_MINE = (
+    select(Lease.item_key, Lease.reclaimed, Lease.expires_at > _MOMENT)
+    .join(Item, and_(Item.stage == Lease.stage, Item.item_key == Lease.item_key))
+    .where(Lease.stage == _STAGE, Lease.user_id == _USER)
+    .order_by(Item.position)
+)
+_RECLAIM_LOCK = select(func.pg_try_advisory_xact_lock(RECLAIM_LOCK))
+_RECLAIM = (
+    update(Lease)
+    .where(Lease.stage == _STAGE, Lease.reclaimed.is_(False), Lease.expires_at <= _MOMENT)
+    .values(reclaimed=True)
+    .returning(Lease.item_key)
+)
+_DROP = delete(Lease).where(Lease.stage == _STAGE, Lease.user_id == _USER)
+_DROP_ALL = _DROP.returning(Lease.item_key, Lease.reclaimed)
+_DROP_KEYS = _DROP.where(Lease.item_key.in_(_KEYS)).returning(Lease.item_key, Lease.reclaimed)
+_INSERT_LEASES = insert(Lease)
+
+_SEEN = select(exists().where(Annotation.request_id == _param("request")))
+_SAVED_BY = select(Annotation.item_key).where(Annotation.request_id == _param("request"))
+_EARLIER = select(Annotation.item_key).where(
+    Annotation.stage == _STAGE, Annotation.user_id == _USER, Annotation.item_key.in_(_KEYS)
+)
+_GIVEN = (
+    select(Item.item_key, Item.labels)
+    .where(Item.stage == _STAGE, Item.item_key.in_(_KEYS))
+    .order_by(Item.item_key)
+)
+_GIVEN_LOCKED = _GIVEN.with_for_update()
+_RELABEL = (
+    update(Annotation)
+    .where(
+        Annotation.stage == _param("s"),
+        Annotation.item_key == _param("k"),
+        Annotation.user_id == _param("u"),
+    )
+    .values(label=_param("l"), request_id=_param("r"), created_at=_param("t"))
+)
+_INSERT_LABELS = insert(Annotation)
+
+_PROGRESS = select(
+    func.count(),
+    func.coalesce(func.sum(Item.labels), 0),
+    func.count().filter(Item.labels >= _OVERLAP),
+).where(Item.stage == _STAGE)
+
+_LABELED_LEASED_ITEM = exists().where(
+    Annotation.stage == Lease.stage,
+    Annotation.item_key == Lease.item_key,
+    Annotation.user_id == _USER,
+)
+_HAS_WORK = select(
+    exists().where(
+        Lease.stage == _STAGE,
+        Lease.user_id == _USER,
+        Lease.reclaimed.is_(False),
+        Lease.expires_at > _MOMENT,
+    )
+    | exists(
+        select(Item.item_key).where(Item.stage == _STAGE, Item.full.is_(False), ~_LABELED_BY_USER)
+    )
+    | exists().where(  # items held by expired leases: the next lease reclaims them
+        Lease.stage == _STAGE,
+        Lease.reclaimed.is_(False),
+        Lease.expires_at <= _MOMENT,
+        ~_LABELED_LEASED_ITEM,
+    )
+)
+
+
 def register_items(store: Store, stage: str, keys: list[str], *, overlap: int) -> None:
     """Record a pool stage's items (keys in order); items already known keep their labels.
     Every item's `full` flag is set again for `overlap`, which the notebook may have
     changed since the items were first registered."""
     with store.engine.begin() as connection:
-        known = set(connection.scalars(select(Item.item_key).where(Item.stage == stage)))
+        known = set(connection.scalars(_ITEM_KEYS, {"in_stage": stage}))
         rows = [
             {"stage": stage, "item_key": key, "position": position}
             for position, key in enumerate(keys)
@@ -73,24 +173,17 @@ def register_items(store: Store, stage: str, keys: list[str], *, overlap: int) -
         ]
         if rows:
             connection.execute(insert(Item), rows)
-        connection.execute(
-            update(Item).where(Item.stage == stage).values(full=Item.taken >= overlap)
-        )
+        connection.execute(_SET_FULL, {"in_stage": stage, "needed": overlap})
+    refresh_statistics(store)
 
 
-def _open_items(stage: str, user_id: int) -> Select[Any]:
-    """The keys of the items with room for another labeler that this one has not labeled,
-    in order: read from the (stage, full, position) index, not counted."""
-    mine = exists().where(
-        Annotation.stage == Item.stage,
-        Annotation.item_key == Item.item_key,
-        Annotation.user_id == user_id,
-    )
-    return (
-        select(Item.item_key)
-        .where(Item.stage == stage, Item.full.is_(False), ~mine)
-        .order_by(Item.position)
-    )
+def refresh_statistics(store: Store) -> None:
+    """Have PostgreSQL look at the pool tables again. They grow from empty while people
+    label, faster than autovacuum's statistics follow, and with the statistics of empty
+    tables the planner sorts every open item instead of reading the index in order."""
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE items, leases, annotations")
 
 
 def _count(
@@ -98,34 +191,14 @@ def _count(
 ) -> None:
     """Apply (labels, taken) changes to items' counters, in key order (so that
     transactions on PostgreSQL lock items in one order and never deadlock)."""
-    if not changes:
-        return
-    connection.execute(
-        update(Item)
-        .where(Item.stage == bindparam("s"), Item.item_key == bindparam("k"))
-        .values(
-            labels=Item.labels + bindparam("dl"),
-            taken=Item.taken + bindparam("dt"),
-            full=Item.taken + bindparam("dt") >= overlap,
-        ),
-        [{"s": stage, "k": key, "dl": dl, "dt": dt} for key, (dl, dt) in sorted(changes.items())],
-    )
-
-
-def _reclaim(connection: Connection, stage: str, moment: datetime, overlap: int) -> None:
-    """Return the items of expired leases to the pool. On PostgreSQL one process at a
-    time does it (the others skip it this time, rather than wait)."""
-    if connection.dialect.name == "postgresql" and not connection.scalar(
-        select(func.pg_try_advisory_xact_lock(RECLAIM_LOCK))
-    ):
-        return
-    expired = connection.scalars(
-        update(Lease)
-        .where(Lease.stage == stage, Lease.reclaimed.is_(False), Lease.expires_at <= moment)
-        .values(reclaimed=True)
-        .returning(Lease.item_key)
-    )
-    _count(connection, stage, _released(expired), overlap)
+    if changes:
+        connection.execute(
+            _COUNT,
+            [
+                {"s": stage, "k": key, "dl": dl, "dt": dt, "o": overlap}
+                for key, (dl, dt) in sorted(changes.items())
+            ],
+        )
 
 
 def _released(keys: Any) -> dict[str, tuple[int, int]]:
@@ -136,53 +209,69 @@ def _released(keys: Any) -> dict[str, tuple[int, int]]:
     return changes
 
 
+def _released(keys: Any) -> dict[str, tuple[int, int]]:
+    """The counter changes for lease rows of `keys` that stop holding their items."""
+    changes: dict[str, tuple[int, int]] = {}
+    for key in keys:
+        changes[key] = (0, changes.get(key, (0, 0))[1] - 1)
+    return changes
+
+
+def _reclaim(connection: Connection, stage: str, moment: datetime, overlap: int) -> None:
+    """Return the items of expired leases to the pool. On PostgreSQL one process at a
+    time does it (the others skip it this time, rather than wait)."""
+    if connection.dialect.name == "postgresql" and not connection.scalar(_RECLAIM_LOCK):
+        return
+    expired = connection.scalars(_RECLAIM, {"in_stage": stage, "at": moment})
+    _count(connection, stage, _released(expired), overlap)
+
+
+def _reclaim(connection: Connection, stage: str, moment: datetime, overlap: int) -> bool:
+    """Return the items of expired leases to the pool; say whether there were any. On
+    PostgreSQL one process at a time does it (the others skip it, rather than wait)."""
+    if connection.dialect.name == "postgresql" and not connection.scalar(_RECLAIM_LOCK):
+        return False
+    expired = list(connection.scalars(_RECLAIM, {"in_stage": stage, "at": moment}))
+    _count(connection, stage, _released(expired), overlap)
+    return bool(expired)
+
+
 def _drop_leases(
     connection: Connection, stage: str, user_id: int, keys: list[str] | None = None
 ) -> tuple[set[str], dict[str, tuple[int, int]]]:
     """Delete the labeler's lease rows (of `keys`, or all): the keys they were for, and
     the counter changes that release the items those rows still held."""
-    query = delete(Lease).where(Lease.stage == stage, Lease.user_id == user_id)
-    if keys is not None:
-        query = query.where(Lease.item_key.in_(keys))
-    rows = connection.execute(query.returning(Lease.item_key, Lease.reclaimed)).all()
+    where = {"in_stage": stage, "by_user": user_id}
+    if keys is None:
+        rows = connection.execute(_DROP_ALL, where).all()
+    else:
+        rows = connection.execute(_DROP_KEYS, where | {"keys": keys}).all()
     return {k for k, _ in rows}, _released(k for k, reclaimed in rows if not reclaimed)
 
 
 def lease_batch(
     store: Store, stage: str, user_id: int, *, batch: int, overlap: int, lease_seconds: int
 ) -> list[str]:
-    """The labeler's batch: their unexpired lease, or up to `batch` new items."""
+    """The labeler's batch: their unexpired lease, or up to `batch` new items. Expired
+    leases are reclaimed when the open items run short of a batch."""
     moment = now()
     with store.engine.begin() as connection:
-        held = list(
-            connection.scalars(
-                select(Lease.item_key)
-                .join(Item, and_(Item.stage == Lease.stage, Item.item_key == Lease.item_key))
-                .where(
-                    Lease.stage == stage,
-                    Lease.user_id == user_id,
-                    Lease.reclaimed.is_(False),
-                    Lease.expires_at > moment,
-                )
-                .order_by(Item.position)
-            )
-        )
+        who = {"in_stage": stage, "by_user": user_id}
+        mine = connection.execute(_MINE, who | {"at": moment}).all()
+        held = [key for key, reclaimed, live in mine if live and not reclaimed]
         if held:
             return held
-        _reclaim(connection, stage, moment, overlap)
-        _, released = _drop_leases(connection, stage, user_id)  # their expired ones, if any
-        _count(connection, stage, released, overlap)
-        query = _open_items(stage, user_id).limit(batch)
-        if connection.dialect.name == "postgresql":
-            # Locked candidates are being leased by another process: take the next ones.
-            # A candidate another process filled after this snapshot is re-checked by
-            # PostgreSQL against its newest row when it is locked, so `full` holds.
-            query = query.with_for_update(skip_locked=True, of=Item)
-        keys = list(connection.scalars(query))
+        if mine:  # their expired leases: those items go back to the pool
+            _, released = _drop_leases(connection, stage, user_id)
+            _count(connection, stage, released, overlap)
+        query = _OPEN_SKIP_LOCKED if connection.dialect.name == "postgresql" else _OPEN
+        keys = list(connection.scalars(query, who | {"batch": batch}))
+        if len(keys) < batch and _reclaim(connection, stage, moment, overlap):
+            keys = list(connection.scalars(query, who | {"batch": batch}))
         if keys:
             expires = moment + timedelta(seconds=lease_seconds)
             connection.execute(
-                insert(Lease),
+                _INSERT_LEASES,
                 [
                     {"stage": stage, "item_key": k, "user_id": user_id, "expires_at": expires}
                     for k in keys
@@ -216,22 +305,15 @@ def save_labels(
                 f"{label!r} for item {key} is not one of the choices {list(choices)}"
             )
     with store.engine.begin() as connection:
-        if connection.scalar(select(exists().where(Annotation.request_id == request_id))):
-            saved = connection.scalars(
-                select(Annotation.item_key).where(Annotation.request_id == request_id)
-            )
+        if connection.scalar(_SEEN, {"request": request_id}):
+            saved = connection.scalars(_SAVED_BY, {"request": request_id})
             return Saved(sorted(saved), [])  # a retry of a submission already saved
         # Every submitted item leaves the batch, a late one too: the labeler moves on.
         leased, changes = _drop_leases(connection, stage, user_id, submitted)
-        earlier = set(
-            connection.scalars(
-                select(Annotation.item_key).where(
-                    Annotation.stage == stage,
-                    Annotation.user_id == user_id,
-                    Annotation.item_key.in_(submitted),
-                )
-            )
-        )
+        earlier: set[str] = set()
+        if not leased.issuperset(submitted):  # changes of mind: items labeled before
+            where = {"in_stage": stage, "by_user": user_id, "keys": submitted}
+            earlier = set(connection.scalars(_EARLIER, where))
         for key in submitted:
             if key not in leased and key not in earlier:
                 raise LabelRefused(f"item {key} is not in your batch of this stage")
@@ -240,28 +322,20 @@ def save_labels(
         if fresh:
             # Lock the items, then read their counts: a lease that expired while its
             # labeler worked may have let others fill the item; such a late label is dropped.
-            lock = select(Item.item_key, Item.labels).where(
-                Item.stage == stage, Item.item_key.in_(fresh)
-            )
-            if connection.dialect.name == "postgresql":
-                lock = lock.order_by(Item.item_key).with_for_update()
-            given = dict(connection.execute(lock).all())
+            lock = _GIVEN_LOCKED if connection.dialect.name == "postgresql" else _GIVEN
+            given = dict(connection.execute(lock, {"in_stage": stage, "keys": fresh}).all())
         kept = {k: v for k, v in labels.items() if k in earlier or given.get(k, overlap) < overlap}
         for key in kept:
             if key not in earlier:
                 changes[key] = (1, changes.get(key, (0, 0))[1] + 1)
         _count(connection, stage, changes, overlap)
         moment = now()
-        for key in sorted(earlier & set(kept)):
-            connection.execute(
-                update(Annotation)
-                .where(
-                    Annotation.stage == stage,
-                    Annotation.item_key == key,
-                    Annotation.user_id == user_id,
-                )
-                .values(label=kept[key], request_id=request_id, created_at=moment)
-            )
+        relabeled = [
+            {"s": stage, "k": k, "u": user_id, "l": kept[k], "r": request_id, "t": moment}
+            for k in sorted(earlier & set(kept))
+        ]
+        if relabeled:
+            connection.execute(_RELABEL, relabeled)
         new = [
             {
                 "stage": stage,
@@ -275,39 +349,35 @@ def save_labels(
             if key not in earlier
         ]
         if new:
-            connection.execute(insert(Annotation), new)
+            connection.execute(_INSERT_LABELS, new)
     return Saved(sorted(kept), sorted(set(submitted) - set(kept)))
+
+
+_LATEST = (
+    select(Annotation.request_id)
+    .where(Annotation.stage == _STAGE, Annotation.user_id == _USER)
+    .order_by(Annotation.created_at.desc())
+    .limit(1)
+)
+_LABELS_OF_REQUEST = select(Annotation.item_key, Annotation.label).where(
+    Annotation.stage == _STAGE, Annotation.user_id == _USER, Annotation.request_id == _param("r")
+)
 
 
 def last_batch(store: Store, stage: str, user_id: int) -> dict[str, str]:
     """The labels of the labeler's most recent submission of this stage, by item key."""
+    who = {"in_stage": stage, "by_user": user_id}
     with store.engine.connect() as connection:
-        latest = connection.scalar(
-            select(Annotation.request_id)
-            .where(Annotation.stage == stage, Annotation.user_id == user_id)
-            .order_by(Annotation.created_at.desc())
-            .limit(1)
-        )
+        latest = connection.scalar(_LATEST, who)
         if latest is None:
             return {}
-        rows = connection.execute(
-            select(Annotation.item_key, Annotation.label).where(
-                Annotation.stage == stage,
-                Annotation.user_id == user_id,
-                Annotation.request_id == latest,
-            )
-        ).all()
-    return dict(rows)
+        return dict(connection.execute(_LABELS_OF_REQUEST, who | {"r": latest}).all())
 
 
 def progress(store: Store, stage: str, overlap: int) -> Progress:
     with store.engine.connect() as connection:
         items, labels, complete = connection.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(Item.labels), 0),
-                func.count().filter(Item.labels >= overlap),
-            ).where(Item.stage == stage)
+            _PROGRESS, {"in_stage": stage, "needed": overlap}
         ).one()
     return Progress(items, labels, complete, overlap)
 
@@ -315,28 +385,9 @@ def progress(store: Store, stage: str, overlap: int) -> Progress:
 def has_work(store: Store, stage: str, user_id: int, overlap: int) -> bool:
     """Could the labeler get (or do they hold) items of this pool now? Items held by an
     expired lease count: the next lease reclaims them."""
-    moment = now()
-    labeled_by_them = exists().where(
-        Annotation.stage == Lease.stage,
-        Annotation.item_key == Lease.item_key,
-        Annotation.user_id == user_id,
-    )
     with store.engine.connect() as connection:
         return bool(
-            connection.scalar(
-                select(
-                    exists().where(
-                        Lease.stage == stage, Lease.user_id == user_id, Lease.expires_at > moment
-                    )
-                    | _open_items(stage, user_id).limit(1).exists()
-                    | exists().where(
-                        Lease.stage == stage,
-                        Lease.reclaimed.is_(False),
-                        Lease.expires_at <= moment,
-                        ~labeled_by_them,
-                    )
-                )
-            )
+            connection.scalar(_HAS_WORK, {"in_stage": stage, "by_user": user_id, "at": now()})
         )
 
 

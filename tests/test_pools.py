@@ -159,7 +159,8 @@ def test_a_late_label_after_the_lease_expired_never_overfills_an_item(pool):
     slow = lease(pool, alice, batch=1, overlap=1)
     with pool.engine.begin() as connection:
         connection.execute(update(Lease).values(expires_at=Lease.expires_at - timedelta(hours=1)))
-    assert lease(pool, bob, batch=1, overlap=1) == slow
+    # Expired leases are reclaimed when the fresh items run short of a batch.
+    assert slow[0] in lease(pool, bob, batch=10, overlap=1)
     save(pool, bob, slow, "bob-1")
     assert save(pool, alice, slow, "alice-1").late == slow
     assert [row.user_id for row in annotations(pool, "check")] == [bob]
