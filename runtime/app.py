@@ -23,7 +23,7 @@ import tornado.web
 import tornado.websocket
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from runtime import comm, dashboard, pools, shell
+from runtime import comm, dashboard, shell
 from runtime.bundle import Notebook
 from runtime.pipeline import FAILED, Pipeline
 from runtime.preview import preview
@@ -145,8 +145,7 @@ class StagePage(_PageHandler):
         stage = page.stage
         note = ""
         if stage.input == "pool":
-            pool = self.staged.pipeline.pools[stage.name]
-            done = pools.progress(self.staged.store, stage.name, pool.overlap)
+            done = self.staged.progress(stage.name)
             so_far = f"{done.complete} of {done.items} items have all their labels so far."
             if page.state == "done":
                 note = f"Nothing new for you: here is your last batch, to change a label. {so_far}"
@@ -303,7 +302,7 @@ class BatchApi(_Api):
             raise Refused(400, f"“{stage.title}” is not a pool stage")
         keys = self.staged.batch(self.user, stage)
         pool = self.staged.pipeline.pools[name]
-        done = pools.progress(self.staged.store, name, pool.overlap)
+        done = self.staged.progress(name)
         self.finish(
             {
                 "items": keys,

@@ -9,6 +9,7 @@ call these functions and nothing else.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from runtime.session import Client, Session
 from runtime.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
 from runtime.store import OWNER, Store, User
 from runtime.walk import OPEN, Page, current, lead_in, walk
+
+PROGRESS_SECONDS = 1.0
 
 
 class Refused(Exception):
@@ -50,6 +53,7 @@ class Staged:
     pipeline: Pipeline
     pool: Executor
     live: dict[tuple[int, str], Session]
+    _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
 
     async def shutdown(self) -> None:
         """Close every live page session and the shared one, then the thread pool."""
@@ -57,6 +61,16 @@ class Staged:
             await session.close()
         self.live.clear()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def progress(self, name: str) -> pools.Progress:
+        """How far the pool `name` is, as a labeler's page shows it: counted at most once
+        per PROGRESS_SECONDS, since every batch handed out shows it."""
+        moment = time.monotonic()
+        kept = self._progress.get(name)
+        if kept is None or moment - kept[0] >= PROGRESS_SECONDS:
+            counted = pools.progress(self.store, name, self.pipeline.pools[name].overlap)
+            kept = self._progress[name] = (moment, counted)
+        return kept[1]
 
     def pages(self, user: User) -> list[Page]:
         answered = set(self.store.answers(user.id))

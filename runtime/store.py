@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+USER_SECONDS = 5.0
 LABELER = "labeler"
 OWNER = "owner"
 
@@ -154,6 +156,7 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._users: dict[int, tuple[float, User | None]] = {}
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -233,12 +236,22 @@ class Store:
                     update(Token).where(Token.user_id.in_(ids)).values(revoked_at=moment)
                 )
             session.commit()
-            return len(users)
+        self._users.clear()
+        return len(users)
 
     def user(self, user_id: int) -> User | None:
+        """The user, unless revoked. Every request asks, so the answer is kept for
+        USER_SECONDS: a revocation made by another server process takes that long to
+        reach this one (one made here is seen at once)."""
+        moment = time.monotonic()
+        kept = self._users.get(user_id)
+        if kept is not None and moment - kept[0] < USER_SECONDS:
+            return kept[1]
         with self._session() as session:
             user = session.get(User, user_id)
-            return user if user and user.revoked_at is None else None
+            found = user if user and user.revoked_at is None else None
+        self._users[user_id] = (moment, found)
+        return found
 
     def users(self) -> list[User]:
         with self._session() as session:
@@ -323,8 +336,9 @@ def default_url(bundle: Path) -> str:
 
 def open_store(url: str) -> Store:
     """Connect, bring the schema up to date with the migrations, and return the store."""
-    engine = create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
+    sqlite = url.startswith("sqlite")
+    engine = create_engine(url, pool_pre_ping=not sqlite)  # a file needs no ping
+    if sqlite:
         _sqlite_pragmas(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
