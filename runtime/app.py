@@ -39,6 +39,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 COOKIE = "nbfreeze_user"
 COOKIE_DAYS = 90
 MAX_REQUEST_ID = 100
+STORE_THREADS = 8  # at most as many store calls at once as the engine's pool has connections
 
 
 class _Handler(tornado.web.RequestHandler):
@@ -296,11 +297,11 @@ class BatchApi(_Api):
     """`GET /api/v1/stages/NAME/batch`: the labeler's batch of a pool stage (leased to
     them), the choices, and how far the pool is."""
 
-    def get(self, name: str) -> None:
+    async def get(self, name: str) -> None:
         stage = self.staged.page_for(self.user, name).stage
         if stage.input != "pool":
             raise Refused(400, f"“{stage.title}” is not a pool stage")
-        keys = self.staged.batch(self.user, stage)
+        keys = await self.staged.stored(self.staged.batch, self.user, stage)
         pool = self.staged.pipeline.pools[name]
         done = self.staged.progress(name)
         self.finish(
@@ -483,7 +484,10 @@ def make_staged_app(
     pipeline = Pipeline(
         notebook, store, cache_dir, pool, stage_timeout=stage_timeout, progress=progress
     )
-    staged = Staged(notebook, store, pipeline, pool, live={})
+    store_calls = None
+    if store.engine.dialect.name == "postgresql":
+        store_calls = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="nbfreeze-store")
+    staged = Staged(notebook, store, pipeline, pool, live={}, store_calls=store_calls)
     common = {"staged": staged, "open_access": open_access}
     handlers = [
         (r"/", EntryHandler, common),

@@ -367,7 +367,7 @@ _LABELS_OF_REQUEST = select(Annotation.item_key, Annotation.label).where(
 def last_batch(store: Store, stage: str, user_id: int) -> dict[str, str]:
     """The labels of the labeler's most recent submission of this stage, by item key."""
     who = {"in_stage": stage, "by_user": user_id}
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         latest = connection.scalar(_LATEST, who)
         if latest is None:
             return {}
@@ -375,7 +375,7 @@ def last_batch(store: Store, stage: str, user_id: int) -> dict[str, str]:
 
 
 def progress(store: Store, stage: str, overlap: int) -> Progress:
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         items, labels, complete = connection.execute(
             _PROGRESS, {"in_stage": stage, "needed": overlap}
         ).one()
@@ -385,7 +385,7 @@ def progress(store: Store, stage: str, overlap: int) -> Progress:
 def has_work(store: Store, stage: str, user_id: int, overlap: int) -> bool:
     """Could the labeler get (or do they hold) items of this pool now? Items held by an
     expired lease count: the next lease reclaims them."""
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         return bool(
             connection.scalar(_HAS_WORK, {"in_stage": stage, "by_user": user_id, "at": now()})
         )
@@ -402,7 +402,7 @@ class Row:
 
 
 def annotations(store: Store, stage: str) -> list[Row]:
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         rows = connection.execute(
             select(Annotation.item_key, Annotation.user_id, Annotation.label, Annotation.created_at)
             .where(Annotation.stage == stage)

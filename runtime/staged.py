@@ -53,14 +53,26 @@ class Staged:
     pipeline: Pipeline
     pool: Executor
     live: dict[tuple[int, str], Session]
+    store_calls: Executor | None = None  # threads for the store's calls, on PostgreSQL
     _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
 
+    async def stored(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Make a store call from a handler. On PostgreSQL it runs on a thread: while it
+        waits for the server, the event loop serves other people. On SQLite it runs in
+        place: its work is this process's CPU, and a thread would only add a hand-off."""
+        if self.store_calls is None:
+            return call(*args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.store_calls, lambda: call(*args, **kwargs))
+
     async def shutdown(self) -> None:
-        """Close every live page session and the shared one, then the thread pool."""
+        """Close every live page session and the shared one, then the thread pools."""
         for session in [*self.live.values(), self.pipeline.session]:
             await session.close()
         self.live.clear()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.store_calls is not None:
+            self.store_calls.shutdown(wait=False, cancel_futures=True)
 
     def progress(self, name: str) -> pools.Progress:
         """How far the pool `name` is, as a labeler's page shows it: counted at most once
@@ -241,7 +253,7 @@ class Staged:
         if stage.input == "pool":
             saved = await self._submit_labels(user, stage, request_id, state)
             pool = self.pipeline.pools[stage.name]
-            if pools.has_work(self.store, stage.name, user.id, pool.overlap):
+            if await self.stored(pools.has_work, self.store, stage.name, user.id, pool.overlap):
                 return Submitted(f"/stage/{stage.name}", saved.late)  # the next batch
             return Submitted(self.where(user), saved.late)
         if stage.kind == "compute":
@@ -273,7 +285,8 @@ class Staged:
         if not isinstance(labels, dict) or not all(isinstance(k, str) for k in labels):
             raise Refused(400, "`labels` must map item keys to labels")
         try:
-            saved = pools.save_labels(
+            saved = await self.stored(
+                pools.save_labels,
                 self.store,
                 stage.name,
                 user.id,

@@ -32,7 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -157,6 +157,14 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._users: dict[int, tuple[float, User | None]] = {}
+
+    def reading(self) -> Connection:
+        """A connection for reads alone. On PostgreSQL it runs without a transaction: no
+        BEGIN and ROLLBACK round trips around a single query."""
+        connection = self.engine.connect()
+        if self.engine.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
