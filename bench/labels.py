@@ -468,18 +468,21 @@ class CpuMeter:
 
     def __init__(self, server: Callable[[], float]) -> None:
         self.server = server
-        self.pg = postgres_pids()
+        self.pg_start = {pid: cpu_seconds(pid) for pid in postgres_pids()}
         self.start = self._read()
         self.started = time.perf_counter()
 
     def _read(self) -> tuple[float, float, float, float]:
-        pg = sum(cpu_seconds(pid) for pid in self.pg)
+        # Backends come and go with connections: count those alive at the end, from
+        # where each stood at the start (or from nothing, when it started since).
+        pg = sum(cpu_seconds(pid) - self.pg_start.get(pid, 0.0) for pid in postgres_pids())
         return self.server(), pg, time.process_time(), busy_seconds()
 
     def shares(self) -> dict[str, float]:
         wall = time.perf_counter() - self.started
         end = self._read()
-        server, pg, client, busy = ((b - a) / wall for a, b in zip(self.start, end, strict=True))
+        server, _, client, busy = ((b - a) / wall for a, b in zip(self.start, end, strict=True))
+        pg = end[1] / wall
         return {
             "server": server,
             "postgres": pg,
