@@ -28,6 +28,18 @@ class TestPage(NotebookTestCase):
             assert re.search(rf'/static/{asset}\?v=[0-9a-f]+"', body)
 
     @gen_test
+    async def test_the_page_fetches_every_module_of_its_first_widget_at_once(self):
+        # The browser would find each import only after parsing the module above it;
+        # the page starts the socket on its own and preloads the bundle and its chunks.
+        body = (await self.http_client.fetch(self.get_url("/"))).body.decode()
+        entry = (await self.http_client.fetch(self.get_url("/static/widgets.js"))).body.decode()
+        imported = set(re.findall(r'from\s*"\./([\w.-]+\.js)"', entry))
+        assert imported  # the bundle is split: widgets.js imports its shared chunk
+        preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/([\w.-]+)">', body))
+        assert imported | {"widgets.js"} <= preloaded
+        assert body.index('src="/static/socket.js"') < body.index("page.js")
+
+    @gen_test
     async def test_every_response_has_a_content_security_policy(self):
         for path in ("/", "/static/page.js", "/static/missing.js"):
             response = await self.http_client.fetch(self.get_url(path), raise_error=False)
