@@ -47,6 +47,7 @@ class SessionComms(CommManager):
     def __init__(self, emit: Emit) -> None:
         super().__init__()
         self.widgets: dict[str, Widget] = {}
+        self.page_made: set[str] = set()  # comms of models the page's code created
         self._emit = emit
         self._hidden: set[str] = set()  # comms whose front-end module is not bundled
 
@@ -96,6 +97,9 @@ class SessionComms(CommManager):
     def receive(self, message: dict[str, Any], buffers: list[memoryview]) -> None:
         """Apply a decoded page message; a refused one raises `ProtocolError`."""
         comm_id = message["comm_id"]
+        if message["type"] == "comm_open":
+            self._opened_by_page(message, buffers)
+            return
         comm = self.comms.get(comm_id)
         if comm is None or not self.shown(comm_id):
             raise ProtocolError(f"unknown comm id {comm_id!r}", summary(message))
@@ -115,8 +119,41 @@ class SessionComms(CommManager):
         data = message["data"]
         widget = self.widgets.get(comm_id)
         if data["method"] == "update" and widget is not None:
-            _check_update(widget, data, buffers, message)
+            _check_update(widget, data, buffers, message, made_on_page=comm_id in self.page_made)
         comm.handle_msg(kernel_message)
+
+    def _opened_by_page(self, message: dict[str, Any], buffers: list[memoryview]) -> None:
+        """Make the widget for a model the page's code created, as ipywidgets does in a
+        kernel: a class registered for the model's name and modules, given the state."""
+        comm_id, state = message["comm_id"], message["data"]["state"]
+        request = summary(message)
+        if comm_id in self.comms:
+            raise ProtocolError(f"comm id {comm_id!r} is taken", request)
+        if len(self.page_made) >= MAX_PAGE_COMMS:
+            raise ProtocolError(f"a page may open at most {MAX_PAGE_COMMS} comms", request)
+        try:
+            cls = ipywidgets_widget._registry.get(*(state[key] for key in _CLASS_KEYS))
+        except (KeyError, TypeError):
+            names = {key: state.get(key) for key in _CLASS_KEYS}
+            raise ProtocolError(f"no widget class is registered for {names}", request) from None
+        opened = Comm(self, comm_id=comm_id, primary=False, target_name=message["target_name"])
+        self.comms[comm_id] = opened
+        synced = cls.class_traits(sync=True)
+        for name in [n for n in state if n not in synced]:
+            del state[name]  # front-end attributes the Python class lacks, as in a kernel
+        _check_state(cls, state, message["data"], buffers, message)
+        widget = None
+        try:
+            widget = cls(comm=opened)
+            widget.set_state(state)
+        except Exception as error:  # any refusal by the class's traits
+            if widget is not None:
+                widget.close()
+            self.comms.pop(comm_id, None)
+            self.widgets.pop(comm_id, None)
+            reason = str(error)[:300]
+            raise ProtocolError(f"{cls.__name__} refused the state: {reason}", request) from None
+        self.page_made.add(comm_id)
 
     def close(self) -> None:
         """Close every widget and comm of the session so that nothing keeps them alive."""
@@ -183,6 +220,15 @@ def _drop(message: dict[str, Any], buffers: Sequence[Buffer]) -> None:
 _outside = SessionComms(_drop)
 _registry = _WidgetRegistry(_widgets)
 _MODULE_KEYS = ("_model_module", "_model_module_version", "_view_module", "_view_module_version")
+_CLASS_KEYS = (
+    "_model_module",
+    "_model_module_version",
+    "_model_name",
+    "_view_module",
+    "_view_module_version",
+    "_view_name",
+)
+MAX_PAGE_COMMS = 1000  # models a page's own code may create (a Controller makes ~20)
 
 
 def install() -> None:
@@ -222,26 +268,54 @@ def unbundled_module(state: dict[str, Any]) -> str | None:
 
 
 def _check_update(
-    widget: Widget, data: dict[str, Any], buffers: list[memoryview], message: dict[str, Any]
+    widget: Widget,
+    data: dict[str, Any],
+    buffers: list[memoryview],
+    message: dict[str, Any],
+    made_on_page: bool = False,
 ) -> None:
-    """Refuse an update whose values the widget's traits would not accept."""
-    cls = type(widget).__name__
+    """Refuse an update whose values the widget's traits would not accept. A model the
+    page's code made may carry front-end attributes its Python class lacks (a
+    Controller's button has a `description` on the page): those are dropped, as a kernel
+    drops them."""
     state = data["state"]
+    if made_on_page:
+        for name in [n for n in state if n not in widget.keys]:
+            del state[name]
+    _check_state(type(widget), state, data, buffers, message, widget)
+
+
+def _check_state(
+    cls: type[Widget],
+    state: dict[str, Any],
+    data: dict[str, Any],
+    buffers: list[memoryview],
+    message: dict[str, Any],
+    widget: Widget | None = None,
+) -> None:
+    """Refuse state that the class's traits would not accept. As in a kernel, a page
+    may set read-only traits (a Controller's front end sets its `buttons` and `axes`),
+    but not change the model and view names."""
+    name_of = cls.__name__
     try:
         _put_buffers(state, data.get("buffer_paths", []), buffers)
     except (LookupError, TypeError):
         raise ProtocolError("buffer_paths do not fit the state", summary(message)) from None
-    traits = widget.traits()
+    traits = cls.class_traits(sync=True)
     for name, value in state.items():
         trait = traits.get(name)
-        if name not in widget.keys or trait is None:
-            raise ProtocolError(f"{cls} has no synced trait {name!r}", summary(message))
-        if trait.read_only or (name.startswith(("_model_", "_view_")) and name != "_view_count"):
-            raise ProtocolError(f"{cls}.{name} is read-only", summary(message))
+        if trait is None:
+            raise ProtocolError(f"{name_of} has no synced trait {name!r}", summary(message))
+        if widget is None:
+            continue  # a new widget's values are checked by its traits as it is made
+        if name.startswith(("_model_", "_view_")) and name != "_view_count":
+            if value == getattr(widget, name):
+                continue  # the page repeating what it was told
+            raise ProtocolError(f"{name_of}.{name} is read-only", summary(message))
         from_json = widget.trait_metadata(name, "from_json", widget._trait_from_json)
         try:
             trait._validate(widget, from_json(value, widget))
         except Exception as error:  # any refusal by a trait or its validators
             reason = str(error)[:300]
-            message_text = f"{cls}.{name} refused the value: {reason}"
+            message_text = f"{name_of}.{name} refused the value: {reason}"
             raise ProtocolError(message_text, summary(message)) from None

@@ -93,7 +93,7 @@ def _binary_message(frame: bytes) -> tuple[dict[str, Any], list[memoryview]]:
 def _check(message: dict[str, Any], buffer_count: int) -> None:
     kind, comm_id, data = message.get("type"), message.get("comm_id"), message.get("data")
     request = summary(message)
-    if kind not in ("comm_msg", "comm_close"):
+    if kind not in ("comm_open", "comm_msg", "comm_close"):
         raise ProtocolError(f"unknown message type {kind!r}", request)
     if not isinstance(comm_id, str) or not 0 < len(comm_id) <= MAX_ID_LENGTH:
         raise ProtocolError("the message has no valid comm_id", request)
@@ -102,20 +102,32 @@ def _check(message: dict[str, Any], buffer_count: int) -> None:
         raise ProtocolError("msg_id must be a short string", request)
     if kind == "comm_close":
         return
+    if kind == "comm_open":
+        # A model the page's own code makes (a Controller's buttons and axes), as a
+        # front end opens it to a kernel.
+        if message.get("target_name") != "jupyter.widget":
+            raise ProtocolError("a page may open comms of target jupyter.widget only", request)
+        if not isinstance(data, dict) or not isinstance(data.get("state"), dict):
+            raise ProtocolError("a comm_open needs data with a state object", request)
+        _check_buffer_paths(data.get("buffer_paths", []), buffer_count, request)
+        return
     if not isinstance(data, dict) or data.get("method") not in PAGE_METHODS:
         raise ProtocolError(f"data.method must be one of {', '.join(PAGE_METHODS)}", request)
     if data["method"] == "update":
-        paths = data.get("buffer_paths", [])
         if not isinstance(data.get("state"), dict):
             raise ProtocolError("an update needs a state object", request)
-        if not isinstance(paths, list) or not all(_is_path(p) for p in paths):
-            raise ProtocolError("buffer_paths must be a list of key paths", request)
-        if len(paths) != buffer_count:
-            raise ProtocolError(
-                f"{len(paths)} buffer paths but {buffer_count} buffers in the frame", request
-            )
+        _check_buffer_paths(data.get("buffer_paths", []), buffer_count, request)
     elif data["method"] == "custom" and "content" not in data:
         raise ProtocolError("a custom message needs content", request)
+
+
+def _check_buffer_paths(paths: object, buffer_count: int, request: str) -> None:
+    if not isinstance(paths, list) or not all(_is_path(p) for p in paths):
+        raise ProtocolError("buffer_paths must be a list of key paths", request)
+    if len(paths) != buffer_count:
+        raise ProtocolError(
+            f"{len(paths)} buffer paths but {buffer_count} buffers in the frame", request
+        )
 
 
 def _is_path(path: object) -> bool:

@@ -119,7 +119,7 @@ class Page:
         if kind == "comm_open":
             self.models[message["comm_id"]] = dict(message["data"]["state"])
         elif kind == "comm_msg" and message["data"].get("method") in ("update", "echo_update"):
-            self.models[message["comm_id"]].update(message["data"]["state"])
+            self.models.setdefault(message["comm_id"], {}).update(message["data"]["state"])
         elif kind == "comm_close":
             self.models.pop(message["comm_id"], None)
         elif kind in ("output", "cell_error", "clear_output"):

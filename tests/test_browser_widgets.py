@@ -900,12 +900,6 @@ navigator.getGamepads = () => [pad];
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Controller's front end writes traits that are read-only in Python (name, "
-    "connected, buttons, axes), which the runtime refuses, and makes its button and axis "
-    "models on the page, which would need comms opened from the page",
-)
 def test_a_gamepad_on_the_page_reaches_the_controller_in_python(serve, open_tab):
     case = Case(
         make="w = widgets.Controller(index=0)",

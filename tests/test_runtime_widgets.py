@@ -178,6 +178,62 @@ class TestValidation(NotebookTestCase):
         await self.still_works(page)
 
 
+BUTTON_STATE = {
+    "_model_module": "@jupyter-widgets/controls",
+    "_model_module_version": "2.0.0",
+    "_model_name": "ControllerButtonModel",
+    "_view_module": "@jupyter-widgets/controls",
+    "_view_module_version": "2.0.0",
+    "_view_name": "ControllerButtonView",
+    "value": 1.0,
+    "pressed": True,
+}
+
+
+class TestModelsTheUserMakesOnThePage(NotebookTestCase):
+    """A Controller's front end makes a model per gamepad button and axis and opens its
+    comm to the kernel, then sets the Controller's read-only traits to them."""
+
+    cells = ("import ipywidgets as widgets\npad = widgets.Controller(index=0)\npad",)
+
+    def open_message(self, comm_id, state=BUTTON_STATE, **more):
+        data = {"state": state, "buffer_paths": []}
+        message = {"type": "comm_open", "comm_id": comm_id, "target_name": "jupyter.widget"}
+        return message | {"data": data, "metadata": {"version": "2.1.0"}} | more
+
+    @gen_test
+    async def test_a_gamepad_button_made_on_the_page_reaches_the_controller_in_python(self):
+        page = await self.open_page()
+        assert not replies(await page.handled(self.open_message("b0")), "reply_error")
+        pad = page.model("ControllerModel")
+        answer = await page.set(pad, buttons=["IPY_MODEL_b0"], connected=True, name="Test pad")
+        assert not replies(answer, "reply_error")
+        controller = self.session_of(page).namespace["pad"]
+        assert controller.connected and controller.name == "Test pad"
+        [button] = controller.buttons
+        assert button.pressed and button.value == 1.0
+        await page.set("b0", pressed=False, value=0.0)  # the person lets go
+        assert not controller.buttons[0].pressed
+
+    @gen_test
+    async def test_comms_a_page_may_not_open_are_refused_and_the_session_lives_on(self):
+        page = await self.open_page()
+        pad = page.model("ControllerModel")
+        evil = dict(BUTTON_STATE, _model_name="OsSystemModel")
+        cases = [
+            (self.open_message("x", target_name="comm.other"), "target jupyter.widget only"),
+            (self.open_message("x", state=evil), "no widget class is registered"),
+            (self.open_message(pad), "is taken"),
+            (self.open_message("x", state=dict(BUTTON_STATE, value="loud")), "refused the state"),
+        ]
+        for message, expected in cases:
+            await page.send(message)
+            [error] = replies(await page.until(lambda m: m["type"] == "reply_error"), "reply_error")
+            assert expected in error["message"]
+        assert "x" not in self.session_of(page).comms.comms
+        assert not replies(await page.handled(self.open_message("b1")), "reply_error")
+
+
 class TestUnsupported(NotebookTestCase):
     cells = (
         "import ipywidgets as widgets\n"

@@ -5,9 +5,10 @@
  * views and CSS as Jupyter) while the models live on our server instead of a kernel.
  * `WidgetManager` is a `ManagerBase` that does what html-manager's `HTMLManager` does
  * (display views, render Output widgets with JupyterLab's rendermime), except that
- * classes come only from this bundle (nothing is fetched at run time), the page never
- * opens comms (page.js hands the server's comms to `handle_comm_open`), and the Output
- * widget's code is loaded only when a page has one.
+ * classes come only from this bundle (nothing is fetched at run time), comms travel over
+ * the page's socket (page.js hands the server's comms to `handle_comm_open`, and opens
+ * those of models the page's own code creates, such as a Controller's buttons), and the
+ * Output widget's code is loaded only when a page has one.
  */
 import * as base from '@jupyter-widgets/base';
 import { ManagerBase } from '@jupyter-widgets/base-manager';
@@ -34,8 +35,10 @@ export const SUPPORTED_MODULES = Object.fromEntries(
 );
 
 export class WidgetManager extends ManagerBase {
-  constructor() {
+  /** `openComm(targetName, modelId, data, metadata, buffers)` opens a comm to the server. */
+  constructor(openComm) {
     super();
+    this.openComm = openComm;
     this.views = new Set();
     window.addEventListener('resize', () => {
       for (const view of this.views) {
@@ -84,11 +87,9 @@ export class WidgetManager extends ManagerBase {
     return this.output;
   }
 
-  /** The server opens every comm; a model created on the page stays local. */
-  _create_comm(targetName, modelId) {
-    return Promise.reject(
-      new Error(`The page cannot open comm ${modelId} (${targetName}): the server opens widgets.`),
-    );
+  /** A model created by the page's code gets its widget on the server, as in a kernel. */
+  async _create_comm(targetName, modelId, data, metadata, buffers) {
+    return this.openComm(targetName, modelId, data, metadata, buffers);
   }
 
   /** No comm exists that the page was not told about in a comm_open. */

@@ -11,7 +11,7 @@ import { WidgetManager } from './widgets.js';
 
 const body = document.body;
 body.dataset.nbfState = 'loading';
-const manager = new WidgetManager();
+const manager = new WidgetManager(openComm);
 
 // ---- Frames: text is one JSON message; binary is Jupyter's layout (uint32 BE part
 // count, uint32 BE offsets, part 0 the JSON message, then the buffers in order).
@@ -113,8 +113,9 @@ class Comm {
     }
   }
 
-  open() {
-    throw new Error('The page cannot open comms: the server opens widgets.');
+  open(data, callbacks, metadata, buffers) {
+    const message = { type: 'comm_open', comm_id: this.comm_id, target_name: this.target_name };
+    return post({ ...message, data, metadata }, buffers, callbacks);
   }
 
   send(data, callbacks, metadata, buffers) {
@@ -128,6 +129,21 @@ class Comm {
 }
 
 const comms = new Map();
+
+/** A random id, as the kernel would make one (randomUUID needs https; this does not). */
+function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** A comm for a model the page's own code creates (a Controller's buttons and axes). */
+function openComm(targetName, modelId, data, metadata, buffers) {
+  const id = modelId ?? newId();
+  const comm = new Comm(id, targetName);
+  comms.set(id, comm);
+  comm.open(data, undefined, metadata, buffers);
+  return comm;
+}
 // Settles once the models have handled every comm message so far (anywidget's handle
 // updates asynchronously). As in Jupyter, a widget output waits for it, so that its view
 // is displayed with the state the server had when it was shown.
