@@ -29,7 +29,7 @@ from IPython.core.formatters import DisplayFormatter
 from IPython.core.interactiveshell import InteractiveShell
 from ipywidgets import Output
 
-from runtime import render
+from runtime import notebook_logging, render
 from runtime.scoped import ScopedDict
 from runtime.wire import Buffer
 
@@ -53,7 +53,8 @@ def cell_filename(index: int) -> str:
 
 
 class SessionShell:
-    """One session's display publisher, display hook, traceback handler and streams."""
+    """One session's display publisher, display hook, traceback handler, streams and
+    notebook loggers."""
 
     kernel = None  # ipywidgets asks; there is none
 
@@ -73,6 +74,7 @@ class SessionShell:
         self._captures: list[Output] = []
         self._clear_pending: weakref.WeakSet[Output] = weakref.WeakSet()
         self._stream: tuple[Target, str, list[str], float] | None = None
+        self.loggers = notebook_logging.SessionLoggers()
 
     # -- what IPython's display machinery calls
 
@@ -192,6 +194,7 @@ class SessionShell:
         self._captures.clear()
         self._stream = None
         self.user_ns = {}
+        self.loggers.close()
 
     # -- routing
 
@@ -341,8 +344,9 @@ _original_exit = Output.__exit__
 
 
 def install() -> None:
-    """Route IPython's shell, the Output widget, matplotlib and the std streams to the
-    running session; once per process, before any session runs."""
+    """Route IPython's shell, the Output widget, matplotlib, the std streams and the
+    notebook's loggers to the running session; once per process, before any session
+    runs."""
     if Output.__enter__ is _output_enter:
         return
     _install_matplotlib()
@@ -352,12 +356,14 @@ def install() -> None:
     InteractiveShell.initialized = classmethod(lambda cls: True)
     Output.__enter__ = _output_enter
     Output.__exit__ = _output_exit
+    notebook_logging.install()
 
 
 def activate(shell: SessionShell) -> None:
     """Make `shell` the current session's shell in the calling context."""
     _current.set(shell)
     _figures.set(shell.figures)
+    notebook_logging.activate(shell.loggers)
 
 
 def route_streams() -> None:

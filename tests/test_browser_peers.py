@@ -174,11 +174,6 @@ def test_a_peer_notebook_shows_its_widgets_or_says_what_it_cannot(
         assert tab.errors, f"the expected console errors of {name} are gone: update EXPECTED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="logging.getLogger('__main__') is one logger for the whole process: every "
-    "visitor's handler gets every visitor's records, and stays after its session closes",
-)
 @pytest.mark.skipif("Output Widget.ipynb" not in NOTEBOOKS, reason="no Output Widget notebook")
 def test_a_notebooks_logging_handler_gets_only_its_own_visitors_records(
     tmp_path, monkeypatch, serve, open_tab

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 import weakref
 
@@ -56,6 +57,48 @@ class TestIsolation(NotebookTestCase):
             m["type"] == "reply_error" and "unknown comm id" in m["message"] for m in replies
         )
         assert self.session_of(alice).comms.widgets[alice.model("IntSliderModel")].value == 0
+
+
+LOGGING = (
+    "import logging\n"
+    "import ipywidgets as widgets\n"
+    "seen = []\n"
+    "class Keep(logging.Handler):\n"
+    "    def emit(self, record):\n"
+    "        seen.append(record.getMessage())\n"
+    "logger = logging.getLogger(__name__)\n"
+    "logger.addHandler(Keep())\n"
+    "logger.setLevel(logging.INFO)\n"
+    "button = widgets.Button()\n"
+    "button.on_click(lambda b: logging.getLogger(__name__ + '.clicks').info('clicked'))\n"
+    "logger.info('started')\n"
+    "button",
+)
+
+
+class TestNotebookLoggers(NotebookTestCase):
+    """A notebook's `logging.getLogger(__name__)` is its own in each session, as each
+    visitor's kernel would make it under Voilà."""
+
+    cells = LOGGING
+
+    @gen_test
+    async def test_each_visitors_handler_gets_only_their_own_records(self):
+        alice, bob = await self.open_page(), await self.open_page()
+        await alice.click(alice.model("ButtonModel"))
+        assert self.session_of(alice).namespace["seen"] == ["started", "clicked"]
+        assert self.session_of(bob).namespace["seen"] == ["started"]
+        loggers = [self.session_of(p).namespace["logger"] for p in (alice, bob)]
+        assert loggers[0] is not loggers[1] and loggers[0].name == "__main__"
+
+    @gen_test
+    async def test_a_closed_sessions_handlers_are_gone(self):
+        page = await self.open_page()
+        logger = self.session_of(page).namespace["logger"]
+        assert logger.handlers
+        await self.sessions.close(self.session_of(page))
+        assert logger.handlers == []
+        assert logging.getLogger("__main__").handlers == []  # the process's own, untouched
 
 
 class TestNoConnection(NotebookTestCase):
