@@ -10,11 +10,12 @@ limits, because labelers are not trusted.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hmac
 import logging
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import tornado.web
 import tornado.websocket
@@ -27,6 +28,7 @@ from runtime.session import Session, Sessions
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+COMPRESSED = (".js", ".css", ".txt")  # served gzipped; fonts are compressed already
 COOKIE = "nbfreeze_visitor"
 COOKIE_DAYS = 30
 IDLE_TIMEOUT = 30 * 60.0  # seconds without a message from the page before a session closes
@@ -102,11 +104,39 @@ class PageHandler(_Secured):
 
 
 class StaticHandler(tornado.web.StaticFileHandler):
-    """The page's scripts, styles and fonts: compressed, and cached when versioned."""
+    """The page's scripts, styles and fonts: compressed, and cached when versioned.
+
+    Scripts and styles are gzipped once per process and kept: compressing the ~800 KB
+    bundle for every visitor cost the server 20 ms of CPU and the page 40 ms of waiting.
+    """
+
+    _gzipped: ClassVar[dict[tuple[str, Any], bytes]] = {}
 
     def set_default_headers(self) -> None:
         for name, value in HEADERS.items():
             self.set_header(name, value)
+
+    def set_extra_headers(self, path: str) -> None:
+        self.add_header("Vary", "Accept-Encoding")
+        body = self._gzip_body()
+        if body is not None:
+            self.set_header("Content-Encoding", "gzip")
+            # Shadows the classmethod for this request alone: its content is `body`.
+            self.get_content = lambda _path, start=None, end=None: body[start:end]  # type: ignore[method-assign]
+
+    def get_content_size(self) -> int:
+        body = self._gzip_body()
+        return len(body) if body is not None else super().get_content_size()
+
+    def _gzip_body(self) -> bytes | None:
+        accepted = self.request.headers.get("Accept-Encoding", "")
+        if "gzip" not in accepted or not self.absolute_path.endswith(COMPRESSED):
+            return None
+        key = (self.absolute_path, self.modified)
+        if key not in self._gzipped:
+            data = Path(self.absolute_path).read_bytes()
+            self._gzipped[key] = gzip.compress(data, compresslevel=9, mtime=0)
+        return self._gzipped[key]
 
 
 class WidgetSocket(tornado.websocket.WebSocketHandler, _Secured):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 
 from runtime_harness import NotebookTestCase
@@ -9,7 +10,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.testing import gen_test
 from tornado.websocket import websocket_connect
 
-from runtime.server import CSP
+from runtime.server import CSP, STATIC
 
 CELLS = ("md:# Labels\nPick the *right* ones.", "import ipywidgets\nipywidgets.IntSlider()")
 
@@ -63,6 +64,14 @@ class TestPage(NotebookTestCase):
         response = await self.http_client.fetch(request)
         assert response.headers["Content-Encoding"] == "gzip"
         assert "max-age=315360000" in response.headers["Cache-Control"]
+        assert "Accept-Encoding" in response.headers["Vary"]
+        original = (STATIC / "widgets.css").read_bytes()
+        assert gzip.decompress(response.body) == original
+        again = await self.http_client.fetch(request)  # kept compressed: the same bytes
+        assert again.body == response.body
+        plain = HTTPRequest(self.get_url(versioned), decompress_response=False)
+        identity = await self.http_client.fetch(plain)
+        assert "Content-Encoding" not in identity.headers and identity.body == original
 
     @gen_test
     async def test_a_socket_without_the_cookie_is_refused(self):
