@@ -10,10 +10,14 @@ does. Every simulated labeler opens the invite link (its own cookies, `nbfreeze_
 and `_xsrf`), then loops: `GET /api/v1/stages/label/batch`, and
 `POST /api/v1/stages/label/submit` with `X-XSRFToken` and
 `{"request_id": …, "labels": {key: label}}` for every item of the batch, as
-`docs/api.md` says. All 200 labelers loop at once, in this process (asyncio), each over
-its own keep-alive connection as a browser would. A run ends when the first labeler is
-told the pool has nothing left for them (or after `--seconds`); what was acknowledged
-by then counts. labels/s = labels acknowledged / seconds = 10 x submits/s; labels
+`docs/api.md` says. All 200 labelers work at once, in this process (asyncio), each over
+its own keep-alive connection as a browser would, in two phases on one server. First at
+a person's pace: each labeler starts a batch every 200 x 10 / OFFERED seconds (OFFERED
+labels/s together), the first at a random moment within that; this phase measures the
+target (the rate kept up with, and the latency meanwhile). Then flat out, each asking
+again as soon as it is answered, until the first labeler is told the pool has nothing
+left for them (or after `Plan.seconds`): the most the server does. In both, what was
+acknowledged counts. labels/s = labels acknowledged / seconds = 10 x submits/s; labels
 saved/s counts instead the labels the database holds that were written during the run,
 so it falls below labels/s when the server acknowledges labels it does not keep. After
 each run the bench checks the database: no item over `overlap: 2` labels, every
