@@ -136,12 +136,12 @@ class SessionComms(CommManager):
         except (KeyError, TypeError):
             names = {key: state.get(key) for key in _CLASS_KEYS}
             raise ProtocolError(f"no widget class is registered for {names}", request) from None
-        opened = Comm(self, comm_id=comm_id, primary=False, target_name=message["target_name"])
-        self.comms[comm_id] = opened
         synced = cls.class_traits(sync=True)
         for name in [n for n in state if n not in synced]:
             del state[name]  # front-end attributes the Python class lacks, as in a kernel
         _check_state(cls, state, message["data"], buffers, message)
+        opened = Comm(self, comm_id=comm_id, primary=False, target_name=message["target_name"])
+        self.comms[comm_id] = opened
         widget = None
         try:
             widget = cls(comm=opened)

@@ -52,12 +52,8 @@ class Saved:
     late: list[str]
 
 
-def _param(name: str) -> Any:
-    return bindparam(name)
-
-
 # Not named after columns: an UPDATE or DELETE may not bind a column's own name.
-_STAGE, _USER, _MOMENT, _OVERLAP = (_param(n) for n in ("in_stage", "by_user", "at", "needed"))
+_STAGE, _USER, _MOMENT, _OVERLAP = (bindparam(n) for n in ("in_stage", "by_user", "at", "needed"))
 _KEYS = bindparam("keys", expanding=True)
 
 _ITEM_KEYS = select(Item.item_key).where(Item.stage == _STAGE)
@@ -74,7 +70,7 @@ _OPEN = (
     select(Item.item_key)
     .where(Item.stage == _STAGE, Item.full.is_(False), ~_LABELED_BY_USER)
     .order_by(Item.position)
-    .limit(_param("batch"))
+    .limit(bindparam("batch"))
 )
 # Locked candidates are being leased by another process: take the next ones. A candidate
 # another process filled after this snapshot is re-checked by PostgreSQL against its
@@ -83,11 +79,11 @@ _OPEN_SKIP_LOCKED = _OPEN.with_for_update(skip_locked=True, of=Item)
 
 _COUNT = (
     update(Item)
-    .where(Item.stage == _param("s"), Item.item_key == _param("k"))
+    .where(Item.stage == bindparam("s"), Item.item_key == bindparam("k"))
     .values(
-        labels=Item.labels + _param("dl"),
-        taken=Item.taken + _param("dt"),
-        full=Item.taken + _param("dt") >= _param("o"),
+        labels=Item.labels + bindparam("dl"),
+        taken=Item.taken + bindparam("dt"),
+        full=Item.taken + bindparam("dt") >= bindparam("o"),
     )
 )
 _MINE = (
@@ -108,8 +104,8 @@ _DROP_ALL = _DROP.returning(Lease.item_key, Lease.reclaimed)
 _DROP_KEYS = _DROP.where(Lease.item_key.in_(_KEYS)).returning(Lease.item_key, Lease.reclaimed)
 _INSERT_LEASES = insert(Lease)
 
-_SEEN = select(exists().where(Annotation.request_id == _param("request")))
-_SAVED_BY = select(Annotation.item_key).where(Annotation.request_id == _param("request"))
+_SEEN = select(exists().where(Annotation.request_id == bindparam("request")))
+_SAVED_BY = select(Annotation.item_key).where(Annotation.request_id == bindparam("request"))
 _EARLIER = select(Annotation.item_key).where(
     Annotation.stage == _STAGE, Annotation.user_id == _USER, Annotation.item_key.in_(_KEYS)
 )
@@ -122,11 +118,11 @@ _GIVEN_LOCKED = _GIVEN.with_for_update()
 _RELABEL = (
     update(Annotation)
     .where(
-        Annotation.stage == _param("s"),
-        Annotation.item_key == _param("k"),
-        Annotation.user_id == _param("u"),
+        Annotation.stage == bindparam("s"),
+        Annotation.item_key == bindparam("k"),
+        Annotation.user_id == bindparam("u"),
     )
-    .values(label=_param("l"), request_id=_param("r"), created_at=_param("t"))
+    .values(label=bindparam("l"), request_id=bindparam("r"), created_at=bindparam("t"))
 )
 _INSERT_LABELS = insert(Annotation)
 
@@ -360,7 +356,7 @@ _LATEST = (
     .limit(1)
 )
 _LABELS_OF_REQUEST = select(Annotation.item_key, Annotation.label).where(
-    Annotation.stage == _STAGE, Annotation.user_id == _USER, Annotation.request_id == _param("r")
+    Annotation.stage == _STAGE, Annotation.user_id == _USER, Annotation.request_id == bindparam("r")
 )
 
 
