@@ -44,6 +44,11 @@ const plugin = {
       outputWidget.test(importer) ? { path, namespace: 'empty' } : undefined,
     );
     build.onLoad({ filter: /.*/, namespace: 'empty' }, () => ({ contents: '', loader: 'empty' }));
+    // ManagerBase's sanitize-html loads apart from the first view's code (src/sanitize.js).
+    const managerBase = /base-manager[\\/]lib[\\/]manager-base\.js$/;
+    build.onResolve({ filter: /^sanitize-html$/ }, ({ importer }) =>
+      managerBase.test(importer) ? { path: join(here, 'src', 'sanitize.js') } : undefined,
+    );
     // Font Awesome lists five formats per face; every browser we serve reads woff2.
     build.onLoad({ filter: /fontawesome-free[\\/]css[\\/]all\.min\.css$/ }, ({ path }) => {
       const css = readFileSync(path, 'utf8');

@@ -1,16 +1,34 @@
 """Which static modules a widget page needs before its first widget can show.
 
 A page's module graph is page.js, which imports socket.js and widgets.js, which imports
-the bundle's shared chunk. Left to itself the browser finds each import only once it
-has parsed the module above it: three round trips in a row. The page template instead
+the bundle's chunks. Left to itself the browser finds each import only once it has
+parsed the module above it: several round trips in a row. The page template instead
 starts socket.js on its own (so the WebSocket opens, and the server starts running the
-notebook, while the bundle is still loading) and preloads the rest at once.
+notebook, while the bundle is still loading) and preloads the rest at once: widgets.js
+and every chunk it imports statically. Chunks it imports on demand (the Output widget's
+code, the description sanitizer) are left to load when they are wanted.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from runtime.server import STATIC
 
-# esbuild names the shared chunk by its content's hash; the Output widget's chunk is
-# loaded only by pages that show one.
-FIRST_MODULES = ["widgets.js", *sorted(p.name for p in STATIC.glob("widgets-chunk-*.js"))]
+# `import{a as b}from"./x.js"` and `import"./x.js"`, as esbuild writes them; not
+# `import("./x.js")`, which loads on demand.
+_STATIC_IMPORT = re.compile(r'(?<![\w$.])import\s*(?:[\w$*{}\s,]+from\s*)?"\./([\w.-]+\.js)"')
+
+
+def static_imports(entry: str, directory: Path = STATIC) -> list[str]:
+    """`entry` and every module it imports statically, directly or not, in order."""
+    found = [entry]
+    for name in found:
+        for imported in _STATIC_IMPORT.findall((directory / name).read_text()):
+            if imported not in found:
+                found.append(imported)
+    return found
+
+
+FIRST_MODULES = static_imports("widgets.js")

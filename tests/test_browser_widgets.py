@@ -929,3 +929,17 @@ def test_an_anywidget_shows_the_classes_python_gave_it_as_in_jupyter(serve, open
     expect(tab.page.locator(".t-alone")).to_have_text("hi")
     expect(tab.page.locator(".t-boxed")).to_have_text("hi")
     assert tab.errors == []
+
+
+def test_an_html_description_is_sanitized_and_shown_as_html(serve, open_tab):
+    # The sanitizer loads on demand (frontend/src/sanitize.js); the view waits for it.
+    tab = open_tab(
+        serve(
+            "import ipywidgets as widgets\n"
+            'widgets.IntSlider(description=\'<b class="t-bold">n</b><img src=x onerror="document.title=1">\','
+            " description_allow_html=True)"
+        )
+    )
+    expect(tab.page.locator(".widget-slider b.t-bold")).to_have_text("n")
+    assert tab.page.locator(".widget-slider img[onerror]").count() == 0
+    assert tab.page.title() != "1"

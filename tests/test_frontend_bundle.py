@@ -103,3 +103,19 @@ def test_rebuilding_from_the_lockfile_gives_the_committed_files(tmp_path: Path) 
     assert bundle_files(out) == bundle_files(STATIC), "run `make frontend` and commit its output"
     for name in sorted(bundle_files(out)):
         assert (out / name).read_bytes() == (STATIC / name).read_bytes(), f"{name} differs"
+
+
+def test_a_page_preloads_the_modules_its_first_widget_needs_and_no_others(tmp_path):
+    from runtime.frontend import FIRST_MODULES, static_imports
+
+    (tmp_path / "entry.js").write_text(
+        'import{a as b}from"./first.js";import"./second.js";const c=()=>import("./later.js");'
+    )
+    (tmp_path / "first.js").write_text('import{x}from"./second.js";export const a=1;')
+    (tmp_path / "second.js").write_text("export const x=2;")
+    assert static_imports("entry.js", tmp_path) == ["entry.js", "first.js", "second.js"]
+    # The committed bundle: its on-demand chunks (Output, the sanitizer) are not preloaded.
+    assert FIRST_MODULES[0] == "widgets.js"
+    assert all(name.startswith("widgets-chunk-") for name in FIRST_MODULES[1:])
+    on_demand = {p.name for p in STATIC.glob("widgets-*.js")} - set(FIRST_MODULES)
+    assert any(name.startswith("widgets-output-") for name in on_demand)

@@ -15,10 +15,10 @@ import { ManagerBase } from '@jupyter-widgets/base-manager';
 import * as controls from '@jupyter-widgets/controls';
 import { MessageLoop } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
-import anywidgetFactory from 'anywidget';
+import { load as loadSanitizer } from './sanitize.js';
 import './widgets.css';
 
-const anywidget = anywidgetFactory(base);
+let anywidget = null; // loaded with the first anywidget model (src/anywidget.js)
 
 /** Widget modules the bundle holds: name -> [protocol major version, loader]. */
 const MODULES = {
@@ -26,7 +26,7 @@ const MODULES = {
   '@jupyter-widgets/controls': ['2', async () => controls],
   '@jupyter-widgets/output': ['1', (manager) => manager.loadOutput()],
   // The Python package and this front end are released together; any 0.x model works.
-  anywidget: ['0', async () => anywidget],
+  anywidget: ['0', () => (anywidget ??= import('./anywidget.js').then((m) => m.default))],
 };
 
 /** `{module name: supported versions}`, for messages and tests. */
@@ -45,6 +45,12 @@ export class WidgetManager extends ManagerBase {
         MessageLoop.postMessage(view.luminoWidget, Widget.ResizeMessage.UnknownSize);
       }
     });
+  }
+
+  /** A view of `model`; one whose description is HTML waits for the sanitizer. */
+  async create_view(model, options) {
+    if (model.get('description_allow_html')) await loadSanitizer();
+    return super.create_view(model, options);
   }
 
   /** Show a view (from `create_view`) inside `el`. */

@@ -144,6 +144,7 @@ function openComm(targetName, modelId, data, metadata, buffers) {
   comm.open(data, undefined, metadata, buffers);
   return comm;
 }
+
 // Settles once the models have handled every comm message so far (anywidget's handle
 // updates asynchronously). As in Jupyter, a widget output waits for it, so that its view
 // is displayed with the state the server had when it was shown.
