@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from runtime.store import Annotation, Item, Lease, Store, now
 
@@ -168,7 +169,9 @@ def register_items(store: Store, stage: str, keys: list[str], *, overlap: int) -
             if key not in known
         ]
         if rows:
-            connection.execute(insert(Item), rows)
+            # Several processes register the same items as they start: the first wins.
+            dialect = {"postgresql": postgresql, "sqlite": sqlite}[connection.dialect.name]
+            connection.execute(dialect.insert(Item).on_conflict_do_nothing(), rows)
         connection.execute(_SET_FULL, {"in_stage": stage, "needed": overlap})
     refresh_statistics(store)
 

@@ -936,8 +936,8 @@ def test_an_html_description_is_sanitized_and_shown_as_html(serve, open_tab):
     tab = open_tab(
         serve(
             "import ipywidgets as widgets\n"
-            'widgets.IntSlider(description=\'<b class="t-bold">n</b><img src=x onerror="document.title=1">\','
-            " description_allow_html=True)"
+            'html = \'<b class="t-bold">n</b><img src=x onerror="document.title=1">\'\n'
+            "widgets.IntSlider(description=html, description_allow_html=True)"
         )
     )
     expect(tab.page.locator(".widget-slider b.t-bold")).to_have_text("n")

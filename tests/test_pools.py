@@ -167,6 +167,30 @@ def test_a_late_label_after_the_lease_expired_never_overfills_an_item(pool):
     assert lease(pool, alice, batch=1, overlap=1) != slow  # alice is not stuck on it
 
 
+def test_processes_starting_at_once_register_the_same_items_once(database_url):
+    stores = [open_store(database_url) for _ in range(4)]
+    keys = [str(i) for i in range(2000)]
+    start = threading.Barrier(len(stores))
+    failed: list[BaseException] = []
+
+    def register(store):
+        start.wait()
+        try:
+            register_items(store, "check", keys, overlap=2)
+        except Exception as error:
+            failed.append(error)
+
+    threads = [threading.Thread(target=register, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failed == []
+    assert progress(stores[0], "check", 2).items == len(keys)
+    for store in stores:
+        store.engine.dispose()
+
+
 def test_many_labelers_at_once_fill_every_item_exactly_to_its_overlap(database_url):
     store = open_store(database_url)
     keys = [str(i) for i in range(300)]
