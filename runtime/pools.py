@@ -13,16 +13,23 @@ times a second, and SQLAlchemy then reuses their compiled form without rebuildin
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from runtime.store import Annotation, Item, Lease, Store, now
 
+P = ParamSpec("P")
+T = TypeVar("T")
+RETRIES = 3
+RETRIED_STATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 RECLAIM_LOCK = 0x6E626672  # PostgreSQL advisory lock: one process reclaims leases at a time
 
 
@@ -248,6 +255,26 @@ def _drop_leases(
     return {k for k, _ in rows}, _released(k for k, reclaimed in rows if not reclaimed)
 
 
+def _retried(call: Callable[P, T]) -> Callable[P, T]:
+    """Run a pool transaction again when PostgreSQL aborts it as a deadlock victim or a
+    serialization failure. Processes lock items in one order, but a lease being
+    reclaimed while its labeler submits late can still close a cycle; the retry sees
+    the other transaction's outcome, and nothing of the aborted one was written."""
+
+    @functools.wraps(call)
+    def retrying(*args: P.args, **kwargs: P.kwargs) -> T:
+        for _ in range(RETRIES - 1):
+            try:
+                return call(*args, **kwargs)
+            except OperationalError as error:
+                if getattr(error.orig, "sqlstate", None) not in RETRIED_STATES:
+                    raise
+        return call(*args, **kwargs)
+
+    return retrying
+
+
+@_retried
 def lease_batch(
     store: Store, stage: str, user_id: int, *, batch: int, overlap: int, lease_seconds: int
 ) -> list[str]:
@@ -280,6 +307,7 @@ def lease_batch(
         return keys
 
 
+@_retried
 def save_labels(
     store: Store,
     stage: str,

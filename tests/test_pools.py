@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from runtime.pools import (
     LabelRefused,
@@ -17,7 +18,7 @@ from runtime.pools import (
     register_items,
     save_labels,
 )
-from runtime.store import Lease, open_store
+from runtime.store import Item, Lease, open_store
 
 CHOICES = ("yes", "no")
 KEYS = [str(i) for i in range(10)]
@@ -222,4 +223,26 @@ def test_many_labelers_at_once_fill_every_item_exactly_to_its_overlap(database_u
     assert sorted(per_item) == sorted(keys)
     assert all(len(users) == 2 == len(set(users)) for users in per_item.values())
     assert late == []
+    store.engine.dispose()
+
+
+def test_a_submission_chosen_as_a_deadlock_victim_is_retried_and_saved(postgres_database):
+    store = open_store(postgres_database)
+    register_items(store, "check", KEYS, overlap=1)
+    [alice] = labelers(store, 1)
+    keys = lease(store, alice)
+    other = store.engine.connect()
+    other.execute(select(Item).where(Item.item_key == keys[0]).with_for_update())
+    saved: list = []
+    submit = threading.Thread(target=lambda: saved.append(save(store, alice, keys, "r1")))
+    submit.start()  # deletes alice's lease rows, then waits for the item `other` holds
+    time.sleep(0.3)
+    # `other` now waits for alice's lease rows: a cycle. PostgreSQL aborts the
+    # submission, which waited first; it is run again once `other` is done.
+    other.execute(update(Lease).where(Lease.user_id == alice).values(reclaimed=False))
+    other.commit()
+    other.close()
+    submit.join()
+    assert saved[0].saved == sorted(keys)
+    assert len(annotations(store, "check")) == len(keys)
     store.engine.dispose()
