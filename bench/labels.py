@@ -7,10 +7,11 @@ A pool notebook is built in a temporary directory: `ITEMS` items (short strings)
 `batch: 10`, and a stage after it. `nbfreeze serve NOTEBOOK [--db URL --workers N]`
 serves it as a real subprocess (its request log to a file), as `tests/test_scale_out.py`
 does. Every simulated labeler opens the invite link (its own cookies, `nbfreeze_user`
-and `_xsrf`), then loops: `GET /api/v1/stages/label/batch`, and
+and `_xsrf`), fetches its batch with `GET /api/v1/stages/label/batch`, then loops:
 `POST /api/v1/stages/label/submit` with `X-XSRFToken` and
-`{"request_id": …, "labels": {key: label}}` for every item of the batch, as
-`docs/api.md` says. All 200 labelers work at once, in this process (asyncio), each over
+`{"request_id": …, "labels": {key: label}, "next_batch": true}` for every item of the
+batch, whose answer carries the next batch, as `docs/api.md` says (a GET again only
+after a refused call). All 200 labelers work at once, in this process (asyncio), each over
 its own keep-alive connection as a browser would, in two phases on one server. First at
 a person's pace: each labeler starts a batch every 200 x 10 / OFFERED seconds (OFFERED
 labels/s together), the first at a random moment within that; this phase measures the
@@ -406,6 +407,7 @@ class Labeler:
         self.number = number
         self.cookies: dict[str, str] = {}
         self.sent = 0
+        self.items: list[str] | None = None  # the batch in hand, if an answer brought it
 
     def headers(self, post: bool = False) -> dict[str, str]:
         found = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
@@ -423,7 +425,9 @@ class Labeler:
     async def work(self, run: Run, stop: asyncio.Event, pace: float | None = None) -> None:
         """Label batch after batch until `stop`: flat out, or (with `pace`) starting one
         every `pace` seconds, as a person who takes that long over a batch would; the
-        first starts at a random moment within the first `pace`."""
+        first starts at a random moment within the first `pace`. Each submission asks for
+        the next batch in its answer (`next_batch`), so the batch is fetched with a GET
+        only at the start, or after a refused call."""
         path = f"/api/v1/stages/{STAGE}"
         due = time.perf_counter() + random.uniform(0, pace) if pace else 0.0
         while not stop.is_set():
@@ -432,17 +436,19 @@ class Labeler:
                 due += pace
                 if stop.is_set():
                     return
-            started = time.perf_counter()
-            response = await self.connection.request("GET", f"{path}/batch", self.headers())
-            took = time.perf_counter() - started
-            if stop.is_set():
-                return
-            if response.status != 200:
-                run.errors[f"batch: HTTP {response.status} {response.body[:120]!r}"] += 1
-                await asyncio.sleep(0.05)
-                continue
-            run.batches.append(took)
-            items = response.json()["items"]
+            if self.items is None:
+                started = time.perf_counter()
+                response = await self.connection.request("GET", f"{path}/batch", self.headers())
+                took = time.perf_counter() - started
+                if stop.is_set():
+                    return
+                if response.status != 200:
+                    run.errors[f"batch: HTTP {response.status} {response.body[:120]!r}"] += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                run.batches.append(took)
+                self.items = response.json()["items"]
+            items = self.items
             for key in items:
                 run.handed.setdefault(key, set()).add(self.number)
             if not items:
@@ -450,11 +456,15 @@ class Labeler:
                 stop.set()
                 return
             self.sent += 1
+            self.items = None  # until an answer brings the next batch
             labels = {key: "yes" if (self.number + i) % 3 else "no" for i, key in enumerate(items)}
-            body = json.dumps({"request_id": f"{self.number}-{self.sent}", "labels": labels})
+            body = {"request_id": f"{self.number}-{self.sent}", "labels": labels}
             started = time.perf_counter()
             response = await self.connection.request(
-                "POST", f"{path}/submit", self.headers(post=True), body.encode()
+                "POST",
+                f"{path}/submit",
+                self.headers(post=True),
+                json.dumps(body | {"next_batch": True}).encode(),
             )
             took = time.perf_counter() - started
             if stop.is_set():
@@ -464,6 +474,7 @@ class Labeler:
                 continue
             run.submits.append(took)
             run.labels += len(labels)
+            self.items = response.json()["batch"]["items"]
 
 
 class CpuMeter:
@@ -700,7 +711,8 @@ def commit_loop(db: str, seconds: float) -> float:
 
 
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.1f} ms"
+    """Milliseconds, or a dash when there was no call to time (NaN)."""
+    return "–" if seconds != seconds else f"{seconds * 1000:,.1f} ms"
 
 
 def cpu_line(cpu: dict[str, float]) -> str:
@@ -795,9 +807,11 @@ def report(
         f"`bench/labels.py`: a pool of {plan.items:,} items (`ChoiceLabeler`, `render=str`), "
         f"`overlap: {OVERLAP}`, `batch: {BATCH}`, served by `nbfreeze serve` (SQLite beside "
         "the bundle; or `--db postgresql+psycopg://…`, one process or `--workers 4`). "
-        f"{LABELERS} labelers, each with its own cookies and {how}, each looping "
-        "`GET /api/v1/stages/label/batch` then `POST /api/v1/stages/label/submit` with a "
-        f"label for each of the {BATCH} items; labels/s = {BATCH} x submits/s.",
+        f"{LABELERS} labelers, each with its own cookies and {how}. Each fetches a batch "
+        "with `GET /api/v1/stages/label/batch`, then loops on `POST "
+        f"/api/v1/stages/label/submit` with a label for each of the {BATCH} items and "
+        '`"next_batch": true`, whose answer carries the next batch (one request per '
+        f"batch); labels/s = {BATCH} x submits/s.",
         "",
         f"First at a person's pace: each labeler starts a batch every {pace:.2f} s (the "
         f"first at a random moment within that), {OFFERED:,} labels/s offered together, for "

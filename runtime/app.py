@@ -289,8 +289,14 @@ class SubmitApi(_Api):
         state = body.get("labels", body.get("state"))
         if state is not None and not isinstance(state, dict):
             raise Refused(400, "`state` (or `labels`) must be a JSON object")
-        done = await self.staged.submit(self.user, name, request_id, state)
-        self.finish({"ok": True, "next": done.next, "late": done.late})
+        next_batch = body.get("next_batch", False)
+        if not isinstance(next_batch, bool):
+            raise Refused(400, "`next_batch` must be true or false")
+        done = await self.staged.submit(self.user, name, request_id, state, next_batch)
+        answer = {"ok": True, "next": done.next, "late": done.late}
+        if done.batch is not None:
+            answer["batch"] = batch_json(self.staged, name, done.batch)
+        self.finish(answer)
 
 
 class BatchApi(_Api):
@@ -302,16 +308,19 @@ class BatchApi(_Api):
         if stage.input != "pool":
             raise Refused(400, f"“{stage.title}” is not a pool stage")
         keys = await self.staged.stored(self.staged.batch, self.user, stage)
-        pool = self.staged.pipeline.pools[name]
-        done = self.staged.progress(name)
-        self.finish(
-            {
-                "items": keys,
-                "choices": list(pool.choices),
-                "overlap": pool.overlap,
-                "progress": {"items": done.items, "complete": done.complete, "labels": done.labels},
-            }
-        )
+        self.finish(batch_json(self.staged, name, keys))
+
+
+def batch_json(staged: Staged, name: str, keys: list[str]) -> dict[str, Any]:
+    """A labeler's batch of the pool `name`, with its choices and how far the pool is."""
+    pool = staged.pipeline.pools[name]
+    done = staged.progress(name)
+    return {
+        "items": keys,
+        "choices": list(pool.choices),
+        "overlap": pool.overlap,
+        "progress": {"items": done.items, "complete": done.complete, "labels": done.labels},
+    }
 
 
 class _OwnerApi(_Api):

@@ -42,6 +42,7 @@ class Submitted:
 
     next: str
     late: list[str] = field(default_factory=list)
+    batch: list[str] | None = None  # the next batch of a pool, when it was asked for
 
 
 @dataclass
@@ -244,15 +245,27 @@ class Staged:
                 except AnswerError:
                     pass  # the stage's widget changed shape since; its answer no longer fits
 
-    async def submit(self, user: User, name: str, request_id: str, state: Any | None) -> Submitted:
+    async def submit(
+        self,
+        user: User,
+        name: str,
+        request_id: str,
+        state: Any | None,
+        next_batch: bool = False,
+    ) -> Submitted:
         """Save the person's answer to a stage (committed before this returns) and say
         where they go next. Without `state`, the answer is what their page's widget
-        holds now; with it, it is checked against the widget, as a page's would be."""
+        holds now; with it, it is checked against the widget, as a page's would be.
+        With `next_batch`, a pool stage's answer also leases and names the next batch."""
         page = self.page_for(user, name)
         stage = page.stage
         if stage.input == "pool":
             saved = await self._submit_labels(user, stage, request_id, state)
             pool = self.pipeline.pools[stage.name]
+            if next_batch:
+                keys = await self.stored(self.batch, user, stage)
+                where = f"/stage/{stage.name}" if keys else self.where(user)
+                return Submitted(where, saved.late, keys)
             if await self.stored(pools.has_work, self.store, stage.name, user.id, pool.overlap):
                 return Submitted(f"/stage/{stage.name}", saved.late)  # the next batch
             return Submitted(self.where(user), saved.late)

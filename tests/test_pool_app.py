@@ -106,6 +106,33 @@ class TestPool(StagedTestCase):
         assert len(await self.saved_labels()) == 2
 
 
+class TestNextBatchInTheAnswer(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_a_submission_can_bring_back_the_next_batch_already_leased(self):
+        await self.advance()
+        alice = await self.labeler()
+        batch = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
+        seen = list(batch)
+        while batch:
+            body = {"request_id": f"n{len(seen)}", "next_batch": True}
+            body["labels"] = dict.fromkeys(batch, "good")
+            status, reply = await alice.fetch_json("/api/v1/stages/label/submit", body)
+            assert status == 200, reply
+            batch = reply["batch"]["items"]
+            assert not set(batch) & set(seen)  # never an item twice
+            if batch:  # leased: asking for it again gives the same batch
+                again = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
+                assert again == batch and reply["next"] == "/stage/label"
+            seen += batch
+        assert len(seen) == 6 and reply["next"] != "/stage/label"
+        assert reply["batch"]["choices"] == ["good", "bad"]
+        body = {"request_id": "bad", "labels": {}, "next_batch": "yes"}
+        status, reply = await alice.fetch_json("/api/v1/stages/label/submit", body)
+        assert status == 400 and "next_batch" in reply["error"]
+
+
 class TestDashboard(StagedTestCase):
     cells = CELLS
 
