@@ -129,6 +129,8 @@ class TestCulling(NotebookTestCase):
         slider = session.comms.widgets[page.model("IntSliderModel")]
         gone = weakref.ref(slider)
         del slider
+        while session.busy:  # the page hears `idle` just before the call's thread is done
+            await asyncio.sleep(0.01)
 
         assert await self.sessions.cull(time.monotonic()) == 0
         culled = await self.sessions.cull(time.monotonic() + self.sessions.idle_timeout + 1)
