@@ -348,9 +348,14 @@ def open_store(url: str) -> Store:
     engine = create_engine(url, pool_pre_ping=not sqlite)  # a file needs no ping
     if sqlite:
         _sqlite_pragmas(engine)
+    migrate(engine)
+    return Store(engine)
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Apply the migrations up to `revision` (the tests stop at older ones)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    return Store(engine)
+        command.upgrade(config, revision)

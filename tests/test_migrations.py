@@ -5,22 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import column, create_engine, insert, table
 
 from runtime.pools import has_work, lease_batch, progress, register_items
-from runtime.store import MIGRATIONS, Base, User, now, open_store
-
-
-def _upgrade(engine, revision):
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+from runtime.store import Base, User, migrate, now, open_store
 
 
 def test_the_migrations_build_the_declared_schema(database_url):
@@ -33,7 +23,7 @@ def test_the_migrations_build_the_declared_schema(database_url):
 
 def test_an_older_database_gets_its_items_counted(database_url):
     engine = create_engine(database_url)
-    _upgrade(engine, "0003")  # before the counters: items, leases and annotations only
+    migrate(engine, "0003")  # before the counters: items, leases and annotations only
     moment = now()
     items = table("items", column("stage"), column("item_key"), column("position"))
     leases = table("leases", *map(column, ("stage", "item_key", "user_id", "expires_at")))
