@@ -136,10 +136,7 @@ class SessionComms(CommManager):
         except (KeyError, TypeError):
             names = {key: state.get(key) for key in _CLASS_KEYS}
             raise ProtocolError(f"no widget class is registered for {names}", request) from None
-        synced = cls.class_traits(sync=True)
-        for name in [n for n in state if n not in synced]:
-            del state[name]  # front-end attributes the Python class lacks, as in a kernel
-        _check_state(cls, state, message["data"], buffers, message)
+        _check_state(cls, message["data"], buffers, message, made_on_page=True)
         opened = Comm(self, comm_id=comm_id, primary=False, target_name=message["target_name"])
         self.comms[comm_id] = opened
         widget = None
@@ -274,34 +271,32 @@ def _check_update(
     message: dict[str, Any],
     made_on_page: bool = False,
 ) -> None:
-    """Refuse an update whose values the widget's traits would not accept. A model the
-    page's code made may carry front-end attributes its Python class lacks (a
-    Controller's button has a `description` on the page): those are dropped, as a kernel
-    drops them."""
-    state = data["state"]
-    if made_on_page:
-        for name in [n for n in state if n not in widget.keys]:
-            del state[name]
-    _check_state(type(widget), state, data, buffers, message, widget)
+    """Refuse an update whose values the widget's traits would not accept."""
+    _check_state(type(widget), data, buffers, message, made_on_page, widget)
 
 
 def _check_state(
     cls: type[Widget],
-    state: dict[str, Any],
     data: dict[str, Any],
     buffers: list[memoryview],
     message: dict[str, Any],
+    made_on_page: bool,
     widget: Widget | None = None,
 ) -> None:
-    """Refuse state that the class's traits would not accept. As in a kernel, a page
-    may set read-only traits (a Controller's front end sets its `buttons` and `axes`),
-    but not change the model and view names."""
-    name_of = cls.__name__
+    """Refuse state (`data["state"]`) that the class's traits would not accept. As in a
+    kernel, a page may set read-only traits (a Controller's front end sets its `buttons`
+    and `axes`), but not change the model and view names. A model the page's code made
+    may carry front-end attributes its Python class lacks (a Controller's button has a
+    `description` on the page): those are dropped, as a kernel drops them."""
+    name_of, state = cls.__name__, data["state"]
+    traits = cls.class_traits(sync=True)
+    if made_on_page:
+        for name in [n for n in state if n not in traits]:
+            del state[name]
     try:
         _put_buffers(state, data.get("buffer_paths", []), buffers)
     except (LookupError, TypeError):
         raise ProtocolError("buffer_paths do not fit the state", summary(message)) from None
-    traits = cls.class_traits(sync=True)
     for name, value in state.items():
         trait = traits.get(name)
         if trait is None:
