@@ -722,11 +722,11 @@ def cpu_line(cpu: dict[str, float]) -> str:
 def report(
     pairs: list[tuple[Run, Run]],
     floors: dict[str, Floor],
-    loop_rate: float,
+    loop_rate: float | None,
     plan: Plan,
     client: str,
 ) -> str:
-    floor_of = {"SQLite": floors["sqlite"], "PostgreSQL": floors["postgresql"]}
+    floor_of = {"SQLite": floors.get("sqlite"), "PostgreSQL": floors.get("postgresql")}
     paced_rows = [
         "| run | labels/s offered | labels/s | submit p50 | submit p99 "
         "| batch GET p50 | batch GET p99 | server CPU |",
@@ -758,8 +758,9 @@ def report(
             f"| {floor.name} | {floor.rate:,.0f} | {ms(pct(floor.calls, 50))} "
             f"| {ms(pct(floor.calls, 99))} |"
         )
-    loop = "PostgreSQL single-row commits, one connection, no HTTP"
-    floor_rows.append(f"| {loop} | {loop_rate:,.0f} | | |")
+    if loop_rate is not None:
+        loop = "PostgreSQL single-row commits, one connection, no HTTP"
+        floor_rows.append(f"| {loop} | {loop_rate:,.0f} | | |")
 
     verdicts = []
     for paced, run in pairs:
@@ -866,6 +867,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small pool and short runs")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy each nbfreeze run")
     parser.add_argument("--client", choices=["keep-alive", "tornado"], default="keep-alive")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], help="one database's runs")
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
     kind = Connection if args.client == "keep-alive" else TornadoConnection
@@ -877,17 +879,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nbfreeze-labels-bench-") as tmp:
         work = Path(tmp)
         db = f"sqlite:///{work / 'floor.sqlite'}"
-        floors["sqlite"] = floor_run("SQLite, Tornado + one commit per POST", work, plan, kind, db)
-        runs.append(nbfreeze_run("SQLite, 1 process", work, plan, kind, None, 1, args.profile))
-        url, drop = fresh_postgres_database()
-        try:
-            floors["postgresql"] = floor_run(
-                "PostgreSQL, Tornado + one commit per POST", work, plan, kind, url
+        loop_rate = None
+        if args.only != "postgresql":
+            floors["sqlite"] = floor_run(
+                "SQLite, Tornado + one commit per POST", work, plan, kind, db
             )
-            loop_rate = commit_loop(url, plan.floor_seconds / 2)
-        finally:
-            drop()
-        for workers in (1, 4):
+            runs.append(nbfreeze_run("SQLite, 1 process", work, plan, kind, None, 1, args.profile))
+        if args.only != "sqlite":
+            url, drop = fresh_postgres_database()
+            try:
+                floors["postgresql"] = floor_run(
+                    "PostgreSQL, Tornado + one commit per POST", work, plan, kind, url
+                )
+                loop_rate = commit_loop(url, plan.floor_seconds / 2)
+            finally:
+                drop()
+        for workers in (1, 4) if args.only != "sqlite" else ():
             url, drop = fresh_postgres_database()
             try:
                 name = f"PostgreSQL, {workers} process{'es' if workers > 1 else ''}"
@@ -897,7 +904,7 @@ def main() -> None:
     text_ = report(runs, floors, loop_rate, plan, args.client)
     print(text_)
     print(f"(the whole bench took {time.monotonic() - started:.0f} s)")
-    if not args.quick and not args.profile and args.client == "keep-alive":
+    if not (args.quick or args.profile or args.only) and args.client == "keep-alive":
         RESULTS.write_text(text_)
         print(f"wrote {RESULTS.relative_to(ROOT)}")
     if args.profile:

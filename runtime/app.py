@@ -22,6 +22,7 @@ import tornado.template
 import tornado.web
 import tornado.websocket
 from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.log import access_log
 
 from runtime import comm, dashboard, shell
 from runtime.bundle import Notebook
@@ -39,7 +40,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 COOKIE = "nbfreeze_user"
 COOKIE_DAYS = 90
 MAX_REQUEST_ID = 100
-STORE_THREADS = 8  # at most as many store calls at once as the engine's pool has connections
+STORE_THREADS = 8  # fewer than the connections the store keeps open (store.CONNECTIONS)
 
 
 class _Handler(tornado.web.RequestHandler):
@@ -476,6 +477,17 @@ def _submit_request(frame: str | bytes) -> str | None:
     return request if valid else None
 
 
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """The access log: refusals and failures at once, every answered request only at
+    DEBUG. A team labeling sends hundreds of requests a second; a line for each would
+    bury the lines that matter, and writing them costs the server time."""
+    status = handler.get_status()
+    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if access_log.isEnabledFor(level):
+        took = 1000.0 * handler.request.request_time()
+        access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), took)
+
+
 def make_staged_app(
     notebook: Notebook,
     store: Store,
@@ -523,6 +535,7 @@ def make_staged_app(
         "xsrf_cookies": True,
         "xsrf_cookie_kwargs": {"samesite": "Strict"},
         "compress_response": True,
+        "log_function": log_request,
         "templates": tornado.template.Loader(str(TEMPLATES)),
         "websocket_ping_interval": 30,
         "websocket_ping_timeout": 30,

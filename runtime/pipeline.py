@@ -35,6 +35,7 @@ from runtime.store import Store
 log = logging.getLogger(__name__)
 
 WAITING, RUNNING, LABELING, DONE, FAILED = "waiting", "running", "labeling", "done", "failed"
+SOON_SECONDS = 1.0  # a pool closes at most this long after its last label
 
 
 @dataclass
@@ -120,10 +121,11 @@ class Pipeline:
         self._soon = False
 
     def soon(self) -> None:
-        """Advance once more shortly: many submissions in a row cost one advance."""
+        """Advance once more shortly: the submissions of a second cost one advance (which
+        counts each open pool's labels)."""
         if not self._soon:
             self._soon = True
-            asyncio.get_running_loop().call_later(0.2, self._advance_now)
+            asyncio.get_running_loop().call_later(SOON_SECONDS, self._advance_now)
 
     def _advance_now(self) -> None:
         self._soon = False

@@ -7,8 +7,9 @@ again. On PostgreSQL the candidate items are locked with `FOR UPDATE SKIP LOCKED
 processes racing for the last items never hand one out beyond its overlap; on SQLite
 one process serves everything and its calls run one at a time.
 
-The statements are built once, with bound parameters: labeling runs them hundreds of
-times a second, and SQLAlchemy then reuses their compiled form without rebuilding them.
+Handing out a batch and saving one run on the driver's connection with each database's
+own SQL (`runtime.pool_sql`); the rarer reads (progress, whether a labeler has work)
+are SQLAlchemy statements built once, with bound parameters.
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
 
+from runtime.pool_sql import RECLAIM_LOCK, Transaction, transaction
 from runtime.store import Annotation, Item, Lease, Store, now
 
 P = ParamSpec("P")
 T = TypeVar("T")
 RETRIES = 3
 RETRIED_STATES = {"40P01", "40001"}  # deadlock detected, serialization failure
-RECLAIM_LOCK = 0x6E626672  # PostgreSQL advisory lock: one process reclaims leases at a time
 
 
 class LabelRefused(ValueError):
@@ -62,78 +62,15 @@ class Saved:
 
 # Not named after columns: an UPDATE or DELETE may not bind a column's own name.
 _STAGE, _USER, _MOMENT, _OVERLAP = (bindparam(n) for n in ("in_stage", "by_user", "at", "needed"))
-_KEYS = bindparam("keys", expanding=True)
 
 _ITEM_KEYS = select(Item.item_key).where(Item.stage == _STAGE)
 _SET_FULL = update(Item).where(Item.stage == _STAGE).values(full=Item.taken >= _OVERLAP)
 
-# The next open items: read in order from the (stage, full, position) index, skipping
-# those the labeler has labeled already.
 _LABELED_BY_USER = exists().where(
     Annotation.stage == Item.stage,
     Annotation.item_key == Item.item_key,
     Annotation.user_id == _USER,
 )
-_OPEN = (
-    select(Item.item_key)
-    .where(Item.stage == _STAGE, Item.full.is_(False), ~_LABELED_BY_USER)
-    .order_by(Item.position)
-    .limit(bindparam("batch"))
-)
-# Locked candidates are being leased by another process: take the next ones. A candidate
-# another process filled after this snapshot is re-checked by PostgreSQL against its
-# newest row when it is locked, so `full` holds.
-_OPEN_SKIP_LOCKED = _OPEN.with_for_update(skip_locked=True, of=Item)
-
-_COUNT = (
-    update(Item)
-    .where(Item.stage == bindparam("s"), Item.item_key == bindparam("k"))
-    .values(
-        labels=Item.labels + bindparam("dl"),
-        taken=Item.taken + bindparam("dt"),
-        full=Item.taken + bindparam("dt") >= bindparam("o"),
-    )
-)
-_MINE = (
-    select(Lease.item_key, Lease.reclaimed, Lease.expires_at > _MOMENT)
-    .join(Item, and_(Item.stage == Lease.stage, Item.item_key == Lease.item_key))
-    .where(Lease.stage == _STAGE, Lease.user_id == _USER)
-    .order_by(Item.position)
-)
-_RECLAIM_LOCK = select(func.pg_try_advisory_xact_lock(RECLAIM_LOCK))
-_RECLAIM = (
-    update(Lease)
-    .where(Lease.stage == _STAGE, Lease.reclaimed.is_(False), Lease.expires_at <= _MOMENT)
-    .values(reclaimed=True)
-    .returning(Lease.item_key)
-)
-_DROP = delete(Lease).where(Lease.stage == _STAGE, Lease.user_id == _USER)
-_DROP_ALL = _DROP.returning(Lease.item_key, Lease.reclaimed)
-_DROP_KEYS = _DROP.where(Lease.item_key.in_(_KEYS)).returning(Lease.item_key, Lease.reclaimed)
-_INSERT_LEASES = insert(Lease)
-
-_SEEN = select(exists().where(Annotation.request_id == bindparam("request")))
-_SAVED_BY = select(Annotation.item_key).where(Annotation.request_id == bindparam("request"))
-_EARLIER = select(Annotation.item_key).where(
-    Annotation.stage == _STAGE, Annotation.user_id == _USER, Annotation.item_key.in_(_KEYS)
-)
-_GIVEN = (
-    select(Item.item_key, Item.labels)
-    .where(Item.stage == _STAGE, Item.item_key.in_(_KEYS))
-    .order_by(Item.item_key)
-)
-_GIVEN_LOCKED = _GIVEN.with_for_update()
-_RELABEL = (
-    update(Annotation)
-    .where(
-        Annotation.stage == bindparam("s"),
-        Annotation.item_key == bindparam("k"),
-        Annotation.user_id == bindparam("u"),
-    )
-    .values(label=bindparam("l"), request_id=bindparam("r"), created_at=bindparam("t"))
-)
-_INSERT_LABELS = insert(Annotation)
-
 _PROGRESS = select(
     func.count(),
     func.coalesce(func.sum(Item.labels), 0),
@@ -192,27 +129,29 @@ def refresh_statistics(store: Store) -> None:
             connection.exec_driver_sql("ANALYZE items, leases, annotations")
 
 
-def _count(
-    connection: Connection, stage: str, changes: dict[str, tuple[int, int]], overlap: int
-) -> None:
-    """Apply (labels, taken) changes to items' counters, in key order (so that
-    transactions on PostgreSQL lock items in one order and never deadlock)."""
-    if changes:
-        connection.execute(
-            _COUNT,
-            [
-                {"s": stage, "k": key, "dl": dl, "dt": dt, "o": overlap}
-                for key, (dl, dt) in sorted(changes.items())
-            ],
+def _count(db: Transaction, stage: str, changes: dict[str, tuple[int, int]], overlap: int) -> None:
+    """Apply (labels, taken) changes to items' counters: one statement per kind of
+    change. On PostgreSQL the items must be locked already (see `_lock`)."""
+    by_change: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for key, change in changes.items():
+        if change != (0, 0):
+            by_change[change].append(key)
+    for (labels, taken), keys in sorted(by_change.items()):
+        db.run(
+            "count",
+            stage=stage,
+            keys=db.keys(keys),
+            labels=labels,
+            taken=taken,
+            overlap=overlap,
         )
 
 
-def _released(keys: Any) -> dict[str, tuple[int, int]]:
-    """The counter changes for lease rows of `keys` that stop holding their items."""
-    changes: dict[str, tuple[int, int]] = {}
-    for key in keys:
-        changes[key] = (0, changes.get(key, (0, 0))[1] - 1)
-    return changes
+def _lock(db: Transaction, stage: str, keys: Any) -> None:
+    """Lock items in key order (PostgreSQL; SQLite's transaction holds the whole file)."""
+    keys = sorted(keys)
+    if keys and db.has("lock"):
+        db.run("lock", stage=stage, keys=db.keys(keys))
 
 
 def _released(keys: Any) -> dict[str, tuple[int, int]]:
@@ -223,36 +162,15 @@ def _released(keys: Any) -> dict[str, tuple[int, int]]:
     return changes
 
 
-def _reclaim(connection: Connection, stage: str, moment: datetime, overlap: int) -> None:
-    """Return the items of expired leases to the pool. On PostgreSQL one process at a
-    time does it (the others skip it this time, rather than wait)."""
-    if connection.dialect.name == "postgresql" and not connection.scalar(_RECLAIM_LOCK):
-        return
-    expired = connection.scalars(_RECLAIM, {"in_stage": stage, "at": moment})
-    _count(connection, stage, _released(expired), overlap)
-
-
-def _reclaim(connection: Connection, stage: str, moment: datetime, overlap: int) -> bool:
+def _reclaim(db: Transaction, stage: str, moment: datetime, overlap: int) -> bool:
     """Return the items of expired leases to the pool; say whether there were any. On
     PostgreSQL one process at a time does it (the others skip it, rather than wait)."""
-    if connection.dialect.name == "postgresql" and not connection.scalar(_RECLAIM_LOCK):
+    if db.has("reclaim_lock") and not db.rows("reclaim_lock", lock=RECLAIM_LOCK)[0][0]:
         return False
-    expired = list(connection.scalars(_RECLAIM, {"in_stage": stage, "at": moment}))
-    _count(connection, stage, _released(expired), overlap)
+    expired = [key for (key,) in db.rows("reclaim", stage=stage, at=db.moment(moment))]
+    _lock(db, stage, expired)
+    _count(db, stage, _released(expired), overlap)
     return bool(expired)
-
-
-def _drop_leases(
-    connection: Connection, stage: str, user_id: int, keys: list[str] | None = None
-) -> tuple[set[str], dict[str, tuple[int, int]]]:
-    """Delete the labeler's lease rows (of `keys`, or all): the keys they were for, and
-    the counter changes that release the items those rows still held."""
-    where = {"in_stage": stage, "by_user": user_id}
-    if keys is None:
-        rows = connection.execute(_DROP_ALL, where).all()
-    else:
-        rows = connection.execute(_DROP_KEYS, where | {"keys": keys}).all()
-    return {k for k, _ in rows}, _released(k for k, reclaimed in rows if not reclaimed)
 
 
 def _retried(call: Callable[P, T]) -> Callable[P, T]:
@@ -261,13 +179,19 @@ def _retried(call: Callable[P, T]) -> Callable[P, T]:
     reclaimed while its labeler submits late can still close a cycle; the retry sees
     the other transaction's outcome, and nothing of the aborted one was written."""
 
+    def aborted(error: Exception) -> bool:
+        state = getattr(error, "sqlstate", None) or getattr(
+            getattr(error, "orig", None), "sqlstate", None
+        )
+        return state in RETRIED_STATES
+
     @functools.wraps(call)
     def retrying(*args: P.args, **kwargs: P.kwargs) -> T:
         for _ in range(RETRIES - 1):
             try:
                 return call(*args, **kwargs)
-            except OperationalError as error:
-                if getattr(error.orig, "sqlstate", None) not in RETRIED_STATES:
+            except Exception as error:
+                if not aborted(error):
                     raise
         return call(*args, **kwargs)
 
@@ -280,31 +204,42 @@ def lease_batch(
 ) -> list[str]:
     """The labeler's batch: their unexpired lease, or up to `batch` new items. Expired
     leases are reclaimed when the open items run short of a batch."""
+    with transaction(store.engine) as db:
+        return _lease(db, stage, user_id, batch, overlap, lease_seconds)
+
+
+def _lease(
+    db: Transaction, stage: str, user_id: int, batch: int, overlap: int, lease_seconds: int
+) -> list[str]:
     moment = now()
-    with store.engine.begin() as connection:
-        who = {"in_stage": stage, "by_user": user_id}
-        mine = connection.execute(_MINE, who | {"at": moment}).all()
-        held = [key for key, reclaimed, live in mine if live and not reclaimed]
-        if held:
-            return held
-        if mine:  # their expired leases: those items go back to the pool
-            _, released = _drop_leases(connection, stage, user_id)
-            _count(connection, stage, released, overlap)
-        query = _OPEN_SKIP_LOCKED if connection.dialect.name == "postgresql" else _OPEN
-        keys = list(connection.scalars(query, who | {"batch": batch}))
-        if len(keys) < batch and _reclaim(connection, stage, moment, overlap):
-            keys = list(connection.scalars(query, who | {"batch": batch}))
-        if keys:
-            expires = moment + timedelta(seconds=lease_seconds)
-            connection.execute(
-                _INSERT_LEASES,
-                [
-                    {"stage": stage, "item_key": k, "user_id": user_id, "expires_at": expires}
-                    for k in keys
-                ],
-            )
-            _count(connection, stage, dict.fromkeys(keys, (0, 1)), overlap)
-        return keys
+    mine = db.rows("mine", stage=stage, user=user_id, at=db.moment(moment))
+    held = [key for key, reclaimed, live in mine if live and not reclaimed]
+    if held:
+        return held
+    if mine:  # their expired leases: those items go back to the pool
+        rows = db.rows("drop_all", stage=stage, user=user_id)
+        released = [key for key, reclaimed in rows if not reclaimed]
+        _lock(db, stage, released)
+        _count(db, stage, _released(released), overlap)
+    expires = db.moment(moment + timedelta(seconds=lease_seconds))
+    taken = _take(db, stage, user_id, batch, overlap, expires)
+    if len(taken) < batch and _reclaim(db, stage, moment, overlap):
+        taken += _take(db, stage, user_id, batch - len(taken), overlap, expires)
+    return [key for key, _ in sorted(taken, key=lambda row: row[1])]
+
+
+def _take(
+    db: Transaction, stage: str, user_id: int, batch: int, overlap: int, expires: Any
+) -> list[tuple[str, int]]:
+    """Lease up to `batch` open items to the labeler: their keys and positions."""
+    taken = [
+        (key, position) for key, position in db.rows("open", stage=stage, user=user_id, batch=batch)
+    ]
+    if taken:
+        keys = db.keys([key for key, _ in taken])
+        db.run("lease", stage=stage, user=user_id, expires=expires, keys=keys)
+        _count(db, stage, dict.fromkeys([key for key, _ in taken], (0, 1)), overlap)
+    return taken
 
 
 @_retried
@@ -325,58 +260,82 @@ def save_labels(
     labeled before: a change of mind while the stage is open). Nothing is written when
     any label is refused. A label for an item whose lease expired and which others have
     meanwhile given all its `overlap` labels is dropped: no item gets more."""
-    submitted = list(labels)
+    _check_choices(labels, choices)
+    with transaction(store.engine) as db:
+        return _save(db, stage, user_id, labels, request_id, overlap)
+
+
+@_retried
+def save_and_lease(
+    store: Store,
+    stage: str,
+    user_id: int,
+    labels: dict[str, str],
+    request_id: str,
+    *,
+    choices: tuple[str, ...],
+    overlap: int,
+    batch: int,
+    lease_seconds: int,
+) -> tuple[Saved, list[str]]:
+    """`save_labels`, then `lease_batch`, in one transaction: a labeler's next batch
+    comes with the acknowledgement of the last one, for one commit."""
+    _check_choices(labels, choices)
+    with transaction(store.engine) as db:
+        saved = _save(db, stage, user_id, labels, request_id, overlap)
+        return saved, _lease(db, stage, user_id, batch, overlap, lease_seconds)
+
+
+def _check_choices(labels: dict[str, str], choices: tuple[str, ...]) -> None:
     for key, label in labels.items():
         if label not in choices:
             raise LabelRefused(
                 f"{label!r} for item {key} is not one of the choices {list(choices)}"
             )
-    with store.engine.begin() as connection:
-        if connection.scalar(_SEEN, {"request": request_id}):
-            saved = connection.scalars(_SAVED_BY, {"request": request_id})
-            return Saved(sorted(saved), [])  # a retry of a submission already saved
-        # Every submitted item leaves the batch, a late one too: the labeler moves on.
-        leased, changes = _drop_leases(connection, stage, user_id, submitted)
-        earlier: set[str] = set()
-        if not leased.issuperset(submitted):  # changes of mind: items labeled before
-            where = {"in_stage": stage, "by_user": user_id, "keys": submitted}
-            earlier = set(connection.scalars(_EARLIER, where))
-        for key in submitted:
-            if key not in leased and key not in earlier:
-                raise LabelRefused(f"item {key} is not in your batch of this stage")
-        fresh = sorted(set(submitted) - earlier)
-        given: dict[str, int] = {}
-        if fresh:
-            # Lock the items, then read their counts: a lease that expired while its
-            # labeler worked may have let others fill the item; such a late label is dropped.
-            lock = _GIVEN_LOCKED if connection.dialect.name == "postgresql" else _GIVEN
-            given = dict(connection.execute(lock, {"in_stage": stage, "keys": fresh}).all())
-        kept = {k: v for k, v in labels.items() if k in earlier or given.get(k, overlap) < overlap}
-        for key in kept:
-            if key not in earlier:
-                changes[key] = (1, changes.get(key, (0, 0))[1] + 1)
-        _count(connection, stage, changes, overlap)
-        moment = now()
-        relabeled = [
-            {"s": stage, "k": k, "u": user_id, "l": kept[k], "r": request_id, "t": moment}
-            for k in sorted(earlier & set(kept))
-        ]
-        if relabeled:
-            connection.execute(_RELABEL, relabeled)
-        new = [
-            {
-                "stage": stage,
-                "item_key": key,
-                "user_id": user_id,
-                "label": label,
-                "request_id": request_id,
-                "created_at": moment,
-            }
-            for key, label in kept.items()
-            if key not in earlier
-        ]
-        if new:
-            connection.execute(_INSERT_LABELS, new)
+
+
+def _save(
+    db: Transaction,
+    stage: str,
+    user_id: int,
+    labels: dict[str, str],
+    request_id: str,
+    overlap: int,
+) -> Saved:
+    seen = db.rows("seen", request=request_id)
+    if seen:  # a retry of a submission already saved
+        return Saved(sorted(key for (key,) in seen), [])
+    submitted = list(labels)
+    who = {"stage": stage, "user": user_id}
+    # Every submitted item leaves the batch, a late one too: the labeler moves on.
+    dropped = db.rows("drop_keys", **who, keys=db.keys(submitted))
+    leased = {key for key, _ in dropped}
+    earlier: set[str] = set()
+    if not leased.issuperset(submitted):  # changes of mind: items labeled before
+        earlier = {key for (key,) in db.rows("earlier", **who, keys=db.keys(submitted))}
+    for key in submitted:
+        if key not in leased and key not in earlier:
+            raise LabelRefused(f"item {key} is not in your batch of this stage")
+    fresh = sorted(set(submitted) - earlier)
+    # Lock the items, then read their counts: a lease that expired while its labeler
+    # worked may have let others fill the item; such a late label is dropped.
+    given = dict(db.rows("given", stage=stage, keys=db.keys(fresh))) if fresh else {}
+    changes = _released(key for key, reclaimed in dropped if not reclaimed)
+    kept = {k: v for k, v in labels.items() if k in earlier or given.get(k, overlap) < overlap}
+    for key in kept:
+        if key not in earlier:
+            changes[key] = (1, changes.get(key, (0, 0))[1] + 1)
+    _count(db, stage, changes, overlap)
+    moment = db.moment(now())
+    relabeled = [
+        {**who, "key": k, "label": kept[k], "request": request_id, "at": moment}
+        for k in sorted(earlier & set(kept))
+    ]
+    if relabeled:
+        db.many("relabel", relabeled)
+    new = {key: label for key, label in kept.items() if key not in earlier}
+    if new:
+        db.run("label", **who, request=request_id, at=moment, **db.labels(new))
     return Saved(sorted(kept), sorted(set(submitted) - set(kept)))
 
 

@@ -260,10 +260,11 @@ class Staged:
         page = self.page_for(user, name)
         stage = page.stage
         if stage.input == "pool":
-            saved = await self._submit_labels(user, stage, request_id, state)
+            saved, keys = await self._submit_labels(user, stage, request_id, state, next_batch)
             pool = self.pipeline.pools[stage.name]
             if next_batch:
-                keys = await self.stored(self.batch, user, stage)
+                if not keys:  # PostgreSQL may have skipped items others were leasing
+                    keys = await self.stored(self.batch, user, stage)
                 where = f"/stage/{stage.name}" if keys else self.where(user)
                 return Submitted(where, saved.late, keys)
             if await self.stored(pools.has_work, self.store, stage.name, user.id, pool.overlap):
@@ -281,9 +282,10 @@ class Staged:
         return Submitted(self.where(user))
 
     async def _submit_labels(
-        self, user: User, stage: Stage, request_id: str, labels: Any | None
-    ) -> pools.Saved:
-        """Save a batch of a pool stage: the page's labels, or `labels` keyed by item key."""
+        self, user: User, stage: Stage, request_id: str, labels: Any | None, next_batch: bool
+    ) -> tuple[pools.Saved, list[str]]:
+        """Save a batch of a pool stage: the page's labels, or `labels` keyed by item key.
+        With `next_batch`, lease the labeler's next batch in the same transaction."""
         pool = self.pipeline.pools[stage.name]
         if labels is None:
             session = self.live.get((user.id, stage.name))
@@ -297,21 +299,23 @@ class Staged:
             labels = await self._in_session(session, read)
         if not isinstance(labels, dict) or not all(isinstance(k, str) for k in labels):
             raise Refused(400, "`labels` must map item keys to labels")
+        labels = {k: str(v) for k, v in labels.items()}
+        how = {"choices": pool.choices, "overlap": pool.overlap}
         try:
-            saved = await self.stored(
-                pools.save_labels,
-                self.store,
-                stage.name,
-                user.id,
-                {k: str(v) for k, v in labels.items()},
-                request_id,
-                choices=pool.choices,
-                overlap=pool.overlap,
-            )
+            if next_batch:
+                how |= {"batch": pool.batch, "lease_seconds": pool.lease_seconds}
+                saved, keys = await self.stored(
+                    pools.save_and_lease, self.store, stage.name, user.id, labels, request_id, **how
+                )
+            else:
+                saved = await self.stored(
+                    pools.save_labels, self.store, stage.name, user.id, labels, request_id, **how
+                )
+                keys = []
         except pools.LabelRefused as refused:
             raise Refused(400, str(refused)) from None
         self.pipeline.soon()
-        return saved
+        return saved, keys
 
     async def _live_answer(self, user: User, stage: Stage) -> dict[str, Any]:
         session = self.live.get((user.id, stage.name))

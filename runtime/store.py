@@ -38,6 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 USER_SECONDS = 5.0
+CONNECTIONS = 12  # kept open to a server database: the store threads, the loop, the pipeline
 LABELER = "labeler"
 OWNER = "owner"
 
@@ -345,7 +346,12 @@ def default_url(bundle: Path) -> str:
 def open_store(url: str) -> Store:
     """Connect, bring the schema up to date with the migrations, and return the store."""
     sqlite = url.startswith("sqlite")
-    engine = create_engine(url, pool_pre_ping=not sqlite)  # a file needs no ping
+    if sqlite:
+        engine = create_engine(url)  # a file needs no ping
+    else:
+        # Connections beyond `pool_size` are closed when they come back, and opened anew
+        # for the next call: keep one for each thread that makes store calls at once.
+        engine = create_engine(url, pool_pre_ping=True, pool_size=CONNECTIONS)
     if sqlite:
         _sqlite_pragmas(engine)
     migrate(engine)

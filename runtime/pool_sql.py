@@ -1,0 +1,170 @@
+"""The statements of labeling's hot path, as each database's own SQL, run on the driver.
+
+Handing out a batch and saving one run hundreds of times a second. Through SQLAlchemy's
+execution layer each statement cost about 100 µs of Python before the database saw it,
+more than the database's own work; here a transaction is the driver's connection from
+the engine's pool (`Engine.raw_connection`), and each statement is one driver call with
+a fixed text that the driver prepares once (sqlite3's statement cache, psycopg's
+prepared statements). Sets of item keys travel as one parameter (a JSON array that
+SQLite's `json_each` reads, a PostgreSQL array), so a batch is one statement, not one
+per item. The tables are the ones `runtime.store` declares and its migrations build.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+# SQLite stores SQLAlchemy's DateTime as this text (its SQLite dialect's format): the
+# statements here write and compare the same text.
+SQLITE_MOMENT = "%Y-%m-%d %H:%M:%S.%f"
+RECLAIM_LOCK = 0x6E626672  # PostgreSQL advisory lock: one process reclaims leases at a time
+
+# Each statement names its parameters `:name`; both dialects' texts are written with
+# them, and PostgreSQL's are turned into psycopg's `%(name)s` once, below.
+_IN_KEYS = {
+    "sqlite": "IN (SELECT value FROM json_each(:keys))",
+    "postgresql": "= ANY(CAST(:keys AS text[]))",
+}
+_SQL = {
+    # A labeler's lease rows in the pool's order: key, reclaimed, still live.
+    "mine": """
+        SELECT l.item_key, l.reclaimed, l.expires_at > :at FROM leases l
+        JOIN items i ON i.stage = l.stage AND i.item_key = l.item_key
+        WHERE l.stage = :stage AND l.user_id = :user ORDER BY i.position""",
+    # The next open items, in order, that this labeler neither labeled nor holds.
+    "open": """
+        SELECT i.item_key, i.position FROM items i
+        WHERE i.stage = :stage AND i."full" = false
+          AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.stage = i.stage
+                          AND a.item_key = i.item_key AND a.user_id = :user)
+          AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.stage = i.stage
+                          AND l.item_key = i.item_key AND l.user_id = :user)
+        ORDER BY i.position LIMIT :batch""",
+    "drop_all": """
+        DELETE FROM leases WHERE stage = :stage AND user_id = :user
+        RETURNING item_key, reclaimed""",
+    "drop_keys": """
+        DELETE FROM leases WHERE stage = :stage AND user_id = :user AND item_key {keys}
+        RETURNING item_key, reclaimed""",
+    "reclaim": """
+        UPDATE leases SET reclaimed = true
+        WHERE stage = :stage AND reclaimed = false AND expires_at <= :at RETURNING item_key""",
+    "count": """
+        UPDATE items SET labels = labels + :labels, taken = taken + :taken,
+                         "full" = taken + :taken >= :overlap
+        WHERE stage = :stage AND item_key {keys}""",
+    "seen": "SELECT item_key FROM annotations WHERE request_id = :request",
+    "earlier": """
+        SELECT item_key FROM annotations
+        WHERE stage = :stage AND user_id = :user AND item_key {keys}""",
+    "given": """
+        SELECT item_key, labels FROM items WHERE stage = :stage AND item_key {keys}
+        ORDER BY item_key""",
+    "relabel": """
+        UPDATE annotations SET label = :label, request_id = :request, created_at = :at
+        WHERE stage = :stage AND item_key = :key AND user_id = :user""",
+}
+_DIALECT_SQL = {
+    "sqlite": {
+        "lease": """
+            INSERT INTO leases (stage, item_key, user_id, expires_at, reclaimed)
+            SELECT :stage, value, :user, :expires, false FROM json_each(:keys)""",
+        "label": """
+            INSERT INTO annotations (stage, item_key, user_id, label, request_id, created_at)
+            SELECT :stage, key, :user, value, :request, :at FROM json_each(:labels)""",
+    },
+    "postgresql": {
+        # Candidates another process is leasing are locked: take the next ones. A row
+        # another process filled after this snapshot is re-checked when it is locked.
+        "open": _SQL["open"] + " FOR UPDATE OF i SKIP LOCKED",
+        "given": _SQL["given"] + " FOR UPDATE",
+        "reclaim_lock": "SELECT pg_try_advisory_xact_lock(:lock)",
+        # Items are locked in key order before their counters change, so that two
+        # transactions never wait for each other's items.
+        "lock": "SELECT 1 FROM items WHERE stage = :stage AND item_key {keys} "
+        "ORDER BY item_key FOR UPDATE",
+        "lease": """
+            INSERT INTO leases (stage, item_key, user_id, expires_at, reclaimed)
+            SELECT :stage, k, :user, :expires, false FROM unnest(CAST(:keys AS text[])) k""",
+        "label": """
+            INSERT INTO annotations (stage, item_key, user_id, label, request_id, created_at)
+            SELECT :stage, k, :user, l, :request, :at
+            FROM unnest(CAST(:keys AS text[]), CAST(:labels AS text[])) AS x(k, l)""",
+    },
+}
+_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _statements(dialect: str) -> dict[str, str]:
+    texts = {**_SQL, **_DIALECT_SQL[dialect]}
+    texts = {
+        name: " ".join(t.split()).replace("{keys}", _IN_KEYS[dialect]) for name, t in texts.items()
+    }
+    if dialect == "postgresql":
+        texts = {name: _PARAMETER.sub(r"%(\1)s", t) for name, t in texts.items()}
+    return texts
+
+
+STATEMENTS = {dialect: _statements(dialect) for dialect in _DIALECT_SQL}
+
+
+class Transaction:
+    """One transaction on a driver connection: statements by name, parameters by name."""
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        self._cursor = cursor
+        self.dialect = dialect
+        self._texts = STATEMENTS[dialect]
+
+    def has(self, name: str) -> bool:
+        return name in self._texts
+
+    def rows(self, name: str, **parameters: Any) -> list[tuple[Any, ...]]:
+        self._cursor.execute(self._texts[name], parameters)
+        return self._cursor.fetchall()
+
+    def run(self, name: str, **parameters: Any) -> None:
+        self._cursor.execute(self._texts[name], parameters)
+
+    def many(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
+        self._cursor.executemany(self._texts[name], rows)
+
+    def keys(self, keys: Sequence[str]) -> Any:
+        """A set of item keys as the statements' `:keys` parameter."""
+        return json.dumps(list(keys)) if self.dialect == "sqlite" else list(keys)
+
+    def labels(self, labels: dict[str, str]) -> dict[str, Any]:
+        """Labels by item key as the `label` statement's parameters."""
+        if self.dialect == "sqlite":
+            return {"labels": json.dumps(labels)}
+        return {"keys": list(labels), "labels": list(labels.values())}
+
+    def moment(self, value: datetime) -> Any:
+        return value.strftime(SQLITE_MOMENT) if self.dialect == "sqlite" else value
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Transaction]:
+    """A transaction on a connection of the engine's pool, committed when the block ends
+    and rolled back when it raises. On SQLite it takes the write lock at once: its reads
+    decide what it writes."""
+    connection = engine.raw_connection()
+    dialect = engine.dialect.name
+    try:
+        cursor = connection.cursor()
+        if dialect == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        yield Transaction(cursor, dialect)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        connection.close()
