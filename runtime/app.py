@@ -26,6 +26,7 @@ from tornado.log import access_log
 
 from runtime import comm, dashboard, shell
 from runtime.bundle import Notebook
+from runtime.group_commit import GroupCommit
 from runtime.pipeline import FAILED, Pipeline
 from runtime.preview import preview
 from runtime.server import HEADERS, MAX_BODY_BYTES, STATIC, StaticHandler
@@ -505,10 +506,12 @@ def make_staged_app(
     pipeline = Pipeline(
         notebook, store, cache_dir, pool, stage_timeout=stage_timeout, progress=progress
     )
-    store_calls = None
+    store_calls = group = None
     if store.engine.dialect.name == "postgresql":
         store_calls = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="nbfreeze-store")
-    staged = Staged(notebook, store, pipeline, pool, live={}, store_calls=store_calls)
+    else:
+        group = GroupCommit(store.engine)
+    staged = Staged(notebook, store, pipeline, pool, live={}, store_calls=store_calls, group=group)
     common = {"staged": staged, "open_access": open_access}
     handlers = [
         (r"/", EntryHandler, common),

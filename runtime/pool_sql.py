@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -135,6 +135,19 @@ class Transaction:
 
     def many(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
         self._cursor.executemany(self._texts[name], rows)
+
+    def attempt(self, work: Callable[[Transaction], Any]) -> tuple[bool, Any]:
+        """Run `work` inside a savepoint: (True, its result), or (False, the exception it
+        raised), with what it wrote undone and the rest of the transaction kept."""
+        self._cursor.execute("SAVEPOINT attempt")
+        try:
+            result = work(self)
+        except Exception as error:
+            self._cursor.execute("ROLLBACK TO SAVEPOINT attempt")
+            self._cursor.execute("RELEASE SAVEPOINT attempt")
+            return False, error
+        self._cursor.execute("RELEASE SAVEPOINT attempt")
+        return True, result
 
     def keys(self, keys: Sequence[str]) -> Any:
         """A set of item keys as the statements' `:keys` parameter."""

@@ -198,14 +198,88 @@ def _retried(call: Callable[P, T]) -> Callable[P, T]:
     return retrying
 
 
+Work = Callable[[Transaction], T]
+
+
 @_retried
+def in_transaction(store: Store, work: Work[T]) -> T:
+    """Run `work` (from `leasing`, `saving`, `saving_and_leasing`) in a transaction of
+    its own, committed before this returns."""
+    with transaction(store.engine) as db:
+        return work(db)
+
+
+def leasing(
+    stage: str, user_id: int, *, batch: int, overlap: int, lease_seconds: int
+) -> Work[list[str]]:
+    """The labeler's batch: their unexpired lease, or up to `batch` new items. Expired
+    leases are reclaimed when the open items run short of a batch."""
+    return lambda db: _lease(db, stage, user_id, batch, overlap, lease_seconds)
+
+
+def saving(
+    stage: str,
+    user_id: int,
+    labels: dict[str, str],
+    request_id: str,
+    *,
+    choices: tuple[str, ...],
+    overlap: int,
+) -> Work[Saved]:
+    """Save a batch's labels once per request id; say which were saved, and which came
+    too late.
+
+    A label must be one of `choices`, for an item leased to this labeler (or one they
+    labeled before: a change of mind while the stage is open). Nothing is written when
+    any label is refused. A label for an item whose lease expired and which others have
+    meanwhile given all its `overlap` labels is dropped: no item gets more."""
+
+    def save(db: Transaction) -> Saved:
+        _check_choices(labels, choices)
+        return _save(db, stage, user_id, labels, request_id, overlap)
+
+    return save
+
+
+def saving_and_leasing(
+    stage: str,
+    user_id: int,
+    labels: dict[str, str],
+    request_id: str,
+    *,
+    choices: tuple[str, ...],
+    overlap: int,
+    batch: int,
+    lease_seconds: int,
+) -> Work[tuple[Saved, list[str]]]:
+    """`saving`, then `leasing`, in one transaction: a labeler's next batch comes with
+    the acknowledgement of the last one, for one commit."""
+    save = saving(stage, user_id, labels, request_id, choices=choices, overlap=overlap)
+    lease = leasing(stage, user_id, batch=batch, overlap=overlap, lease_seconds=lease_seconds)
+    return lambda db: (save(db), lease(db))
+
+
 def lease_batch(
     store: Store, stage: str, user_id: int, *, batch: int, overlap: int, lease_seconds: int
 ) -> list[str]:
-    """The labeler's batch: their unexpired lease, or up to `batch` new items. Expired
-    leases are reclaimed when the open items run short of a batch."""
-    with transaction(store.engine) as db:
-        return _lease(db, stage, user_id, batch, overlap, lease_seconds)
+    """`leasing` in a transaction of its own."""
+    how = {"batch": batch, "overlap": overlap, "lease_seconds": lease_seconds}
+    return in_transaction(store, leasing(stage, user_id, **how))
+
+
+def save_labels(
+    store: Store,
+    stage: str,
+    user_id: int,
+    labels: dict[str, str],
+    request_id: str,
+    *,
+    choices: tuple[str, ...],
+    overlap: int,
+) -> Saved:
+    """`saving` in a transaction of its own."""
+    how = {"choices": choices, "overlap": overlap}
+    return in_transaction(store, saving(stage, user_id, labels, request_id, **how))
 
 
 def _lease(
@@ -240,50 +314,6 @@ def _take(
         db.run("lease", stage=stage, user=user_id, expires=expires, keys=keys)
         _count(db, stage, dict.fromkeys([key for key, _ in taken], (0, 1)), overlap)
     return taken
-
-
-@_retried
-def save_labels(
-    store: Store,
-    stage: str,
-    user_id: int,
-    labels: dict[str, str],
-    request_id: str,
-    *,
-    choices: tuple[str, ...],
-    overlap: int,
-) -> Saved:
-    """Save a batch's labels once per request id; say which were saved, and which came
-    too late.
-
-    A label must be one of `choices`, for an item leased to this labeler (or one they
-    labeled before: a change of mind while the stage is open). Nothing is written when
-    any label is refused. A label for an item whose lease expired and which others have
-    meanwhile given all its `overlap` labels is dropped: no item gets more."""
-    _check_choices(labels, choices)
-    with transaction(store.engine) as db:
-        return _save(db, stage, user_id, labels, request_id, overlap)
-
-
-@_retried
-def save_and_lease(
-    store: Store,
-    stage: str,
-    user_id: int,
-    labels: dict[str, str],
-    request_id: str,
-    *,
-    choices: tuple[str, ...],
-    overlap: int,
-    batch: int,
-    lease_seconds: int,
-) -> tuple[Saved, list[str]]:
-    """`save_labels`, then `lease_batch`, in one transaction: a labeler's next batch
-    comes with the acknowledgement of the last one, for one commit."""
-    _check_choices(labels, choices)
-    with transaction(store.engine) as db:
-        saved = _save(db, stage, user_id, labels, request_id, overlap)
-        return saved, _lease(db, stage, user_id, batch, overlap, lease_seconds)
 
 
 def _check_choices(labels: dict[str, str], choices: tuple[str, ...]) -> None:

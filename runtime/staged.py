@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from freezer.widgets import item_key, showing_first
 from runtime import pools, render
 from runtime.bundle import Notebook, Stage
+from runtime.group_commit import GroupCommit
 from runtime.pipeline import LABELING, HeadlessSession, Pipeline, Silent
 from runtime.session import Client, Session
 from runtime.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
@@ -25,6 +26,7 @@ from runtime.store import OWNER, Store, User
 from runtime.walk import OPEN, Page, current, lead_in, walk
 
 PROGRESS_SECONDS = 1.0
+T = TypeVar("T")
 
 
 class Refused(Exception):
@@ -55,6 +57,7 @@ class Staged:
     pool: Executor
     live: dict[tuple[int, str], Session]
     store_calls: Executor | None = None  # threads for the store's calls, on PostgreSQL
+    group: GroupCommit | None = None  # pool writes share commits, on SQLite
     _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
 
     async def stored(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -65,6 +68,14 @@ class Staged:
             return call(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.store_calls, lambda: call(*args, **kwargs))
+
+    async def written(self, work: pools.Work[T]) -> T:
+        """Run a pool write from a handler, committed before this returns: on SQLite with
+        the other writes of the event loop's turn (`GroupCommit`), on PostgreSQL in a
+        transaction of its own, on a thread."""
+        if self.group is not None:
+            return await self.group.run(work)
+        return await self.stored(pools.in_transaction, self.store, work)
 
     async def shutdown(self) -> None:
         """Close every live page session and the shared one, then the thread pools."""
@@ -304,12 +315,11 @@ class Staged:
         try:
             if next_batch:
                 how |= {"batch": pool.batch, "lease_seconds": pool.lease_seconds}
-                saved, keys = await self.stored(
-                    pools.save_and_lease, self.store, stage.name, user.id, labels, request_id, **how
-                )
+                work = pools.saving_and_leasing(stage.name, user.id, labels, request_id, **how)
+                saved, keys = await self.written(work)
             else:
-                saved = await self.stored(
-                    pools.save_labels, self.store, stage.name, user.id, labels, request_id, **how
+                saved = await self.written(
+                    pools.saving(stage.name, user.id, labels, request_id, **how)
                 )
                 keys = []
         except pools.LabelRefused as refused:

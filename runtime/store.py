@@ -38,6 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 USER_SECONDS = 5.0
+WAL_PAGES = 10_000  # SQLite checkpoints its WAL at this many pages (40 MB), not 1,000
 CONNECTIONS = 12  # kept open to a server database: the store threads, the loop, the pipeline
 LABELER = "labeler"
 OWNER = "owner"
@@ -329,6 +330,11 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # A checkpoint copies the WAL's pages into the database and waits for the disk,
+        # inside whichever commit crosses the limit. Labeling rewrites the same pages
+        # (counters, leases) all the time: with a longer WAL, each checkpoint copies a
+        # page once for many commits, and the server waits for the disk ten times less.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
