@@ -7,11 +7,15 @@ the engine's pool (`Engine.raw_connection`), and each statement is one driver ca
 a fixed text that the driver prepares once (sqlite3's statement cache, psycopg's
 prepared statements). Sets of item keys travel as one parameter (a JSON array that
 SQLite's `json_each` reads, a PostgreSQL array), so a batch is one statement, not one
-per item. The tables are the ones `runtime.store` declares and its migrations build.
+per item. On PostgreSQL a transaction's statements are pipelined: those that do not
+wait for each other's answers go out together, and a submission with its next batch
+takes three round trips instead of a dozen, so it holds its items' locks that much less.
+The tables are the ones `runtime.store` declares and its migrations build.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -47,11 +51,10 @@ _SQL = {
           AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.stage = i.stage
                           AND l.item_key = i.item_key AND l.user_id = :user)
         ORDER BY i.position LIMIT :batch""",
-    "drop_all": """
-        DELETE FROM leases WHERE stage = :stage AND user_id = :user
-        RETURNING item_key, reclaimed""",
+    "drop_all": "DELETE FROM leases WHERE stage = :stage AND user_id = :user",
     "drop_keys": """
         DELETE FROM leases WHERE stage = :stage AND user_id = :user AND item_key {keys}
+          AND NOT EXISTS (SELECT 1 FROM annotations WHERE request_id = :request)
         RETURNING item_key, reclaimed""",
     "reclaim": """
         UPDATE leases SET reclaimed = true
@@ -116,25 +119,43 @@ STATEMENTS = {dialect: _statements(dialect) for dialect in _DIALECT_SQL}
 
 
 class Transaction:
-    """One transaction on a driver connection: statements by name, parameters by name."""
+    """One transaction on a driver connection: statements by name, parameters by name.
 
-    def __init__(self, cursor: Any, dialect: str) -> None:
-        self._cursor = cursor
+    On PostgreSQL the connection is in pipeline mode: a statement is sent at once and its
+    answer read when its rows are first needed, so statements sent one after the other
+    share a round trip. On SQLite each runs when it is sent."""
+
+    def __init__(self, connection: Any, dialect: str) -> None:
+        self._connection = connection
+        self._cursor = connection.cursor()
         self.dialect = dialect
         self._texts = STATEMENTS[dialect]
 
     def has(self, name: str) -> bool:
         return name in self._texts
 
+    def query(self, name: str, **parameters: Any) -> Callable[[], list[tuple[Any, ...]]]:
+        """Send a statement; call what this returns for its rows."""
+        if self.dialect == "sqlite":
+            self._cursor.execute(self._texts[name], parameters)
+            rows = self._cursor.fetchall()
+            return lambda: rows
+        cursor = self._connection.cursor()
+        cursor.execute(self._texts[name], parameters)
+        return functools.cache(cursor.fetchall)
+
     def rows(self, name: str, **parameters: Any) -> list[tuple[Any, ...]]:
-        self._cursor.execute(self._texts[name], parameters)
-        return self._cursor.fetchall()
+        return self.query(name, **parameters)()
 
     def run(self, name: str, **parameters: Any) -> None:
         self._cursor.execute(self._texts[name], parameters)
 
     def many(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
         self._cursor.executemany(self._texts[name], rows)
+
+    def commit(self) -> None:
+        """Send the commit as one more statement of the pipeline (PostgreSQL)."""
+        self._cursor.execute("COMMIT")
 
     def attempt(self, work: Callable[[Transaction], Any]) -> tuple[bool, Any]:
         """Run `work` inside a savepoint: (True, its result), or (False, the exception it
@@ -167,15 +188,20 @@ class Transaction:
 def transaction(engine: Engine) -> Iterator[Transaction]:
     """A transaction on a connection of the engine's pool, committed when the block ends
     and rolled back when it raises. On SQLite it takes the write lock at once: its reads
-    decide what it writes."""
+    decide what it writes. On PostgreSQL its statements are pipelined, the commit too."""
     connection = engine.raw_connection()
     dialect = engine.dialect.name
     try:
-        cursor = connection.cursor()
-        if dialect == "sqlite":
-            cursor.execute("BEGIN IMMEDIATE")
-        yield Transaction(cursor, dialect)
-        connection.commit()
+        if dialect == "postgresql":
+            driver = connection.driver_connection
+            with driver.pipeline():  # its end waits for every answer, the commit's too
+                db = Transaction(driver, dialect)
+                yield db
+                db.commit()
+        else:
+            connection.cursor().execute("BEGIN IMMEDIATE")
+            yield Transaction(connection, dialect)
+            connection.commit()
     except BaseException:
         connection.rollback()
         raise

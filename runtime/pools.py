@@ -286,33 +286,41 @@ def _lease(
     db: Transaction, stage: str, user_id: int, batch: int, overlap: int, lease_seconds: int
 ) -> list[str]:
     moment = now()
-    mine = db.rows("mine", stage=stage, user=user_id, at=db.moment(moment))
-    held = [key for key, reclaimed, live in mine if live and not reclaimed]
+    who = {"stage": stage, "user": user_id}
+    expires = db.moment(moment + timedelta(seconds=lease_seconds))
+    # Both are sent at once (PostgreSQL answers them in one round trip); new items are
+    # the likely answer, and the labeler's own leases are rare after a submission.
+    mine = db.query("mine", **who, at=db.moment(moment))
+    opened = db.query("open", **who, batch=batch)
+    held = [key for key, reclaimed, live in mine() if live and not reclaimed]
     if held:
         return held
-    if mine:  # their expired leases: those items go back to the pool
-        rows = db.rows("drop_all", stage=stage, user=user_id)
-        released = [key for key, reclaimed in rows if not reclaimed]
-        _lock(db, stage, released)
-        _count(db, stage, _released(released), overlap)
-    expires = db.moment(moment + timedelta(seconds=lease_seconds))
-    taken = _take(db, stage, user_id, batch, overlap, expires)
+    expired = [key for key, reclaimed, _ in mine() if not reclaimed]
+    if mine():  # their expired leases: those items go back to the pool
+        db.run("drop_all", **who)
+        _lock(db, stage, expired)
+        _count(db, stage, _released(expired), overlap)
+    taken = _take(db, stage, user_id, overlap, expires, opened())
     if len(taken) < batch and _reclaim(db, stage, moment, overlap):
-        taken += _take(db, stage, user_id, batch - len(taken), overlap, expires)
+        more = db.rows("open", **who, batch=batch - len(taken))
+        taken += _take(db, stage, user_id, overlap, expires, more)
     return [key for key, _ in sorted(taken, key=lambda row: row[1])]
 
 
 def _take(
-    db: Transaction, stage: str, user_id: int, batch: int, overlap: int, expires: Any
+    db: Transaction,
+    stage: str,
+    user_id: int,
+    overlap: int,
+    expires: Any,
+    opened: list[tuple[Any, ...]],
 ) -> list[tuple[str, int]]:
-    """Lease up to `batch` open items to the labeler: their keys and positions."""
-    taken = [
-        (key, position) for key, position in db.rows("open", stage=stage, user=user_id, batch=batch)
-    ]
+    """Lease the open items found (key, position) to the labeler; return them."""
+    taken = [(key, position) for key, position in opened]
     if taken:
-        keys = db.keys([key for key, _ in taken])
-        db.run("lease", stage=stage, user=user_id, expires=expires, keys=keys)
-        _count(db, stage, dict.fromkeys([key for key, _ in taken], (0, 1)), overlap)
+        keys = [key for key, _ in taken]
+        db.run("lease", stage=stage, user=user_id, expires=expires, keys=db.keys(keys))
+        _count(db, stage, dict.fromkeys(keys, (0, 1)), overlap)
     return taken
 
 
@@ -332,25 +340,26 @@ def _save(
     request_id: str,
     overlap: int,
 ) -> Saved:
-    seen = db.rows("seen", request=request_id)
-    if seen:  # a retry of a submission already saved
-        return Saved(sorted(key for (key,) in seen), [])
     submitted = list(labels)
     who = {"stage": stage, "user": user_id}
-    # Every submitted item leaves the batch, a late one too: the labeler moves on.
-    dropped = db.rows("drop_keys", **who, keys=db.keys(submitted))
-    leased = {key for key, _ in dropped}
-    earlier: set[str] = set()
-    if not leased.issuperset(submitted):  # changes of mind: items labeled before
-        earlier = {key for (key,) in db.rows("earlier", **who, keys=db.keys(submitted))}
+    keys = db.keys(submitted)
+    # Sent at once (one round trip on PostgreSQL): a retry of a saved submission drops
+    # nothing. Every submitted item leaves the batch, a late one too: the labeler moves
+    # on. The items are locked, then their counts read: a lease that expired while its
+    # labeler worked may have let others fill the item; such a late label is dropped.
+    seen = db.query("seen", request=request_id)
+    dropped = db.query("drop_keys", **who, keys=keys, request=request_id)
+    labeled = db.query("earlier", **who, keys=keys)
+    counts = db.query("given", stage=stage, keys=keys)
+    if seen():
+        return Saved(sorted(key for (key,) in seen()), [])
+    leased = {key for key, _ in dropped()}
+    earlier = {key for (key,) in labeled()} - leased  # changes of mind
     for key in submitted:
         if key not in leased and key not in earlier:
             raise LabelRefused(f"item {key} is not in your batch of this stage")
-    fresh = sorted(set(submitted) - earlier)
-    # Lock the items, then read their counts: a lease that expired while its labeler
-    # worked may have let others fill the item; such a late label is dropped.
-    given = dict(db.rows("given", stage=stage, keys=db.keys(fresh))) if fresh else {}
-    changes = _released(key for key, reclaimed in dropped if not reclaimed)
+    given = dict(counts())
+    changes = _released(key for key, reclaimed in dropped() if not reclaimed)
     kept = {k: v for k, v in labels.items() if k in earlier or given.get(k, overlap) < overlap}
     for key in kept:
         if key not in earlier:
