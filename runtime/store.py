@@ -354,12 +354,11 @@ def open_store(url: str) -> Store:
     sqlite = url.startswith("sqlite")
     if sqlite:
         engine = create_engine(url)  # a file needs no ping
+        _sqlite_pragmas(engine)
     else:
         # Connections beyond `pool_size` are closed when they come back, and opened anew
         # for the next call: keep one for each thread that makes store calls at once.
         engine = create_engine(url, pool_pre_ping=True, pool_size=CONNECTIONS)
-    if sqlite:
-        _sqlite_pragmas(engine)
     migrate(engine)
     return Store(engine)
 
