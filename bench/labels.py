@@ -383,6 +383,7 @@ class Run:
     stored: str = ""
     handed: dict[str, set[int]] = field(default_factory=dict)  # item key -> labelers
     window: tuple[datetime, datetime] | None = None  # the run's start and end, UTC
+    since: float = 0.0  # calls sent before this moment (perf_counter) are not counted
     saved: int = 0  # labels the database holds that were written within the window
     problems: list[str] = field(default_factory=list)
 
@@ -446,7 +447,8 @@ class Labeler:
                     run.errors[f"batch: HTTP {response.status} {response.body[:120]!r}"] += 1
                     await asyncio.sleep(0.05)
                     continue
-                run.batches.append(took)
+                if started >= run.since:
+                    run.batches.append(took)
                 self.items = response.json()["items"]
             items = self.items
             for key in items:
@@ -472,8 +474,9 @@ class Labeler:
             if response.status != 200:
                 run.errors[f"submit: HTTP {response.status} {response.body[:120]!r}"] += 1
                 continue
-            run.submits.append(took)
-            run.labels += len(labels)
+            if started >= run.since:  # sent during the ramp: not counted
+                run.submits.append(took)
+                run.labels += len(labels)
             self.items = response.json()["batch"]["items"]
 
 
@@ -579,6 +582,7 @@ async def phase(
         run.submits.clear()
         run.batches.clear()
         run.labels = 0
+        run.since = time.perf_counter()
         meter = CpuMeter(server.cpu)
         began = datetime.now(UTC)
         started = time.perf_counter()
@@ -816,7 +820,8 @@ def report(
         "",
         f"First at a person's pace: each labeler starts a batch every {pace:.2f} s (the "
         f"first at a random moment within that), {OFFERED:,} labels/s offered together, for "
-        f"{plan.paced_seconds:.0f} s; the first {pace:.2f} s are not counted. This is the "
+        f"{plan.paced_seconds:.0f} s; the first {pace:.2f} s, and calls sent during them, "
+        "are not counted. This is the "
         "target's measure: the rate the server keeps up with, and the latency labelers see "
         "meanwhile. Then flat out, every labeler asking again as soon as it is answered, "
         "until the first is told nothing is left for them: the most the server does, set "
