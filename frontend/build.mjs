@@ -49,6 +49,11 @@ const plugin = {
     build.onResolve({ filter: /^sanitize-html$/ }, ({ importer }) =>
       managerBase.test(importer) ? { path: join(here, 'src', 'sanitize.js') } : undefined,
     );
+    // jQuery is evaluated only once some code uses it (src/jquery.cjs).
+    const jquery = join(here, 'src', 'jquery.cjs');
+    build.onResolve({ filter: /^jquery$/ }, ({ importer }) =>
+      importer === jquery ? undefined : { path: jquery },
+    );
     // Font Awesome lists five formats per face; every browser we serve reads woff2.
     build.onLoad({ filter: /fontawesome-free[\\/]css[\\/]all\.min\.css$/ }, ({ path }) => {
       const css = readFileSync(path, 'utf8');

@@ -210,12 +210,19 @@ def open_tab(browser: Browser) -> Iterator[Callable[..., Tab]]:
     contexts: list[BrowserContext] = []
 
     def open_(
-        server: Server, *, wait: bool = True, init_script: str = "", **context_options: object
+        server: Server,
+        *,
+        wait: bool = True,
+        init_script: str = "",
+        setup: Callable[[BrowserContext], object] | None = None,
+        **context_options: object,
     ) -> Tab:
         context = browser.new_context(**context_options)
         contexts.append(context)
         if init_script:  # runs before the page's own scripts, e.g. to fake a device
             context.add_init_script(init_script)
+        if setup is not None:  # before the page loads, e.g. to hold back a request
+            setup(context)
         page = context.new_page()
         tab = Tab(page)
         page.on("pageerror", lambda error: tab.errors.append(f"uncaught: {error}"))

@@ -22,7 +22,7 @@ import nbformat
 import pytest
 from browser import READY
 from peers import PEERS
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 pytestmark = pytest.mark.browser
 
@@ -928,6 +928,47 @@ def test_an_anywidget_shows_the_classes_python_gave_it_as_in_jupyter(serve, open
     )
     expect(tab.page.locator(".t-alone")).to_have_text("hi")
     expect(tab.page.locator(".t-boxed")).to_have_text("hi")
+    assert tab.errors == []
+
+
+class HeldRequests:
+    """A route handler that holds back the requests it gets until `release()`."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+        self.released = False
+
+    def __call__(self, route: Route) -> None:
+        if self.released:
+            route.continue_()
+        else:
+            self.routes.append(route)
+
+    def release(self) -> None:
+        self.released = True
+        for route in self.routes:
+            route.continue_()
+
+
+def test_a_widget_is_shown_while_the_code_of_an_output_widget_before_it_still_loads(
+    serve, open_tab
+):
+    # A view waits for its own models and those they refer to, not for every model the
+    # page has heard of: an Output widget whose code is still loading holds up no slider.
+    held = HeldRequests()
+    tab = open_tab(
+        serve(
+            "import ipywidgets as widgets\nout = widgets.Output()\nout",
+            "slider = widgets.IntSlider(value=7)\nslider.add_class('t-slider')\nslider",
+        ),
+        wait=False,
+        setup=lambda context: context.route("**/widgets-output-*.js", held),
+    )
+    expect(tab.page.locator(".t-slider .widget-readout")).to_have_text("7")
+    expect(tab.page.locator(".widget-output")).to_have_count(0)
+    held.release()
+    expect(tab.page.locator(".widget-output")).to_have_count(1)
+    tab.wait_ready()
     assert tab.errors == []
 
 

@@ -145,12 +145,40 @@ function openComm(targetName, modelId, data, metadata, buffers) {
   return comm;
 }
 
-// Settles once the models have handled every comm message so far (anywidget's handle
-// updates asynchronously). As in Jupyter, a widget output waits for it, so that its view
-// is displayed with the state the server had when it was shown.
-let commsHandled = Promise.resolve();
-function handling(promise) {
-  commsHandled = Promise.allSettled([commsHandled, promise]);
+// As in Jupyter, a widget output is displayed with the state the server had when it
+// was shown: its view waits until its model, and the models that model refers to
+// (layout, style, children, ...), have handled every message that came before it
+// (anywidget's handle updates asynchronously). Models it does not refer to (an Output
+// widget's code still loading, say) do not hold it up.
+const handled = new Map(); // comm_id -> settles once that model has handled its messages so far
+const refers = new Map(); // comm_id -> ids of the models its state has named
+
+function handling(commId, promise, state) {
+  handled.set(commId, Promise.allSettled([handled.get(commId), promise]));
+  const ids = refers.get(commId) ?? new Set();
+  refers.set(commId, modelReferences(state, ids));
+}
+
+function modelReferences(value, ids) {
+  if (typeof value === 'string') {
+    if (value.startsWith('IPY_MODEL_')) ids.add(value.slice('IPY_MODEL_'.length));
+  } else if (value && typeof value === 'object' && !ArrayBuffer.isView(value)) {
+    for (const item of Object.values(value)) modelReferences(item, ids);
+  }
+  return ids;
+}
+
+/** Settles once `modelId` and every model it refers to, directly or not, are up to date. */
+function handledWithReferences(modelId) {
+  const seen = new Set();
+  const todo = [modelId];
+  while (todo.length) {
+    const id = todo.pop();
+    if (seen.has(id)) continue;
+    seen.add(id);
+    todo.push(...(refers.get(id) ?? []));
+  }
+  return Promise.allSettled([...seen].map((id) => handled.get(id)));
 }
 
 // ---- Server -> page.
@@ -221,7 +249,7 @@ const handlers = {
     comms.set(comm.comm_id, comm);
     const created = manager.handle_comm_open(comm, kernelMessage('comm_open', message, buffers));
     // Messages that came before the model hooked itself up are handled by the time it is.
-    handling(created.then(() => comm.handled));
+    handling(comm.comm_id, created.then(() => comm.handled), message.data?.state);
     created.catch((error) => {
       notice(`Widget ${message.comm_id} could not be created: ${error.message ?? error}`, 'error');
     });
@@ -230,12 +258,14 @@ const handlers = {
   comm_msg(message, buffers) {
     const comm = comms.get(message.comm_id);
     comm?.deliver('msg', kernelMessage('comm_msg', message, buffers));
-    if (comm) handling(comm.handled);
+    if (comm) handling(comm.comm_id, comm.handled, message.data?.state);
   },
 
   comm_close(message) {
     const comm = comms.get(message.comm_id);
     comms.delete(message.comm_id);
+    handled.delete(message.comm_id);
+    refers.delete(message.comm_id);
     comm?.deliver('close', kernelMessage('comm_close', message, []));
   },
 
@@ -245,7 +275,9 @@ const handlers = {
       append(el, 'nbf-output').innerHTML = message.html;
     } else if (message.widget) {
       const target = append(el, 'nbf-output nbf-widget');
-      const done = commsHandled.then(() => showWidget(el, target, message.widget));
+      const done = handledWithReferences(message.widget).then(() =>
+        showWidget(el, target, message.widget),
+      );
       rendering.add(done);
       done.finally(() => rendering.delete(done));
     }
@@ -306,6 +338,7 @@ const handlers = {
   },
 };
 
+/** Handle one frame; returns its message, or null if it could not be read. */
 function receive(data) {
   let message;
   let buffers;
@@ -313,17 +346,53 @@ function receive(data) {
     [message, buffers] = decode(data);
   } catch (error) {
     console.error('nbfreeze: unreadable frame from the server', error);
-    return;
+    return null;
   }
   if (!Object.hasOwn(handlers, message?.type)) {
     console.warn(`nbfreeze: unknown message type ${message?.type}`);
-    return;
+    return message;
   }
   try {
     handlers[message.type](message, buffers);
   } catch (error) {
     console.error(`nbfreeze: could not handle a ${message.type} message`, error);
   }
+  return message;
+}
+
+// Frames are handled one at a time, in order. Those that arrived while the bundle was
+// loading come all at once, and the models of a whole notebook (Widget List makes 260)
+// would all be made before its first widget could be shown. So, once, the frames after
+// the first widget output wait for the next paint, which shows that widget when its
+// code has loaded.
+const inbox = [];
+let holding = false; // the inbox waits for a paint
+let held = false; // it has waited once, and will not again
+
+function deliver(frames) {
+  inbox.push(...frames);
+  if (!holding) handleInbox();
+}
+
+function handleInbox() {
+  holding = false;
+  let next = 0;
+  while (next < inbox.length) {
+    const message = receive(inbox[next++]);
+    if (!held && next < inbox.length && message?.type === 'output' && message.widget) {
+      held = holding = true;
+      inbox.splice(0, next);
+      afterNextPaint(handleInbox);
+      return;
+    }
+  }
+  inbox.length = 0;
+}
+
+function afterNextPaint(callback) {
+  // A hidden page runs no animation frames.
+  if (document.visibilityState === 'visible') requestAnimationFrame(() => setTimeout(callback));
+  else setTimeout(callback);
 }
 
 // ---- Notices and the busy indicator.
@@ -354,5 +423,5 @@ socket.onclose = () => {
   body.dataset.nbfState = 'closed';
   notice('The connection to the server was closed. Reload the page to start again.', 'error');
 };
-socket.onmessage = (event) => receive(event.data);
-for (const data of early.splice(0)) receive(data);
+socket.onmessage = (event) => deliver([event.data]);
+deliver(early.splice(0));
