@@ -38,7 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 USER_SECONDS = 5.0
-WAL_PAGES = 10_000  # SQLite checkpoints its WAL at this many pages (40 MB), not 1,000
+WAL_PAGES = 10_000  # a commit checkpoints SQLite's WAL only past this many pages (40 MB)
 CONNECTIONS = 12  # kept open to a server database: the store threads, the loop, the pipeline
 LABELER = "labeler"
 OWNER = "owner"
@@ -167,6 +167,17 @@ class Store:
         if self.engine.dialect.name == "postgresql":
             connection.execution_options(isolation_level="AUTOCOMMIT")
         return connection
+
+    def checkpoint(self) -> None:
+        """Copy SQLite's WAL into the database file, waiting for no reader or writer
+        (PASSIVE): the server calls it from a thread every second, so that no commit on
+        its event loop has to (PostgreSQL checkpoints by itself)."""
+        if self.engine.dialect.name == "sqlite":
+            connection = self.engine.raw_connection()
+            try:
+                connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                connection.close()
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -331,9 +342,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # A checkpoint copies the WAL's pages into the database and waits for the disk,
-        # inside whichever commit crosses the limit. Labeling rewrites the same pages
-        # (counters, leases) all the time: with a longer WAL, each checkpoint copies a
-        # page once for many commits, and the server waits for the disk ten times less.
+        # inside whichever commit crosses the limit: a stall of the server's event loop.
+        # The server checkpoints from a thread instead (`Store.checkpoint`); the limit
+        # is for when nothing does.
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+
 from sqlalchemy import text
 
 from runtime.store import LABELER, OWNER, open_store
@@ -54,3 +57,25 @@ def test_answers_survive_reopening_the_database(database_url):
     reopened = open_store(database_url)
     assert reopened.answers(owner.id) == {"threshold": {"value": 0.5}}
     assert reopened.owner().id == owner.id
+
+
+def test_a_checkpoint_moves_the_whole_wal_into_the_database_file(tmp_path):
+    path = tmp_path / "app.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    owner = store.owner()
+    for n in range(50):
+        store.submit(owner.id, f"stage{n}", {"n": n}, f"r{n}")
+
+    def in_the_file() -> int:
+        """Answers in the database file itself, its WAL left unread."""
+        with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as file:
+            if not file.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'submissions'"
+            ).fetchall():
+                return 0
+            return file.execute("SELECT count(*) FROM submissions").fetchone()[0]
+
+    assert in_the_file() < 50  # they are in the WAL
+    store.checkpoint()
+    assert in_the_file() == 50
+    store.engine.dispose()
