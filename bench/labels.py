@@ -212,13 +212,24 @@ class Server:
         raise RuntimeError(f"{self.name}: the workers did not settle; see {self.log_path}")
 
     def stop(self) -> None:
+        """Ctrl-C for the whole group; whatever still runs 10 s later is killed, and
+        said, so that no worker of this run takes the machine's time in the next."""
+        workers = self.pids
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)  # the group this Popen made
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+            time.sleep(0.2)
+        left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+        if left:
+            print(f"{self.name}: {len(left)} processes outlived Ctrl-C; killed", file=sys.stderr)
+            for pid in left:
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
         self._log.close()
 
 
