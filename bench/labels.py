@@ -213,7 +213,7 @@ class Server:
 
     def stop(self) -> None:
         """Ctrl-C for the whole group; whatever still runs 10 s later is killed, and
-        said, so that no worker of this run takes the machine's time in the next."""
+        said, so that no process of this run takes the machine's time in the next."""
         workers = self.pids
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)  # the group this Popen made
@@ -885,6 +885,9 @@ def main() -> None:
     parser.add_argument("--client", choices=["keep-alive", "tornado"], default="keep-alive")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="one database's runs")
     args = parser.parse_args()
+    # Started in the background by a shell, this process ignores Ctrl-C, and so would
+    # the servers it starts: they would outlive `Server.stop` and take the next run's CPU.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     plan = QUICK if args.quick else Plan()
     kind = Connection if args.client == "keep-alive" else TornadoConnection
     if args.profile:

@@ -984,3 +984,15 @@ def test_an_html_description_is_sanitized_and_shown_as_html(serve, open_tab):
     expect(tab.page.locator(".widget-slider b.t-bold")).to_have_text("n")
     assert tab.page.locator(".widget-slider img[onerror]").count() == 0
     assert tab.page.title() != "1"
+
+
+def test_a_visitor_whose_page_never_connects_makes_no_session(serve, open_tab):
+    # A link preview or a crawler reads the page without running it: no notebook code
+    # runs for it, and no widget is made, until a page opens its socket.
+    server = serve("md:# Slider", "import ipywidgets\nipywidgets.IntSlider(value=4)")
+    tab = open_tab(server, wait=False, java_script_enabled=False)
+    expect(tab.page.get_by_role("heading", name="Slider")).to_be_visible()
+    tab.page.wait_for_load_state("load")
+    assert len(server.sessions) == 0
+    open_tab(server)
+    assert len(server.sessions) == 1
