@@ -605,8 +605,9 @@ def serve_staged(
         say("Ready. Press Ctrl-C to stop.")
         # Pools fill from every process's labelers: look again every few seconds.
         PeriodicCallback(app.settings["staged"].pipeline.advance, 2000).start()
-        checkpoints = ThreadPoolExecutor(1, thread_name_prefix="nbfreeze-checkpoint")
-        PeriodicCallback(lambda: checkpoints.submit(store.checkpoint), 1000).start()
+        if store.engine.dialect.name == "sqlite":  # PostgreSQL checkpoints by itself
+            checkpoints = ThreadPoolExecutor(1, thread_name_prefix="nbfreeze-checkpoint")
+            PeriodicCallback(lambda: checkpoints.submit(store.checkpoint), 1000).start()
         await asyncio.Event().wait()
 
     try:
