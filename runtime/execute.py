@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import linecache
+from types import CodeType
 from typing import Any
 
 from IPython.core.display_functions import display
@@ -32,21 +34,33 @@ def run_cell(shell: SessionShell, index: int, code: str, namespace: dict[str, An
     _remember_source(filename, code)
     shell.cell = index
     try:
-        tree = ast.parse(code, filename)
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        # dont_inherit: this module's `from __future__ import annotations` must not turn
-        # the notebook's annotations into strings (interact reads them as types).
-        exec(compile(tree, filename, "exec", dont_inherit=True), namespace)
+        body, last, shown = _compiled(filename, code)
+        exec(body, namespace)
         if last is not None:
-            expression = ast.Expression(last.value)
-            value = eval(compile(expression, filename, "eval", dont_inherit=True), namespace)
-            if not _quiet(code, last):
+            value = eval(last, namespace)
+            if shown:
                 shell.displayhook(value)
     except (Exception, SystemExit):
         shell.showtraceback()
     finally:
         shell.flush()
         shell.cell = None
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(filename: str, code: str) -> tuple[CodeType, CodeType | None, bool]:
+    """The cell's statements, its last expression if it ends in one, and whether that
+    value is shown. Every visitor runs the same cells, so they are parsed and compiled
+    once per process, not once per visit."""
+    tree = ast.parse(code, filename)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    # dont_inherit: this module's `from __future__ import annotations` must not turn
+    # the notebook's annotations into strings (interact reads them as types).
+    body = compile(tree, filename, "exec", dont_inherit=True)
+    if last is None:
+        return body, None, False
+    expression = compile(ast.Expression(last.value), filename, "eval", dont_inherit=True)
+    return body, expression, not _quiet(code, last)
 
 
 def _remember_source(filename: str, code: str) -> None:
