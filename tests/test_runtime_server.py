@@ -112,3 +112,26 @@ class TestInvites(NotebookTestCase):
     @gen_test
     async def test_a_forged_cookie_is_refused(self):
         assert (await self.fetch("/", "nbfreeze_visitor=owner:1234")).code == 403
+
+
+class TestFrames(NotebookTestCase):
+    # Text and binary frames of every length encoding (7-bit, 16-bit and 64-bit sizes),
+    # sent in one burst, as the server writes a burst of frames at once.
+    cells = (
+        "import ipywidgets\n"
+        "texts = [ipywidgets.Text(value='t' * n) for n in (10, 300, 70_000)]\n"
+        "images = [ipywidgets.Image(value=bytes(range(256)) * n) for n in (1, 4, 300)]\n"
+        "ipywidgets.VBox(texts + images)",
+    )
+
+    @gen_test
+    async def test_a_burst_of_frames_of_every_size_arrives_whole_and_in_order(self):
+        page = await self.open_page()
+        for n in (10, 300, 70_000):
+            assert page.model("TextModel", value="t" * n)
+        sizes = sorted(len(b[0]) for b in page.buffers.values())
+        assert sizes == [256, 1024, 76_800]
+        assert [m["type"] for m in page.messages][-2:] == ["output", "status"]
+        assert all(
+            bytes(b[0]) == bytes(range(256)) * (len(b[0]) // 256) for b in page.buffers.values()
+        )
