@@ -5,11 +5,12 @@ execution layer each statement cost about 100 µs of Python before the database 
 more than the database's own work; here a transaction is the driver's connection from
 the engine's pool (`Engine.raw_connection`), and each statement is one driver call with
 a fixed text that the driver prepares once (sqlite3's statement cache, psycopg's
-prepared statements). Sets of item keys travel as one parameter (a JSON array that
-SQLite's `json_each` reads, a PostgreSQL array), so a batch is one statement, not one
-per item. On PostgreSQL a transaction's statements are pipelined: those that do not
-wait for each other's answers go out together, and a submission with its next batch
-takes three round trips instead of a dozen, so it holds its items' locks that much less.
+prepared statements). On SQLite the pool's rules run statement by statement, sets of
+item keys travelling as one parameter (a JSON array that `json_each` reads), so a batch
+is one statement, not one per item. On PostgreSQL they run in the functions that
+migration 0006 creates: a submission with its next batch is one call, sent in one round
+trip with its commit (pipeline mode), and its items' locks are held only while the
+database works.
 The tables are the ones `runtime.store` declares and its migrations build.
 """
 
@@ -28,54 +29,46 @@ from sqlalchemy import Engine
 # SQLite stores SQLAlchemy's DateTime as this text (its SQLite dialect's format): the
 # statements here write and compare the same text.
 SQLITE_MOMENT = "%Y-%m-%d %H:%M:%S.%f"
-RECLAIM_LOCK = 0x6E626672  # PostgreSQL advisory lock: one process reclaims leases at a time
 
-# Each statement names its parameters `:name`; both dialects' texts are written with
-# them, and PostgreSQL's are turned into psycopg's `%(name)s` once, below.
-_IN_KEYS = {
-    "sqlite": "IN (SELECT value FROM json_each(:keys))",
-    "postgresql": "= ANY(CAST(:keys AS text[]))",
-}
+# Each statement names its parameters `:name`; PostgreSQL's are turned into psycopg's
+# `%(name)s` once, below. SQLite runs the pool's rules (`runtime.pools`) statement by
+# statement; PostgreSQL runs them in the functions migration 0006 creates, one call each.
+_IN_KEYS = "IN (SELECT value FROM json_each(:keys))"
 _SQL = {
-    # A labeler's lease rows in the pool's order: key, reclaimed, still live.
-    "mine": """
-        SELECT l.item_key, l.reclaimed, l.expires_at > :at FROM leases l
-        JOIN items i ON i.stage = l.stage AND i.item_key = l.item_key
-        WHERE l.stage = :stage AND l.user_id = :user ORDER BY i.position""",
-    # The next open items, in order, that this labeler neither labeled nor holds.
-    "open": """
-        SELECT i.item_key, i.position FROM items i
-        WHERE i.stage = :stage AND i."full" = false
-          AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.stage = i.stage
-                          AND a.item_key = i.item_key AND a.user_id = :user)
-          AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.stage = i.stage
-                          AND l.item_key = i.item_key AND l.user_id = :user)
-        ORDER BY i.position LIMIT :batch""",
-    "drop_all": "DELETE FROM leases WHERE stage = :stage AND user_id = :user",
-    "drop_keys": """
-        DELETE FROM leases WHERE stage = :stage AND user_id = :user AND item_key {keys}
-          AND NOT EXISTS (SELECT 1 FROM annotations WHERE request_id = :request)
-        RETURNING item_key, reclaimed""",
-    "reclaim": """
-        UPDATE leases SET reclaimed = true
-        WHERE stage = :stage AND reclaimed = false AND expires_at <= :at RETURNING item_key""",
-    "count": """
-        UPDATE items SET labels = labels + :labels, taken = taken + :taken,
-                         "full" = taken + :taken >= :overlap
-        WHERE stage = :stage AND item_key {keys}""",
-    "seen": "SELECT item_key FROM annotations WHERE request_id = :request",
-    "earlier": """
-        SELECT item_key FROM annotations
-        WHERE stage = :stage AND user_id = :user AND item_key {keys}""",
-    "given": """
-        SELECT item_key, labels FROM items WHERE stage = :stage AND item_key {keys}
-        ORDER BY item_key""",
-    "relabel": """
-        UPDATE annotations SET label = :label, request_id = :request, created_at = :at
-        WHERE stage = :stage AND item_key = :key AND user_id = :user""",
-}
-_DIALECT_SQL = {
     "sqlite": {
+        # A labeler's lease rows in the pool's order: key, reclaimed, still live.
+        "mine": """
+            SELECT l.item_key, l.reclaimed, l.expires_at > :at FROM leases l
+            JOIN items i ON i.stage = l.stage AND i.item_key = l.item_key
+            WHERE l.stage = :stage AND l.user_id = :user ORDER BY i.position""",
+        # The next open items, in order, that this labeler neither labeled nor holds.
+        "open": """
+            SELECT i.item_key, i.position FROM items i
+            WHERE i.stage = :stage AND i."full" = false
+              AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.stage = i.stage
+                              AND a.item_key = i.item_key AND a.user_id = :user)
+              AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.stage = i.stage
+                              AND l.item_key = i.item_key AND l.user_id = :user)
+            ORDER BY i.position LIMIT :batch""",
+        "drop_all": "DELETE FROM leases WHERE stage = :stage AND user_id = :user",
+        "drop_keys": f"""
+            DELETE FROM leases WHERE stage = :stage AND user_id = :user AND item_key {_IN_KEYS}
+            RETURNING item_key, reclaimed""",
+        "reclaim": """
+            UPDATE leases SET reclaimed = true WHERE stage = :stage AND NOT reclaimed
+              AND expires_at <= :at RETURNING item_key""",
+        "count": f"""
+            UPDATE items SET labels = labels + :labels, taken = taken + :taken,
+                             "full" = taken + :taken >= :overlap
+            WHERE stage = :stage AND item_key {_IN_KEYS}""",
+        "seen": "SELECT item_key FROM annotations WHERE request_id = :request",
+        "earlier": f"""
+            SELECT item_key FROM annotations
+            WHERE stage = :stage AND user_id = :user AND item_key {_IN_KEYS}""",
+        "given": f"SELECT item_key, labels FROM items WHERE stage = :stage AND item_key {_IN_KEYS}",
+        "relabel": """
+            UPDATE annotations SET label = :label, request_id = :request, created_at = :at
+            WHERE stage = :stage AND item_key = :key AND user_id = :user""",
         "lease": """
             INSERT INTO leases (stage, item_key, user_id, expires_at, reclaimed)
             SELECT :stage, value, :user, :expires, false FROM json_each(:keys)""",
@@ -84,38 +77,29 @@ _DIALECT_SQL = {
             SELECT :stage, key, :user, value, :request, :at FROM json_each(:labels)""",
     },
     "postgresql": {
-        # Candidates another process is leasing are locked: take the next ones. A row
-        # another process filled after this snapshot is re-checked when it is locked.
-        "open": _SQL["open"] + " FOR UPDATE OF i SKIP LOCKED",
-        "given": _SQL["given"] + " FOR UPDATE",
-        "reclaim_lock": "SELECT pg_try_advisory_xact_lock(:lock)",
-        # Items are locked in key order before their counters change, so that two
-        # transactions never wait for each other's items.
-        "lock": "SELECT 1 FROM items WHERE stage = :stage AND item_key {keys} "
-        "ORDER BY item_key FOR UPDATE",
         "lease": """
-            INSERT INTO leases (stage, item_key, user_id, expires_at, reclaimed)
-            SELECT :stage, k, :user, :expires, false FROM unnest(CAST(:keys AS text[])) k""",
-        "label": """
-            INSERT INTO annotations (stage, item_key, user_id, label, request_id, created_at)
-            SELECT :stage, k, :user, l, :request, :at
-            FROM unnest(CAST(:keys AS text[]), CAST(:labels AS text[])) AS x(k, l)""",
+            SELECT nbfreeze_lease(:stage, :user, :batch, :overlap, :at, :expires)""",
+        "save": """
+            SELECT saved, late FROM nbfreeze_save(:stage, :user, CAST(:keys AS text[]),
+                CAST(:labels AS text[]), :request, :overlap, :at)""",
+        "submit": """
+            SELECT saved, late, batch FROM nbfreeze_submit(:stage, :user,
+                CAST(:keys AS text[]), CAST(:labels AS text[]), :request, :overlap, :batch,
+                :at, :expires)""",
     },
 }
+REFUSED = "NBF01"  # the SQLSTATE of a label PostgreSQL's `nbfreeze_save` refuses
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 
 
 def _statements(dialect: str) -> dict[str, str]:
-    texts = {**_SQL, **_DIALECT_SQL[dialect]}
-    texts = {
-        name: " ".join(t.split()).replace("{keys}", _IN_KEYS[dialect]) for name, t in texts.items()
-    }
+    texts = {name: " ".join(text.split()) for name, text in _SQL[dialect].items()}
     if dialect == "postgresql":
         texts = {name: _PARAMETER.sub(r"%(\1)s", t) for name, t in texts.items()}
     return texts
 
 
-STATEMENTS = {dialect: _statements(dialect) for dialect in _DIALECT_SQL}
+STATEMENTS = {dialect: _statements(dialect) for dialect in _SQL}
 
 
 class Transaction:
@@ -130,9 +114,7 @@ class Transaction:
         self._cursor = connection.cursor()
         self.dialect = dialect
         self._texts = STATEMENTS[dialect]
-
-    def has(self, name: str) -> bool:
-        return name in self._texts
+        self.committed = False
 
     def query(self, name: str, **parameters: Any) -> Callable[[], list[tuple[Any, ...]]]:
         """Send a statement; call what this returns for its rows."""
@@ -155,7 +137,16 @@ class Transaction:
 
     def commit(self) -> None:
         """Send the commit as one more statement of the pipeline (PostgreSQL)."""
-        self._cursor.execute("COMMIT")
+        if not self.committed:
+            self._cursor.execute("COMMIT")
+            self.committed = True
+
+    def last(self, name: str, **parameters: Any) -> list[tuple[Any, ...]]:
+        """Send the transaction's last statement and the commit together, then read its
+        rows: on PostgreSQL, a function's call and its commit take one round trip."""
+        rows = self.query(name, **parameters)
+        self.commit()
+        return rows()
 
     def attempt(self, work: Callable[[Transaction], Any]) -> tuple[bool, Any]:
         """Run `work` inside a savepoint: (True, its result), or (False, the exception it
@@ -170,12 +161,13 @@ class Transaction:
         self._cursor.execute("RELEASE SAVEPOINT attempt")
         return True, result
 
-    def keys(self, keys: Sequence[str]) -> Any:
-        """A set of item keys as the statements' `:keys` parameter."""
-        return json.dumps(list(keys)) if self.dialect == "sqlite" else list(keys)
+    def keys(self, keys: Sequence[str]) -> str:
+        """A set of item keys as SQLite's statements' `:keys` parameter."""
+        return json.dumps(list(keys))
 
     def labels(self, labels: dict[str, str]) -> dict[str, Any]:
-        """Labels by item key as the `label` statement's parameters."""
+        """Labels by item key as the parameters of SQLite's `label` statement, or of
+        PostgreSQL's `save` and `submit`."""
         if self.dialect == "sqlite":
             return {"labels": json.dumps(labels)}
         return {"keys": list(labels), "labels": list(labels.values())}

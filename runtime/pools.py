@@ -21,16 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from runtime.pool_sql import RECLAIM_LOCK, Transaction, transaction
+from runtime.pool_sql import REFUSED, Transaction, transaction
 from runtime.store import Annotation, Item, Lease, Store, now
 
 P = ParamSpec("P")
 T = TypeVar("T")
 RETRIES = 3
 RETRIED_STATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+STATISTICS_LOCK = 0x6E626673  # PostgreSQL advisory lock: one process runs ANALYZE at a time
 
 
 class LabelRefused(ValueError):
@@ -86,7 +87,7 @@ _HAS_WORK = select(
     exists().where(
         Lease.stage == _STAGE,
         Lease.user_id == _USER,
-        Lease.reclaimed.is_(False),
+        ~Lease.reclaimed,
         Lease.expires_at > _MOMENT,
     )
     | exists(
@@ -94,7 +95,7 @@ _HAS_WORK = select(
     )
     | exists().where(  # items held by expired leases: the next lease reclaims them
         Lease.stage == _STAGE,
-        Lease.reclaimed.is_(False),
+        ~Lease.reclaimed,
         Lease.expires_at <= _MOMENT,
         ~_LABELED_LEASED_ITEM,
     )
@@ -122,16 +123,22 @@ def register_items(store: Store, stage: str, keys: list[str], *, overlap: int) -
 
 def refresh_statistics(store: Store) -> None:
     """Have PostgreSQL look at the pool tables again. They grow from empty while people
-    label, faster than autovacuum's statistics follow, and with the statistics of empty
-    tables the planner sorts every open item instead of reading the index in order."""
+    label, faster than autovacuum's statistics follow. With the statistics of empty
+    tables the planner sorts every open item instead of reading the index in order, and
+    it cannot tell an index that finds one label from one that reads all of a labeler's:
+    the plans it keeps for the pool's functions are made again after each look. One
+    process looks at a time (concurrent ANALYZEs of a table can fail each other)."""
     if store.engine.dialect.name == "postgresql":
         with store.engine.begin() as connection:
-            connection.exec_driver_sql("ANALYZE items, leases, annotations")
+            if connection.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:lock)"), {"lock": STATISTICS_LOCK}
+            ):
+                connection.exec_driver_sql("ANALYZE items, leases, annotations")
 
 
 def _count(db: Transaction, stage: str, changes: dict[str, tuple[int, int]], overlap: int) -> None:
     """Apply (labels, taken) changes to items' counters: one statement per kind of
-    change. On PostgreSQL the items must be locked already (see `_lock`)."""
+    change."""
     by_change: dict[tuple[int, int], list[str]] = defaultdict(list)
     for key, change in changes.items():
         if change != (0, 0):
@@ -147,13 +154,6 @@ def _count(db: Transaction, stage: str, changes: dict[str, tuple[int, int]], ove
         )
 
 
-def _lock(db: Transaction, stage: str, keys: Any) -> None:
-    """Lock items in key order (PostgreSQL; SQLite's transaction holds the whole file)."""
-    keys = sorted(keys)
-    if keys and db.has("lock"):
-        db.run("lock", stage=stage, keys=db.keys(keys))
-
-
 def _released(keys: Any) -> dict[str, tuple[int, int]]:
     """The counter changes for lease rows of `keys` that stop holding their items."""
     changes: dict[str, tuple[int, int]] = {}
@@ -163,14 +163,16 @@ def _released(keys: Any) -> dict[str, tuple[int, int]]:
 
 
 def _reclaim(db: Transaction, stage: str, moment: datetime, overlap: int) -> bool:
-    """Return the items of expired leases to the pool; say whether there were any. On
-    PostgreSQL one process at a time does it (the others skip it, rather than wait)."""
-    if db.has("reclaim_lock") and not db.rows("reclaim_lock", lock=RECLAIM_LOCK)[0][0]:
-        return False
+    """Return the items of expired leases to the pool; say whether there were any."""
     expired = [key for (key,) in db.rows("reclaim", stage=stage, at=db.moment(moment))]
-    _lock(db, stage, expired)
     _count(db, stage, _released(expired), overlap)
     return bool(expired)
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    return getattr(error, "sqlstate", None) or getattr(
+        getattr(error, "orig", None), "sqlstate", None
+    )
 
 
 def _retried(call: Callable[P, T]) -> Callable[P, T]:
@@ -179,19 +181,13 @@ def _retried(call: Callable[P, T]) -> Callable[P, T]:
     reclaimed while its labeler submits late can still close a cycle; the retry sees
     the other transaction's outcome, and nothing of the aborted one was written."""
 
-    def aborted(error: Exception) -> bool:
-        state = getattr(error, "sqlstate", None) or getattr(
-            getattr(error, "orig", None), "sqlstate", None
-        )
-        return state in RETRIED_STATES
-
     @functools.wraps(call)
     def retrying(*args: P.args, **kwargs: P.kwargs) -> T:
         for _ in range(RETRIES - 1):
             try:
                 return call(*args, **kwargs)
             except Exception as error:
-                if not aborted(error):
+                if _sqlstate(error) not in RETRIED_STATES:
                     raise
         return call(*args, **kwargs)
 
@@ -205,8 +201,27 @@ Work = Callable[[Transaction], T]
 def in_transaction(store: Store, work: Work[T]) -> T:
     """Run `work` (from `leasing`, `saving`, `saving_and_leasing`) in a transaction of
     its own, committed before this returns."""
-    with transaction(store.engine) as db:
-        return work(db)
+    try:
+        with transaction(store.engine) as db:
+            return work(db)
+    except Exception as error:
+        if _sqlstate(error) == REFUSED:  # PostgreSQL's `nbfreeze_save` refused a label
+            raise LabelRefused(error.diag.message_primary) from None  # type: ignore[attr-defined]
+        raise
+
+
+@dataclass(frozen=True)
+class _Lease:
+    """How a pool hands out work: batch size, overlap, lease length."""
+
+    batch: int
+    overlap: int
+    seconds: int
+
+    def moments(self, db: Transaction) -> dict[str, Any]:
+        moment = now()
+        expires = moment + timedelta(seconds=self.seconds)
+        return {"at": db.moment(moment), "expires": db.moment(expires)}
 
 
 def leasing(
@@ -214,7 +229,17 @@ def leasing(
 ) -> Work[list[str]]:
     """The labeler's batch: their unexpired lease, or up to `batch` new items. Expired
     leases are reclaimed when the open items run short of a batch."""
-    return lambda db: _lease(db, stage, user_id, batch, overlap, lease_seconds)
+    how = _Lease(batch, overlap, lease_seconds)
+
+    def lease(db: Transaction) -> list[str]:
+        if db.dialect == "sqlite":
+            return _lease(db, stage, user_id, how)
+        [(keys,)] = db.last(
+            "lease", stage=stage, user=user_id, batch=batch, overlap=overlap, **how.moments(db)
+        )
+        return keys
+
+    return lease
 
 
 def saving(
@@ -236,7 +261,18 @@ def saving(
 
     def save(db: Transaction) -> Saved:
         _check_choices(labels, choices)
-        return _save(db, stage, user_id, labels, request_id, overlap)
+        if db.dialect == "sqlite":
+            return _save(db, stage, user_id, labels, request_id, overlap)
+        [(saved, late)] = db.last(
+            "save",
+            stage=stage,
+            user=user_id,
+            request=request_id,
+            overlap=overlap,
+            at=db.moment(now()),
+            **db.labels(labels),
+        )
+        return Saved(sorted(saved), sorted(late))
 
     return save
 
@@ -253,10 +289,28 @@ def saving_and_leasing(
     lease_seconds: int,
 ) -> Work[tuple[Saved, list[str]]]:
     """`saving`, then `leasing`, in one transaction: a labeler's next batch comes with
-    the acknowledgement of the last one, for one commit."""
+    the acknowledgement of the last one, for one commit (on PostgreSQL, one call)."""
     save = saving(stage, user_id, labels, request_id, choices=choices, overlap=overlap)
     lease = leasing(stage, user_id, batch=batch, overlap=overlap, lease_seconds=lease_seconds)
-    return lambda db: (save(db), lease(db))
+    how = _Lease(batch, overlap, lease_seconds)
+
+    def submit(db: Transaction) -> tuple[Saved, list[str]]:
+        if db.dialect == "sqlite":
+            return save(db), lease(db)
+        _check_choices(labels, choices)
+        [(saved, late, keys)] = db.last(
+            "submit",
+            stage=stage,
+            user=user_id,
+            request=request_id,
+            overlap=overlap,
+            batch=batch,
+            **how.moments(db),
+            **db.labels(labels),
+        )
+        return Saved(sorted(saved), sorted(late)), keys
+
+    return submit
 
 
 def lease_batch(
@@ -282,28 +336,24 @@ def save_labels(
     return in_transaction(store, saving(stage, user_id, labels, request_id, **how))
 
 
-def _lease(
-    db: Transaction, stage: str, user_id: int, batch: int, overlap: int, lease_seconds: int
-) -> list[str]:
+def _lease(db: Transaction, stage: str, user_id: int, how: _Lease) -> list[str]:
+    """`leasing` on SQLite, statement by statement (PostgreSQL's `nbfreeze_lease`)."""
     moment = now()
     who = {"stage": stage, "user": user_id}
-    expires = db.moment(moment + timedelta(seconds=lease_seconds))
-    # Both are sent at once (PostgreSQL answers them in one round trip); new items are
-    # the likely answer, and the labeler's own leases are rare after a submission.
-    mine = db.query("mine", **who, at=db.moment(moment))
-    opened = db.query("open", **who, batch=batch)
-    held = [key for key, reclaimed, live in mine() if live and not reclaimed]
+    expires = how.moments(db)["expires"]
+    mine = db.rows("mine", **who, at=db.moment(moment))
+    held = [key for key, reclaimed, live in mine if live and not reclaimed]
     if held:
         return held
-    expired = [key for key, reclaimed, _ in mine() if not reclaimed]
-    if mine():  # their expired leases: those items go back to the pool
+    # Chosen before the labeler's expired leases go: those items are not theirs again.
+    opened = db.rows("open", **who, batch=how.batch)
+    if mine:  # their expired leases: those items go back to the pool
         db.run("drop_all", **who)
-        _lock(db, stage, expired)
-        _count(db, stage, _released(expired), overlap)
-    taken = _take(db, stage, user_id, overlap, expires, opened())
-    if len(taken) < batch and _reclaim(db, stage, moment, overlap):
-        more = db.rows("open", **who, batch=batch - len(taken))
-        taken += _take(db, stage, user_id, overlap, expires, more)
+        _count(db, stage, _released(k for k, reclaimed, _ in mine if not reclaimed), how.overlap)
+    taken = _take(db, stage, user_id, how.overlap, expires, opened)
+    if len(taken) < how.batch and _reclaim(db, stage, moment, how.overlap):
+        more = db.rows("open", **who, batch=how.batch - len(taken))
+        taken += _take(db, stage, user_id, how.overlap, expires, more)
     return [key for key, _ in sorted(taken, key=lambda row: row[1])]
 
 
@@ -340,26 +390,24 @@ def _save(
     request_id: str,
     overlap: int,
 ) -> Saved:
+    """`saving` on SQLite, statement by statement (PostgreSQL's `nbfreeze_save`)."""
     submitted = list(labels)
     who = {"stage": stage, "user": user_id}
     keys = db.keys(submitted)
-    # Sent at once (one round trip on PostgreSQL): a retry of a saved submission drops
-    # nothing. Every submitted item leaves the batch, a late one too: the labeler moves
-    # on. The items are locked, then their counts read: a lease that expired while its
-    # labeler worked may have let others fill the item; such a late label is dropped.
-    seen = db.query("seen", request=request_id)
-    dropped = db.query("drop_keys", **who, keys=keys, request=request_id)
-    labeled = db.query("earlier", **who, keys=keys)
-    counts = db.query("given", stage=stage, keys=keys)
-    if seen():
-        return Saved(sorted(key for (key,) in seen()), [])
-    leased = {key for key, _ in dropped()}
-    earlier = {key for (key,) in labeled()} - leased  # changes of mind
+    seen = db.rows("seen", request=request_id)
+    if seen:  # a retry of a saved submission
+        return Saved(sorted(key for (key,) in seen), [])
+    # Every submitted item leaves the batch, a late one too: the labeler moves on. A
+    # lease that expired while its labeler worked may have let others fill the item;
+    # such a late label is dropped.
+    dropped = db.rows("drop_keys", **who, keys=keys)
+    leased = {key for key, _ in dropped}
+    earlier = {key for (key,) in db.rows("earlier", **who, keys=keys)} - leased
     for key in submitted:
         if key not in leased and key not in earlier:
             raise LabelRefused(f"item {key} is not in your batch of this stage")
-    given = dict(counts())
-    changes = _released(key for key, reclaimed in dropped() if not reclaimed)
+    given = dict(db.rows("given", stage=stage, keys=keys))
+    changes = _released(key for key, reclaimed in dropped if not reclaimed)
     kept = {k: v for k, v in labels.items() if k in earlier or given.get(k, overlap) < overlap}
     for key in kept:
         if key not in earlier:

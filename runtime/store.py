@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -118,6 +119,10 @@ class Item(Base):
     full: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+# The leases not yet reclaimed, for the index that finds expired ones (migration 0005).
+_UNRECLAIMED = {dialect + "_where": text("NOT reclaimed") for dialect in ("postgresql", "sqlite")}
+
+
 class Lease(Base):
     """An item handed to a labeler, reserved for them until `expires_at`. Once expired
     it is `reclaimed`: the item is back in the pool, and the row stays so that a late
@@ -125,8 +130,8 @@ class Lease(Base):
 
     __tablename__ = "leases"
     __table_args__ = (
-        Index("leases_by_labeler", "stage", "user_id", "expires_at"),
-        Index("leases_by_expiry", "stage", "reclaimed", "expires_at"),
+        Index("leases_by_labeler", "stage", "user_id", "item_key"),
+        Index("leases_by_expiry", "stage", "expires_at", **_UNRECLAIMED),
     )
     stage: Mapped[str] = mapped_column(String(200), primary_key=True)
     item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
@@ -139,7 +144,7 @@ class Annotation(Base):
     """One labeler's label of one item."""
 
     __tablename__ = "annotations"
-    __table_args__ = (Index("annotations_by_labeler", "stage", "user_id"),)
+    __table_args__ = (Index("annotations_by_labeler", "stage", "user_id", "item_key"),)
     stage: Mapped[str] = mapped_column(String(200), primary_key=True)
     item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
