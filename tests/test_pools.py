@@ -246,3 +246,40 @@ def test_a_submission_chosen_as_a_deadlock_victim_is_retried_and_saved(postgres_
     assert saved[0].saved == sorted(keys)
     assert len(annotations(store, "check")) == len(keys)
     store.engine.dispose()
+
+
+def test_checking_a_labelers_item_reads_one_entry_whatever_the_statistics(postgres_database):
+    """Migration 0005: looked at while its tables were empty, PostgreSQL saw every index
+    as finding one row, and kept plans that read all of a labeler's labels, or all of
+    a stage's leases, for each item they checked."""
+    store = open_store(postgres_database)
+    register_items(store, "check", KEYS, overlap=1)  # looks at the empty tables
+    [alice] = labelers(store, 1)
+    probes = {
+        "annotations": "SELECT 1 FROM annotations WHERE stage = $1 AND item_key = $2 "
+        "AND user_id = $3",
+        "leases": "SELECT 1 FROM leases WHERE stage = $1 AND item_key = $2 AND user_id = $3",
+    }
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO annotations (stage, item_key, user_id, label, request_id, created_at) "
+            f"SELECT 'check', 'k' || n, {alice}, 'yes', 'r' || n, now() "
+            "FROM generate_series(1, 2000) n"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO leases (stage, item_key, user_id, expires_at, reclaimed) "
+            f"SELECT 'check', 'k' || n, {alice}, now(), mod(n, 2) = 0 "
+            "FROM generate_series(1, 2000) n"
+        )
+        connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        for table, probe in probes.items():
+            connection.exec_driver_sql(f"PREPARE probe_{table} (text, text, int) AS {probe}")
+            plan = "\n".join(
+                row[0]
+                for row in connection.exec_driver_sql(
+                    f"EXPLAIN EXECUTE probe_{table} ('check', 'k5', {alice})"
+                )
+            )
+            conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+            assert conditions and all("item_key" in line for line in conditions), plan
+    store.engine.dispose()
