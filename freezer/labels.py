@@ -43,5 +43,5 @@ def load_labels(bundle_or_url: str | Path, stage: str) -> Any:
             for row in pools.annotations(store, stage)
         ]
     finally:
-        store.engine.dispose()
+        store.dispose()
     return pd.DataFrame(rows, columns=["item", "labeler", "labeler_name", "label", "time"])

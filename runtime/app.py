@@ -583,7 +583,7 @@ def serve_staged(
     sockets = tornado.netutil.bind_sockets(port, address=host)
     worker = 0
     if workers > 1:
-        store.engine.dispose()  # connections must not cross a fork
+        store.dispose()  # connections must not cross a fork
         print(f"Starting {workers} processes.", flush=True)
         worker = tornado.process.fork_processes(workers)
         store = open_store(url)

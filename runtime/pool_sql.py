@@ -16,7 +16,6 @@ The tables are the ones `runtime.store` declares and its migrations build.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -102,51 +101,32 @@ def _statements(dialect: str) -> dict[str, str]:
 STATEMENTS = {dialect: _statements(dialect) for dialect in _SQL}
 
 
+class Disconnected(ConnectionError):
+    """The database connection broke during a pool call; it was dropped from the pool,
+    and the call may be made again (its request id keeps a save from counting twice)."""
+
+
 class Transaction:
     """One transaction on a driver connection: statements by name, parameters by name.
 
-    On PostgreSQL the connection is in pipeline mode: a statement is sent at once and its
-    answer read when its rows are first needed, so statements sent one after the other
-    share a round trip. On SQLite each runs when it is sent."""
+    On SQLite the statements run inside one transaction that `transaction` ends. On
+    PostgreSQL the connection is in autocommit mode: the pool's work there is one
+    function call, a transaction of its own, committed before its answer is read."""
 
     def __init__(self, connection: Any, dialect: str) -> None:
-        self._connection = connection
         self._cursor = connection.cursor()
         self.dialect = dialect
         self._texts = STATEMENTS[dialect]
-        self.committed = False
-
-    def query(self, name: str, **parameters: Any) -> Callable[[], list[tuple[Any, ...]]]:
-        """Send a statement; call what this returns for its rows."""
-        if self.dialect == "sqlite":
-            self._cursor.execute(self._texts[name], parameters)
-            rows = self._cursor.fetchall()
-            return lambda: rows
-        cursor = self._connection.cursor()
-        cursor.execute(self._texts[name], parameters)
-        return functools.cache(cursor.fetchall)
 
     def rows(self, name: str, **parameters: Any) -> list[tuple[Any, ...]]:
-        return self.query(name, **parameters)()
+        self._cursor.execute(self._texts[name], parameters)
+        return self._cursor.fetchall()
 
     def run(self, name: str, **parameters: Any) -> None:
         self._cursor.execute(self._texts[name], parameters)
 
     def many(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
         self._cursor.executemany(self._texts[name], rows)
-
-    def commit(self) -> None:
-        """Send the commit as one more statement of the pipeline (PostgreSQL)."""
-        if not self.committed:
-            self._cursor.execute("COMMIT")
-            self.committed = True
-
-    def last(self, name: str, **parameters: Any) -> list[tuple[Any, ...]]:
-        """Send the transaction's last statement and the commit together, then read its
-        rows: on PostgreSQL, a function's call and its commit take one round trip."""
-        rows = self.query(name, **parameters)
-        self.commit()
-        return rows()
 
     def attempt(self, work: Callable[[Transaction], Any]) -> tuple[bool, Any]:
         """Run `work` inside a savepoint: (True, its result), or (False, the exception it
@@ -178,23 +158,24 @@ class Transaction:
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Transaction]:
-    """A transaction on a connection of the engine's pool, committed when the block ends
-    and rolled back when it raises. On SQLite it takes the write lock at once: its reads
-    decide what it writes. On PostgreSQL its statements are pipelined, the commit too."""
+    """A transaction on a connection of the engine's pool (`Store.pool_engine`),
+    committed when the block ends and rolled back when it raises. On SQLite it takes the
+    write lock at once: its reads decide what it writes. On PostgreSQL each statement
+    commits as it ends (autocommit). A connection found broken leaves the pool, and the
+    block raises `Disconnected`."""
     connection = engine.raw_connection()
     dialect = engine.dialect.name
     try:
         if dialect == "postgresql":
-            driver = connection.driver_connection
-            with driver.pipeline():  # its end waits for every answer, the commit's too
-                db = Transaction(driver, dialect)
-                yield db
-                db.commit()
+            yield Transaction(connection.driver_connection, dialect)
         else:
             connection.cursor().execute("BEGIN IMMEDIATE")
             yield Transaction(connection, dialect)
             connection.commit()
-    except BaseException:
+    except BaseException as error:
+        if dialect == "postgresql" and connection.driver_connection.broken:
+            connection.invalidate()
+            raise Disconnected(str(error)) from error
         connection.rollback()
         raise
     finally:

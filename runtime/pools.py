@@ -24,7 +24,7 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from runtime.pool_sql import REFUSED, Transaction, transaction
+from runtime.pool_sql import REFUSED, Disconnected, Transaction, transaction
 from runtime.store import Annotation, Item, Lease, Store, now
 
 P = ParamSpec("P")
@@ -177,9 +177,15 @@ def _sqlstate(error: BaseException) -> str | None:
 
 def _retried(call: Callable[P, T]) -> Callable[P, T]:
     """Run a pool transaction again when PostgreSQL aborts it as a deadlock victim or a
-    serialization failure. Processes lock items in one order, but a lease being
-    reclaimed while its labeler submits late can still close a cycle; the retry sees
-    the other transaction's outcome, and nothing of the aborted one was written."""
+    serialization failure, or when its connection broke (PostgreSQL restarted, say).
+    Processes lock items in one order, but a lease being reclaimed while its labeler
+    submits late can still close a cycle; the retry sees the other transaction's
+    outcome, and nothing of the aborted one was written. A save whose connection broke
+    after its commit is recognised by its request id, and a lease by the labeler's
+    unexpired batch."""
+
+    def again(error: Exception) -> bool:
+        return isinstance(error, Disconnected) or _sqlstate(error) in RETRIED_STATES
 
     @functools.wraps(call)
     def retrying(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -187,7 +193,7 @@ def _retried(call: Callable[P, T]) -> Callable[P, T]:
             try:
                 return call(*args, **kwargs)
             except Exception as error:
-                if _sqlstate(error) not in RETRIED_STATES:
+                if not again(error):
                     raise
         return call(*args, **kwargs)
 
@@ -202,7 +208,7 @@ def in_transaction(store: Store, work: Work[T]) -> T:
     """Run `work` (from `leasing`, `saving`, `saving_and_leasing`) in a transaction of
     its own, committed before this returns."""
     try:
-        with transaction(store.engine) as db:
+        with transaction(store.pool_engine) as db:
             return work(db)
     except Exception as error:
         if _sqlstate(error) == REFUSED:  # PostgreSQL's `nbfreeze_save` refused a label
@@ -234,7 +240,7 @@ def leasing(
     def lease(db: Transaction) -> list[str]:
         if db.dialect == "sqlite":
             return _lease(db, stage, user_id, how)
-        [(keys,)] = db.last(
+        [(keys,)] = db.rows(
             "lease", stage=stage, user=user_id, batch=batch, overlap=overlap, **how.moments(db)
         )
         return keys
@@ -263,7 +269,7 @@ def saving(
         _check_choices(labels, choices)
         if db.dialect == "sqlite":
             return _save(db, stage, user_id, labels, request_id, overlap)
-        [(saved, late)] = db.last(
+        [(saved, late)] = db.rows(
             "save",
             stage=stage,
             user=user_id,
@@ -298,7 +304,7 @@ def saving_and_leasing(
         if db.dialect == "sqlite":
             return save(db), lease(db)
         _check_choices(labels, choices)
-        [(saved, late, keys)] = db.last(
+        [(saved, late, keys)] = db.rows(
             "submit",
             stage=stage,
             user=user_id,

@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     create_engine,
@@ -41,6 +42,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 USER_SECONDS = 5.0
 WAL_PAGES = 10_000  # a commit checkpoints SQLite's WAL only past this many pages (40 MB)
 CONNECTIONS = 12  # kept open to a server database: the store threads, the loop, the pipeline
+POOL_CONNECTIONS = 4  # kept open for labeling's hot path: one per store thread, and one more
 LABELER = "labeler"
 OWNER = "owner"
 
@@ -130,7 +132,8 @@ class Lease(Base):
 
     __tablename__ = "leases"
     __table_args__ = (
-        Index("leases_by_labeler", "stage", "user_id", "item_key"),
+        # A labeler's leases, and one of them (migration 0005 says why in this order).
+        PrimaryKeyConstraint("stage", "user_id", "item_key", name="leases_pkey"),
         Index("leases_by_expiry", "stage", "expires_at", **_UNRECLAIMED),
     )
     stage: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -161,9 +164,19 @@ def hash_token(token: str) -> str:
 class Store:
     """Plain functions over one database; each call is one committed transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, pool_engine: Engine | None = None) -> None:
         self.engine = engine
+        # Labeling's hot path (`runtime.pool_sql`): on PostgreSQL its own connections,
+        # in autocommit mode and not pinged on checkout, since a pool call there is one
+        # statement, a transaction of its own; on SQLite the same engine.
+        self.pool_engine = pool_engine or engine
         self._users: dict[int, tuple[float, User | None]] = {}
+
+    def dispose(self) -> None:
+        """Close every pooled connection (before a fork, and when done)."""
+        self.engine.dispose()
+        if self.pool_engine is not self.engine:
+            self.pool_engine.dispose()
 
     def reading(self) -> Connection:
         """A connection for reads alone. On PostgreSQL it runs without a transaction: no
@@ -376,7 +389,10 @@ def open_store(url: str) -> Store:
         # for the next call: keep one for each thread that makes store calls at once.
         engine = create_engine(url, pool_pre_ping=True, pool_size=CONNECTIONS)
     migrate(engine)
-    return Store(engine)
+    if sqlite:
+        return Store(engine)
+    pool_engine = create_engine(url, pool_size=POOL_CONNECTIONS, isolation_level="AUTOCOMMIT")
+    return Store(engine, pool_engine)
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -142,7 +142,7 @@ class StagedTestCase(AsyncHTTPTestCase):
 
     def tearDown(self) -> None:
         self.io_loop.run_sync(self.staged.shutdown)
-        self.store.engine.dispose()
+        self.store.dispose()
         super().tearDown()
         if self.drop_database:
             self.drop_database()

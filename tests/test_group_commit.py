@@ -44,7 +44,7 @@ def store(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'app.sqlite'}")
     pools.register_items(store, "check", [str(i) for i in range(20)], overlap=1)
     yield store
-    store.engine.dispose()
+    store.dispose()
 
 
 def batches(store, count):

@@ -17,7 +17,7 @@ def test_the_migrations_build_the_declared_schema(database_url):
     store = open_store(database_url)
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
-    store.engine.dispose()
+    store.dispose()
     assert differences == []
 
 
@@ -76,4 +76,4 @@ def test_an_older_database_gets_its_items_counted(database_url):
     # "b" has a label and bob's lease: full. Only "c" is left for a third labeler.
     assert lease_batch(store, "s", 3, batch=5, overlap=2, lease_seconds=60) == ["c"]
     assert has_work(store, "s", 2, 2)  # bob still holds "b"
-    store.engine.dispose()
+    store.dispose()

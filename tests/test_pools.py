@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from runtime.pools import (
     LabelRefused,
@@ -29,7 +29,7 @@ def pool(database_url):
     store = open_store(database_url)
     register_items(store, "check", KEYS, overlap=1)
     yield store
-    store.engine.dispose()
+    store.dispose()
 
 
 def labelers(store, count):
@@ -152,7 +152,7 @@ def test_labelers_racing_for_the_last_items_never_exceed_the_overlap(database_ur
         if not got[person]:
             handed += lease(store, person, batch=3, overlap=2)
     assert sorted(handed) == sorted(KEYS[:3] * 2)
-    store.engine.dispose()
+    store.dispose()
 
 
 def test_a_late_label_after_the_lease_expired_never_overfills_an_item(pool):
@@ -189,7 +189,7 @@ def test_processes_starting_at_once_register_the_same_items_once(database_url):
     assert failed == []
     assert progress(stores[0], "check", 2).items == len(keys)
     for store in stores:
-        store.engine.dispose()
+        store.dispose()
 
 
 def test_many_labelers_at_once_fill_every_item_exactly_to_its_overlap(database_url):
@@ -223,7 +223,7 @@ def test_many_labelers_at_once_fill_every_item_exactly_to_its_overlap(database_u
     assert sorted(per_item) == sorted(keys)
     assert all(len(users) == 2 == len(set(users)) for users in per_item.values())
     assert late == []
-    store.engine.dispose()
+    store.dispose()
 
 
 def test_a_submission_chosen_as_a_deadlock_victim_is_retried_and_saved(postgres_database):
@@ -245,21 +245,33 @@ def test_a_submission_chosen_as_a_deadlock_victim_is_retried_and_saved(postgres_
     submit.join()
     assert saved[0].saved == sorted(keys)
     assert len(annotations(store, "check")) == len(keys)
-    store.engine.dispose()
+    store.dispose()
 
 
-def test_checking_a_labelers_item_reads_one_entry_whatever_the_statistics(postgres_database):
+def test_a_labelers_rows_are_found_by_their_keys_whatever_the_statistics(postgres_database):
     """Migration 0005: looked at while its tables were empty, PostgreSQL saw every index
     as finding one row, and kept plans that read all of a labeler's labels, or all of
-    a stage's leases, for each item they checked."""
+    a stage's leases, to check one item or to find the labeler's leases."""
     store = open_store(postgres_database)
     register_items(store, "check", KEYS, overlap=1)  # looks at the empty tables
     [alice] = labelers(store, 1)
-    probes = {
-        "annotations": "SELECT 1 FROM annotations WHERE stage = $1 AND item_key = $2 "
-        "AND user_id = $3",
-        "leases": "SELECT 1 FROM leases WHERE stage = $1 AND item_key = $2 AND user_id = $3",
-    }
+    # A labeler's row of an item, and their leases: (types, rows, arguments, the columns
+    # the plan's index conditions must hold).
+    lookups = [
+        (
+            "(text, text, int)",
+            "annotations WHERE stage = $1 AND item_key = $2 AND user_id = $3",
+            "('check', 'k5', %d)",
+            ("item_key", "user_id"),
+        ),
+        (
+            "(text, text, int)",
+            "leases WHERE stage = $1 AND item_key = $2 AND user_id = $3",
+            "('check', 'k5', %d)",
+            ("item_key", "user_id"),
+        ),
+        ("(text, int)", "leases WHERE stage = $1 AND user_id = $2", "('check', %d)", ("user_id",)),
+    ]
     with store.engine.begin() as connection:
         connection.exec_driver_sql(
             "INSERT INTO annotations (stage, item_key, user_id, label, request_id, created_at) "
@@ -272,14 +284,33 @@ def test_checking_a_labelers_item_reads_one_entry_whatever_the_statistics(postgr
             "FROM generate_series(1, 2000) n"
         )
         connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
-        for table, probe in probes.items():
-            connection.exec_driver_sql(f"PREPARE probe_{table} (text, text, int) AS {probe}")
+        for number, (types, where, arguments, columns) in enumerate(lookups):
+            connection.exec_driver_sql(f"PREPARE lookup{number} {types} AS SELECT 1 FROM {where}")
             plan = "\n".join(
                 row[0]
                 for row in connection.exec_driver_sql(
-                    f"EXPLAIN EXECUTE probe_{table} ('check', 'k5', {alice})"
+                    f"EXPLAIN EXECUTE lookup{number} {arguments % alice}"
                 )
             )
             conditions = [line for line in plan.splitlines() if "Index Cond" in line]
-            assert conditions and all("item_key" in line for line in conditions), plan
-    store.engine.dispose()
+            assert conditions, plan
+            assert all(column in line for line in conditions for column in columns), plan
+    store.dispose()
+
+
+def test_a_submission_whose_connection_broke_is_made_again_on_a_new_one(postgres_database):
+    """PostgreSQL restarted, or a proxy dropped the connection, while it sat in the pool."""
+    store = open_store(postgres_database)
+    register_items(store, "check", KEYS, overlap=1)
+    [alice] = labelers(store, 1)
+    keys = lease(store, alice)
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert save(store, alice, keys, "r1").saved == sorted(keys)
+    assert len(annotations(store, "check")) == len(keys)
+    store.dispose()

@@ -53,7 +53,7 @@ def test_answers_survive_reopening_the_database(database_url):
     store = open_store(database_url)
     owner = store.owner()
     store.submit(owner.id, "threshold", {"value": 0.5}, "r1")
-    store.engine.dispose()
+    store.dispose()
     reopened = open_store(database_url)
     assert reopened.answers(owner.id) == {"threshold": {"value": 0.5}}
     assert reopened.owner().id == owner.id
@@ -78,4 +78,4 @@ def test_a_checkpoint_moves_the_whole_wal_into_the_database_file(tmp_path):
     assert in_the_file() < 50  # they are in the WAL
     store.checkpoint()
     assert in_the_file() == 50
-    store.engine.dispose()
+    store.dispose()
