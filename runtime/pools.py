@@ -122,17 +122,16 @@ def register_items(store: Store, stage: str, keys: list[str], *, overlap: int) -
 
 
 def refresh_statistics(store: Store) -> None:
-    """Have PostgreSQL look at the pool tables again. They grow from empty while people
-    label, faster than autovacuum's statistics follow. With the statistics of empty
-    tables the planner sorts every open item instead of reading the index in order, and
-    it cannot tell an index that finds one label from one that reads all of a labeler's:
-    the plans it keeps for the pool's functions are made again after each look. One
-    process looks at a time (concurrent ANALYZEs of a table can fail each other)."""
+    """Have PostgreSQL look at the pool tables again once a pool's items are in: with
+    the statistics of an empty items table, the planner sorts every open item instead
+    of reading the index in order. One process looks at a time (processes register
+    their items as they start, and concurrent ANALYZEs of a table can fail each other)."""
     if store.engine.dialect.name == "postgresql":
         with store.engine.begin() as connection:
-            if connection.scalar(
+            locked = connection.scalar(
                 text("SELECT pg_try_advisory_xact_lock(:lock)"), {"lock": STATISTICS_LOCK}
-            ):
+            )
+            if locked:
                 connection.exec_driver_sql("ANALYZE items, leases, annotations")
 
 

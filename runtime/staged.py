@@ -9,8 +9,6 @@ call these functions and nothing else.
 from __future__ import annotations
 
 import asyncio
-import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -28,8 +26,6 @@ from runtime.store import OWNER, Store, User
 from runtime.walk import OPEN, Page, current, lead_in, walk
 
 PROGRESS_SECONDS = 1.0
-STATISTICS_FROM = 100  # a pool's labels when PostgreSQL's statistics are first refreshed
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -63,7 +59,6 @@ class Staged:
     store_calls: Executor | None = None  # threads for the store's calls, on PostgreSQL
     group: GroupCommit | None = None  # pool writes share commits, on SQLite
     _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
-    _examined: dict[str, int] = field(default_factory=dict)  # labels at the last refresh
 
     async def stored(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Make a store call from a handler. On PostgreSQL it runs on a thread: while it
@@ -99,18 +94,7 @@ class Staged:
         if kept is None or moment - kept[0] >= PROGRESS_SECONDS:
             counted = pools.progress(self.store, name, self.pipeline.pools[name].overlap)
             kept = self._progress[name] = (moment, counted)
-            self._follow_growth(name, counted.labels)
         return kept[1]
-
-    def _follow_growth(self, name: str, labels: int) -> None:
-        """On PostgreSQL, have the pool tables' statistics refreshed each time a pool's
-        labels double (`pools.refresh_statistics` says why), on a thread of its own:
-        an ANALYZE takes tens of milliseconds, which no labeler's call should wait for."""
-        if self.store_calls is None:
-            return
-        if labels >= max(2 * self._examined.get(name, 0), STATISTICS_FROM):
-            self._examined[name] = labels
-            threading.Thread(target=_refresh_statistics, args=(self.store,), daemon=True).start()
 
     def pages(self, user: User) -> list[Page]:
         answered = set(self.store.answers(user.id))
@@ -386,10 +370,3 @@ class Staged:
         if "value" not in result:
             raise Refused(500, "the stage's code failed; the owner can see why")
         return result["value"]
-
-
-def _refresh_statistics(store: Store) -> None:
-    try:
-        pools.refresh_statistics(store)
-    except Exception:  # the statistics stay as they were; the next doubling tries again
-        log.exception("refreshing PostgreSQL's statistics of the pool tables failed")
