@@ -8,9 +8,9 @@ a fixed text that the driver prepares once (sqlite3's statement cache, psycopg's
 prepared statements). On SQLite the pool's rules run statement by statement, sets of
 item keys travelling as one parameter (a JSON array that `json_each` reads), so a batch
 is one statement, not one per item. On PostgreSQL they run in the functions that
-migration 0006 creates: a submission with its next batch is one call, sent in one round
-trip with its commit (pipeline mode), and its items' locks are held only while the
-database works.
+migration 0006 creates: a submission with its next batch is one call on a connection in
+autocommit mode (`Store.pool_engine`), one round trip with its commit, and its items'
+locks are held only while the database works.
 The tables are the ones `runtime.store` declares and its migrations build.
 """
 
