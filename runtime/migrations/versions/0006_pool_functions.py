@@ -7,13 +7,15 @@ functions, a submission with its next batch is one call, the commit goes with it
 the same round trip, and the locks are held only while the database works.
 
 The rules are `runtime.pools`' (whose SQLite path runs them as separate statements);
-each function says which of its functions it is:
+next to each function, the one of `runtime.pools` it does the work of:
 
 - `nbfreeze_release`: `_released` and `_count` for lease rows that stop holding items.
 - `nbfreeze_open`: the next open items, in order, that the labeler neither labeled nor
   holds, locked; items another transaction is leasing are skipped. Each candidate is
-  checked with two primary-key probes, whatever the statistics of the growing tables
-  (the functions that read them plan without sequential scans for the same reason).
+  checked with one index lookup in the annotations and one in the leases (OFFSET 0 keeps
+  the planner from turning them into joins that read all of a labeler's rows; migration
+  0005 leaves each lookup one right index), and the functions that read the growing
+  tables plan without sequential scans, which their statistics when empty would favour.
 - `nbfreeze_take`: `_take`; `nbfreeze_reclaim`: `_reclaim`; `nbfreeze_lease`: `_lease`.
 - `nbfreeze_save`: `_save`. A label for an item that is neither leased to the labeler nor
   labeled by them before raises SQLSTATE NBF01 with the message `LabelRefused` carries.
