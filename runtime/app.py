@@ -42,9 +42,9 @@ COOKIE = "nbfreeze_user"
 COOKIE_DAYS = 90
 MAX_REQUEST_ID = 100
 # Store calls at once, on PostgreSQL; fewer than the connections the store keeps open
-# (store.CONNECTIONS). A pool write is one call there; more of them at once only contend
-# for the same first open items (measured: 8 threads held more of them locked, and every
-# lease skipped past them).
+# (store.CONNECTIONS, and store.POOL_CONNECTIONS for pool writes). A pool write is one
+# call there; more of them at once only contend for the same first open items
+# (measured: 8 threads held more of them locked, and every lease skipped past them).
 STORE_THREADS = 3
 
 

@@ -345,7 +345,7 @@ def _lease(db: Transaction, stage: str, user_id: int, how: _Lease) -> list[str]:
     """`leasing` on SQLite, statement by statement (PostgreSQL's `nbfreeze_lease`)."""
     moment = now()
     who = {"stage": stage, "user": user_id}
-    expires = how.moments(db)["expires"]
+    expires = db.moment(moment + timedelta(seconds=how.seconds))
     mine = db.rows("mine", **who, at=db.moment(moment))
     held = [key for key, reclaimed, live in mine if live and not reclaimed]
     if held:

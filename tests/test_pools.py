@@ -24,12 +24,21 @@ CHOICES = ("yes", "no")
 KEYS = [str(i) for i in range(10)]
 
 
-@pytest.fixture
-def pool(database_url):
-    store = open_store(database_url)
+def _pool(url):
+    store = open_store(url)
     register_items(store, "check", KEYS, overlap=1)
     yield store
     store.dispose()
+
+
+@pytest.fixture
+def pool(database_url):
+    yield from _pool(database_url)
+
+
+@pytest.fixture
+def postgres_pool(postgres_database):
+    yield from _pool(postgres_database)
 
 
 def labelers(store, count):
@@ -226,9 +235,8 @@ def test_many_labelers_at_once_fill_every_item_exactly_to_its_overlap(database_u
     store.dispose()
 
 
-def test_a_submission_chosen_as_a_deadlock_victim_is_retried_and_saved(postgres_database):
-    store = open_store(postgres_database)
-    register_items(store, "check", KEYS, overlap=1)
+def test_a_submission_chosen_as_a_deadlock_victim_is_retried_and_saved(postgres_pool):
+    store = postgres_pool
     [alice] = labelers(store, 1)
     keys = lease(store, alice)
     other = store.engine.connect()
@@ -245,15 +253,14 @@ def test_a_submission_chosen_as_a_deadlock_victim_is_retried_and_saved(postgres_
     submit.join()
     assert saved[0].saved == sorted(keys)
     assert len(annotations(store, "check")) == len(keys)
-    store.dispose()
 
 
-def test_a_labelers_rows_are_found_by_their_keys_whatever_the_statistics(postgres_database):
+def test_a_labelers_rows_are_found_by_their_keys_whatever_the_statistics(postgres_pool):
     """Migration 0005: looked at while its tables were empty, PostgreSQL saw every index
     as finding one row, and kept plans that read all of a labeler's labels, or all of
-    a stage's leases, to check one item or to find the labeler's leases."""
-    store = open_store(postgres_database)
-    register_items(store, "check", KEYS, overlap=1)  # looks at the empty tables
+    a stage's leases, to check one item or to find the labeler's leases. (The pool's
+    items were registered while the other tables were empty, and PostgreSQL looked.)"""
+    store = postgres_pool
     [alice] = labelers(store, 1)
     # A labeler's row of an item, and their leases: (types, rows, arguments, the columns
     # the plan's index conditions must hold).
@@ -295,13 +302,11 @@ def test_a_labelers_rows_are_found_by_their_keys_whatever_the_statistics(postgre
             conditions = [line for line in plan.splitlines() if "Index Cond" in line]
             assert conditions, plan
             assert all(column in line for line in conditions for column in columns), plan
-    store.dispose()
 
 
-def test_a_submission_whose_connection_broke_is_made_again_on_a_new_one(postgres_database):
+def test_a_submission_whose_connection_broke_is_made_again_on_a_new_one(postgres_pool):
     """PostgreSQL restarted, or a proxy dropped the connection, while it sat in the pool."""
-    store = open_store(postgres_database)
-    register_items(store, "check", KEYS, overlap=1)
+    store = postgres_pool
     [alice] = labelers(store, 1)
     keys = lease(store, alice)
     with store.engine.begin() as connection:
@@ -313,4 +318,3 @@ def test_a_submission_whose_connection_broke_is_made_again_on_a_new_one(postgres
         )
     assert save(store, alice, keys, "r1").saved == sorted(keys)
     assert len(annotations(store, "check")) == len(keys)
-    store.dispose()
