@@ -27,7 +27,7 @@ from typing import Any
 from IPython.core.events import EventManager, available_events
 from IPython.core.formatters import DisplayFormatter
 from IPython.core.interactiveshell import InteractiveShell
-from ipywidgets import Output
+from ipywidgets import Output, Widget
 
 from runtime import notebook_logging, render
 from runtime.scoped import ScopedDict
@@ -150,6 +150,21 @@ class SessionShell:
             raise NotImplementedError(f"%{name} is not available: there is no kernel here")
 
     # -- what our own code calls
+
+    def shows_view(self, obj: object) -> bool:
+        """Whether showing `obj` now puts its widget's view on the page, and nothing else:
+        an open widget with a view the page has, displayed into a cell (not captured
+        by an Output widget), whose class keeps ipywidgets' own mime bundle."""
+        return (
+            isinstance(obj, Widget)
+            and type(obj)._repr_mimebundle_ is Widget._repr_mimebundle_
+            and "_repr_mimebundle_" not in vars(obj)  # a closed widget shows only its text
+            and obj._view_name is not None
+            and obj.comm is not None
+            and not self._captures
+            and self.cell is not None
+            and self._shown(obj.model_id)
+        )
 
     def write(self, name: str, text: str) -> None:
         """Printed text, batched per target as a kernel's output stream does."""
@@ -337,7 +352,25 @@ def _flush_figures() -> None:
         shell.flush()
 
 
-_formatter = DisplayFormatter()
+class _Formatter(DisplayFormatter):
+    """IPython's display formatter, except for a widget that the page shows as a view.
+
+    The page never sees such a widget's other formats. Its text is a repr that walks
+    every trait of the widget and of its children, and looking up the nine other
+    formats costs as much again: a fifth of the server's time in a visit to Widget List.
+    """
+
+    def format(
+        self, obj: Any, include: Any = None, exclude: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        shell = _current.get()
+        if include is None and exclude is None and shell is not None and shell.shows_view(obj):
+            view = {"version_major": 2, "version_minor": 0, "model_id": obj.model_id}
+            return {WIDGET_VIEW: view}, {}
+        return super().format(obj, include, exclude)
+
+
+_formatter = _Formatter()
 _outside = SessionShell(lambda message, buffers: None, "", lambda model_id: False)
 _original_enter = Output.__enter__
 _original_exit = Output.__exit__

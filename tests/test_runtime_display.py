@@ -176,6 +176,32 @@ class TestOutputWidget(NotebookTestCase):
         assert keep["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "new\n"}]
 
 
+class TestWidgetDisplay(NotebookTestCase):
+    cells = (
+        "import ipywidgets as widgets\n"
+        "reprs = []\n"
+        "class Counted(widgets.IntSlider):\n"
+        "    def __repr__(self):\n"
+        "        reprs.append(self.model_id)\n"
+        "        return 'Counted slider'\n"
+        "shown = Counted()\n"
+        "display(shown)\n"
+        "shown",
+        "captured = widgets.Output()\nwith captured:\n    display(Counted())\ncaptured",
+        "print(len(reprs))",
+    )
+
+    @gen_test
+    async def test_a_widget_shown_as_a_view_costs_no_text_and_a_captured_one_keeps_it(self):
+        page = await self.open_page()
+        shown = [m["widget"] for m in page.outputs[1]]
+        assert len(shown) == 2 and shown[0] == shown[1]
+        outputs = page.models[page.outputs[2][-1]["widget"]]["outputs"]
+        assert outputs[0]["data"]["text/plain"] == "Counted slider"
+        assert "application/vnd.jupyter.widget-view+json" in outputs[0]["data"]
+        assert "<pre>1\n</pre>" in page.html(3)  # the captured one's only
+
+
 class TestInteract(NotebookTestCase):
     cells = (
         "import ipywidgets as widgets\n"
