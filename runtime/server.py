@@ -10,7 +10,9 @@ limits, because labelers are not trusted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import hashlib
 import hmac
 import logging
 import secrets
@@ -42,10 +44,15 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024  # a FileUpload widget sends whole files
 # for the GIL: with Python's default 5 ms, Widget List's first widget output left the
 # server 32 ms after its page connected (median of 15 visits); with this, 5 ms.
 GIL_SWITCH_SECONDS = 0.0005
+# Inline in every widget page (static/socket.js says why, in a comment left out of the
+# page), so the CSP names its hash.
+SOCKET_SCRIPT = (STATIC / "socket.js").read_text("utf-8").split("*/", 1)[1].strip()
+_SOCKET_HASH = base64.b64encode(hashlib.sha256(SOCKET_SCRIPT.encode()).digest()).decode()
 CSP = "; ".join(
     [
         "default-src 'self'",
-        "script-src 'self' blob:",  # anywidget imports a widget's _esm from a blob: URL
+        # anywidget imports a widget's _esm from a blob: URL
+        f"script-src 'self' blob: 'sha256-{_SOCKET_HASH}'",
         "style-src 'self' 'unsafe-inline'",  # widgets and HTML outputs style inline
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
@@ -167,7 +174,8 @@ class WidgetSocket(tornado.websocket.WebSocketHandler, _Secured):
             raise tornado.web.HTTPError(403, reason="No session cookie; load the page first")
 
     def open(self) -> None:
-        self.session = self.sessions.open(self)
+        paced = self.get_query_argument("paced", "") == "1"
+        self.session = self.sessions.open(self, paced=paced)
 
     async def on_message(self, message: str | bytes) -> None:
         if self.session is not None:

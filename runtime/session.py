@@ -67,6 +67,8 @@ class Session:
         *,
         namespace: dict[str, Any] | None = None,
         program: Callable[[Session], None] | None = None,
+        paced: bool = False,
+        pace_timeout: float = 1.0,
     ) -> None:
         self.id = secrets.token_hex(8)
         self.notebook = notebook
@@ -79,6 +81,11 @@ class Session:
         self.quiet = False  # while True, what the code displays is not sent to the page
         self.closed = False
         self.busy = False
+        # A paced page (docs/protocol.md) says when it has drawn its first widget; until
+        # then, or for `pace_timeout` seconds, the rest of its notebook waits.
+        self._page_ready: threading.Event | None = threading.Event() if paced else None
+        self._pace_timeout = pace_timeout
+        self.waiting_for_page = False
         self.last_active = time.monotonic()
         self._pool = pool
         self._loop = IOLoop.current()
@@ -129,6 +136,9 @@ class Session:
         except wire.ProtocolError as error:
             self._refuse(error)
             return
+        if message["type"] == "ready":
+            self._release_run()  # not queued: the run it releases holds the queue
+            return
         await self._call(self._apply, message, buffers, parent=message.get("msg_id"))
 
     def idle_for(self, now: float) -> float:
@@ -140,6 +150,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        self._release_run()
         async with self._lock:
             # A copy holds the same session; it cannot clash with a call that outlived
             # its awaiting task (cancelled at shutdown) and still runs in the original.
@@ -147,11 +158,30 @@ class Session:
             await self._loop.run_in_executor(self._pool, teardown, self._teardown)
 
     def run_notebook(self) -> None:
-        """The program of a page per visitor: every code cell, in order."""
-        for cell in self.notebook.code_cells:
+        """The program of a page per visitor: every code cell, in order.
+
+        A paced page's run stops after the first cell that showed a widget, until the
+        page has drawn it: the rest of the notebook's frames would reach the page while
+        it is still starting its widget code, a task each in the browser's one thread,
+        and on a machine that serves and browses both, the run would take the CPU the
+        browser needs.
+        """
+        cells = self.notebook.code_cells
+        for position, cell in enumerate(cells):
             if self.closed:
                 return
             execute.run_cell(self.shell, cell.index, cell.text, self.namespace)
+            ready = self._page_ready
+            if ready is not None and self.shell.widgets_shown and position + 1 < len(cells):
+                self.waiting_for_page = True
+                ready.wait(self._pace_timeout)
+                self.waiting_for_page = False
+                self._page_ready = None
+
+    def _release_run(self) -> None:
+        ready = self._page_ready
+        if ready is not None:
+            ready.set()
 
     def _apply(self, message: dict[str, Any], buffers: list[memoryview]) -> None:
         try:
@@ -209,9 +239,17 @@ class Session:
 class Sessions:
     """Every open session of one notebook, and the thread pool they run on."""
 
-    def __init__(self, notebook: Notebook, *, idle_timeout: float, workers: int = 32) -> None:
+    def __init__(
+        self,
+        notebook: Notebook,
+        *,
+        idle_timeout: float,
+        workers: int = 32,
+        pace_timeout: float = 1.0,
+    ) -> None:
         self.notebook = notebook
         self.idle_timeout = idle_timeout
+        self.pace_timeout = pace_timeout  # the longest a paced page's run waits for it
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="nbfreeze-session")
         self._open: dict[str, Session] = {}
         self._closed_since_collect = 0
@@ -222,9 +260,11 @@ class Sessions:
     def __iter__(self) -> Iterator[Session]:
         return iter(list(self._open.values()))
 
-    def open(self, client: Client) -> Session:
+    def open(self, client: Client, *, paced: bool = False) -> Session:
         """A new session for a page that just connected; its notebook starts running."""
-        session = Session(self.notebook, client, self._pool)
+        session = Session(
+            self.notebook, client, self._pool, paced=paced, pace_timeout=self.pace_timeout
+        )
         self._open[session.id] = session
         IOLoop.current().add_callback(session.start)
         log.info("session %s opened (%d open)", session.id, len(self._open))

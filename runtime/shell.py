@@ -61,6 +61,7 @@ class SessionShell:
     def __init__(self, emit: Emit, notebook: str, shown: Callable[[str], bool]) -> None:
         self.notebook = notebook
         self.cell: int | None = None  # the cell whose code is running, if any
+        self.widgets_shown = 0  # widget views sent into cells
         self.user_ns: dict[str, Any] = {}
         self.figures: dict[Any, Any] = {}  # this session's matplotlib figure managers
         self.display_formatter = _formatter
@@ -227,6 +228,7 @@ class SessionShell:
         data = output.get("data", {})
         view = data.get(WIDGET_VIEW)
         if isinstance(view, dict) and self._shown(str(view.get("model_id"))):
+            self.widgets_shown += 1
             self._emit({"type": "output", "cell": cell, "widget": view["model_id"]}, ())
             return
         if WIDGET_VIEW in data:  # a widget the page cannot show: its text stands in

@@ -93,13 +93,15 @@ def _binary_message(frame: bytes) -> tuple[dict[str, Any], list[memoryview]]:
 def _check(message: dict[str, Any], buffer_count: int) -> None:
     kind, comm_id, data = message.get("type"), message.get("comm_id"), message.get("data")
     request = summary(message)
-    if kind not in ("comm_open", "comm_msg", "comm_close"):
+    if kind not in ("comm_open", "comm_msg", "comm_close", "ready"):
         raise ProtocolError(f"unknown message type {kind!r}", request)
-    if not isinstance(comm_id, str) or not 0 < len(comm_id) <= MAX_ID_LENGTH:
-        raise ProtocolError("the message has no valid comm_id", request)
     msg_id = message.get("msg_id")
     if msg_id is not None and (not isinstance(msg_id, str) or len(msg_id) > MAX_ID_LENGTH):
         raise ProtocolError("msg_id must be a short string", request)
+    if kind == "ready":
+        return
+    if not isinstance(comm_id, str) or not 0 < len(comm_id) <= MAX_ID_LENGTH:
+        raise ProtocolError("the message has no valid comm_id", request)
     if kind == "comm_close":
         return
     if kind == "comm_open":

@@ -716,6 +716,17 @@ def test_interact_redraws_its_output_when_the_slider_moves(serve, open_tab):
     assert tab.errors == []
 
 
+def test_the_page_says_when_its_first_widget_is_drawn_and_the_notebook_goes_on(serve, open_tab):
+    # The server pauses the run after the slider's cell until the page says it is drawn;
+    # with a pause this long, only the page's `ready` lets the last cell run.
+    server = serve("import ipywidgets\nipywidgets.IntSlider()", "print('the rest of the notebook')")
+    server.sessions.pace_timeout = 600
+    tab = open_tab(server)
+    expect(tab.page.locator(".widget-slider")).to_be_visible()
+    expect(tab.page.get_by_text("the rest of the notebook")).to_be_visible()
+    assert tab.errors == []
+
+
 def test_a_buttons_on_click_runs_and_prints_into_an_output(serve, open_tab):
     tab = open_tab(
         serve(

@@ -76,11 +76,11 @@ def test_bundle_fetches_nothing_from_outside() -> None:
         assert not unknown, f"{name} holds URLs on {unknown}; check none is fetched at run time"
 
 
-def test_page_modules_import_only_our_own_files() -> None:
-    for name in ("page.js", "socket.js"):
+def test_page_scripts_import_only_our_own_files() -> None:
+    for name in ("page.js", "stage.js", "socket.js"):
         source = (STATIC / name).read_text("utf-8")
-        for specifier in re.findall(r"""\bfrom\s*["']([^"']+)["']""", source):
-            assert specifier in ("./widgets.js", "./socket.js"), f"{name} imports {specifier}"
+        for specifier in MODULE_SPECIFIER.findall(source):
+            assert specifier == "./widgets.js", f"{name} imports {specifier}"
         assert not re.search(r"https?://", source), f"{name} holds a URL"
 
 

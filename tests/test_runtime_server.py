@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import re
 
 from runtime_harness import NotebookTestCase
@@ -38,7 +40,22 @@ class TestPage(NotebookTestCase):
         assert imported  # the bundle is split: widgets.js imports its shared chunk
         preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/([\w.-]+)">', body))
         assert imported | {"widgets.js"} <= preloaded
-        assert body.index('src="/static/socket.js"') < body.index("page.js")
+        # The socket opens during parsing, before the style sheets hold up scripts.
+        assert body.index("new WebSocket(") < body.index('rel="stylesheet"')
+        assert body.index("modulepreload") < body.index("page.js")
+
+    @gen_test
+    async def test_the_inline_script_that_opens_the_socket_is_allowed_by_the_csp(self):
+        response = await self.http_client.fetch(self.get_url("/"))
+        [script] = re.findall(r"<script>(.*?)</script>", response.body.decode(), re.S)
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in response.headers["Content-Security-Policy"]
+        assert (
+            "unsafe-inline"
+            not in response.headers["Content-Security-Policy"]
+            .split("script-src", 1)[1]
+            .split(";", 1)[0]
+        )
 
     @gen_test
     async def test_every_response_has_a_content_security_policy(self):

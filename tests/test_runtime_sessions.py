@@ -9,8 +9,10 @@ import time
 import weakref
 
 import ipywidgets.widgets.widget as ipywidgets_widget
-from runtime_harness import GATES, RUNS, Gate, NotebookTestCase
+from runtime_harness import GATES, RUNS, Gate, NotebookTestCase, Page
+from tornado.httpclient import HTTPRequest
 from tornado.testing import gen_test
+from tornado.websocket import websocket_connect
 
 SLIDER = (
     "md:# Two visitors",
@@ -186,3 +188,65 @@ class TestSlowCell(NotebookTestCase):
 
         GATES["slow"].opened.set()
         assert "done" in (await slow).html(2)
+
+
+class TestPacedPage(NotebookTestCase):
+    """A page that opens its socket with `paced=1` gets the rest of the notebook only
+    once it says it has drawn its first widget (docs/protocol.md)."""
+
+    cells = (
+        "print('before')",
+        "import ipywidgets\nipywidgets.IntSlider()",
+        "import runtime_harness\nruntime_harness.RUNS.append('after')\nprint('after')",
+    )
+
+    async def open_paced(self) -> Page:
+        request = HTTPRequest(
+            self.get_url("/api/v1/ws?paced=1").replace("http", "ws", 1),
+            headers={"Cookie": await self.cookie()},
+        )
+        number = len(self.sessions)
+        page = Page(await websocket_connect(request), number)
+        await page.until(lambda m: m["type"] == "output" and "widget" in m)
+        session = self.session_of(page)
+        while not session.waiting_for_page:
+            await asyncio.sleep(0.01)
+        return page
+
+    def setUp(self) -> None:
+        super().setUp()
+        RUNS.clear()
+
+    @gen_test
+    async def test_the_rest_of_the_notebook_runs_once_the_page_has_drawn_its_first_widget(self):
+        page = await self.open_paced()
+        assert "before" in page.html(1)
+        assert "after" not in RUNS
+        await page.send({"type": "ready"})
+        await page.until_idle()
+        assert "after" in page.html(3) and RUNS == ["after"]
+        assert not [m for m in page.messages if m["type"] == "reply_error"]
+
+    @gen_test
+    async def test_a_page_that_never_says_it_is_ready_gets_the_rest_after_a_while(self):
+        self.sessions.pace_timeout = 0.05
+        page = await self.open_paced()
+        await page.until_idle()
+        assert "after" in page.html(3)
+
+    @gen_test
+    async def test_a_page_that_leaves_while_its_run_waits_runs_nothing_more(self):
+        page = await self.open_paced()
+        session = self.session_of(page)
+        page.ws.close()
+        while len(self.sessions):
+            await asyncio.sleep(0.01)
+        await session.close()
+        assert not session.waiting_for_page
+        assert RUNS == []
+
+    @gen_test
+    async def test_a_client_that_does_not_ask_for_pacing_gets_the_whole_notebook(self):
+        page = await self.open_page()
+        assert "after" in page.html(3) and RUNS == ["after"]
+        assert not [m for m in page.messages if m["type"] == "reply_error"]

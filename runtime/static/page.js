@@ -6,8 +6,9 @@
  * frames, hands comms to the widget manager, and puts what each cell displays into its
  * `.nbf-cell` container.
  */
-import { early, socket } from './socket.js';
 import { WidgetManager } from './widgets.js';
+
+const { early, socket } = globalThis.nbfreezeSocket; // opened by socket.js, inline
 
 const body = document.body;
 body.dataset.nbfState = 'loading';
@@ -280,7 +281,9 @@ const handlers = {
       );
       rendering.add(done);
       done.finally(() => rendering.delete(done));
+      return done;
     }
+    return undefined;
   },
 
   clear_output(message) {
@@ -338,7 +341,10 @@ const handlers = {
   },
 };
 
-/** Handle one frame; returns its message, or null if it could not be read. */
+/**
+ * Handle one frame. Returns its message (null if it could not be read) and, for a widget
+ * output, a promise that settles once the widget is on the page.
+ */
 function receive(data) {
   let message;
   let buffers;
@@ -346,27 +352,27 @@ function receive(data) {
     [message, buffers] = decode(data);
   } catch (error) {
     console.error('nbfreeze: unreadable frame from the server', error);
-    return null;
+    return [null];
   }
   if (!Object.hasOwn(handlers, message?.type)) {
     console.warn(`nbfreeze: unknown message type ${message?.type}`);
-    return message;
+    return [message];
   }
   try {
-    handlers[message.type](message, buffers);
+    return [message, handlers[message.type](message, buffers)];
   } catch (error) {
     console.error(`nbfreeze: could not handle a ${message.type} message`, error);
   }
-  return message;
+  return [message];
 }
 
-// Frames are handled one at a time, in order. Those that arrived while the bundle was
-// loading come all at once, and the models of a whole notebook (Widget List makes 260)
-// would all be made before its first widget could be shown. So, once, the frames after
-// the first widget output wait for the next paint, which shows that widget when its
-// code has loaded.
+// Frames are handled one at a time, in order, except once: the frames after the first
+// widget output wait until that widget is drawn. Otherwise the models of a whole notebook
+// (Widget List makes 260) could be made before its first widget is shown. Then the page
+// tells the server, which has paused the notebook's run for it (docs/protocol.md).
+const FIRST_WIDGET_WAIT_MS = 1000; // the server resumes on its own after a second too
 const inbox = [];
-let holding = false; // the inbox waits for a paint
+let holding = false; // the inbox waits for the first widget
 let held = false; // it has waited once, and will not again
 
 function deliver(frames) {
@@ -378,11 +384,17 @@ function handleInbox() {
   holding = false;
   let next = 0;
   while (next < inbox.length) {
-    const message = receive(inbox[next++]);
-    if (!held && next < inbox.length && message?.type === 'output' && message.widget) {
+    const [message, shown] = receive(inbox[next++]);
+    if (!held && message?.type === 'output' && message.widget) {
       held = holding = true;
       inbox.splice(0, next);
-      afterNextPaint(handleInbox);
+      const waited = new Promise((resolve) => setTimeout(resolve, FIRST_WIDGET_WAIT_MS));
+      Promise.race([shown, waited]).then(() =>
+        afterNextPaint(() => {
+          post({ type: 'ready' });
+          handleInbox();
+        }),
+      );
       return;
     }
   }

@@ -1,16 +1,22 @@
 /**
- * Opens the page's WebSocket (docs/protocol.md) before anything else runs.
+ * Opens the page's WebSocket (docs/protocol.md) while the page is still being parsed.
  *
- * page.js imports this module ahead of widgets.js, and modules run in import order, so
- * the server starts running the notebook while the browser is still evaluating the
- * widget bundle. Frames that arrive before page.js takes over wait in `early`.
+ * A classic script, put inline into each widget page (runtime/templates/modules.html)
+ * and admitted by the Content-Security-Policy through its hash: a module, even an async
+ * one, ran only after the browser had laid out the page's Markdown, 100 ms and more
+ * after the page arrived. So the server runs the notebook while the browser loads the
+ * widget bundle, and its first frames wait in `early` for page.js. The socket asks for
+ * pacing: the rest of the notebook runs once page.js says its first widget is drawn.
  */
-// A staged app's page names its own socket (which stage it shows) in a meta tag.
-const path = document.querySelector('meta[name="nbf-socket"]')?.content || '/api/v1/ws';
-const url = new URL(path, location.href);
-url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-export const socket = new WebSocket(url);
-socket.binaryType = 'arraybuffer';
-
-export const early = [];
-socket.onmessage = (event) => early.push(event.data);
+(() => {
+  // A staged app's page names its own socket (which stage it shows) in a meta tag.
+  const path = document.querySelector('meta[name="nbf-socket"]')?.content || '/api/v1/ws';
+  const url = new URL(path, location.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.searchParams.set('paced', '1');
+  const socket = new WebSocket(url);
+  socket.binaryType = 'arraybuffer';
+  const early = [];
+  socket.onmessage = (event) => early.push(event.data);
+  globalThis.nbfreezeSocket = { socket, early };
+})();

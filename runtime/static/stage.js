@@ -5,7 +5,7 @@
  * id, so the server saves it once. A labeling widget asks for a submit (its Enter key)
  * with a bubbling `nbfreeze:submit` event.
  */
-import { socket } from './socket.js';
+const { socket } = globalThis.nbfreezeSocket; // opened by socket.js, inline
 
 const form = document.querySelector('form.nbf-submit');
 const status = form.querySelector('.nbf-submit-status');
