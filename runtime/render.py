@@ -20,6 +20,11 @@ from nbconvert import HTMLExporter
 from traitlets.config import Config
 
 TEMPLATES = Path(__file__).parent / "templates"
+# About a screen of rendered Markdown. The page shows what follows it once its first
+# widget is drawn: laying out the whole of a long notebook first (Widget List's is 9,000
+# pixels high) took the browser's one thread for 20 ms and more before its widget code
+# could start.
+FIRST_SCREEN_CHARS = 6000
 
 
 def output_html(output: dict[str, Any]) -> str:
@@ -39,9 +44,18 @@ def page_html(
     title: str, cells: Iterable[tuple[int, str]], static_url: Callable[[str], str]
 ) -> str:
     """The page shell: each `(index, html)` pair is a rendered Markdown cell, or an
-    empty container for a code cell's outputs when `html` is empty."""
+    empty container for a code cell's outputs when `html` is empty. The cells after
+    the first screen are in a hidden `.nbf-rest`, which page.js shows."""
+    cells = list(cells)
+    shown, size = len(cells), 0
+    for position, (_, html) in enumerate(cells):
+        size += len(html)
+        if size > FIRST_SCREEN_CHARS:
+            shown = position + 1
+            break
+    parts = [(cells[:shown], False), (cells[shown:], True)]
     template = tornado.template.Loader(str(TEMPLATES)).load("page.html")
-    return template.generate(title=title, cells=list(cells), static_url=static_url).decode()
+    return template.generate(title=title, parts=parts, static_url=static_url).decode()
 
 
 def _render(cell: nbformat.NotebookNode) -> str:

@@ -727,6 +727,24 @@ def test_the_page_says_when_its_first_widget_is_drawn_and_the_notebook_goes_on(s
     assert tab.errors == []
 
 
+def test_a_long_page_shows_its_rest_with_its_widgets_and_anchors(serve, open_tab):
+    # The cells after the first screen come hidden and are shown once the notebook runs;
+    # the slider is the first widget and lies in that rest.
+    parts = [f"md:## Part {n}\n" + "Some words about this part. " * 40 for n in range(1, 9)]
+    server = serve(
+        *parts, "import ipywidgets\nipywidgets.IntSlider(description='late')", "md:## The end"
+    )
+    tab = open_tab(server, wait=False)
+    tab.page.goto(server.url + "#The-end")
+    tab.wait_ready()
+    assert tab.page.locator(".nbf-rest").is_visible()  # now, not after the 3 s fallback
+    slider = tab.page.locator(".widget-slider")
+    expect(slider).to_be_visible()
+    assert slider.bounding_box()["width"] > 100  # laid out where it shows, not while hidden
+    expect(tab.page.get_by_role("heading", name="The end")).to_be_in_viewport()
+    assert tab.errors == []
+
+
 def test_a_buttons_on_click_runs_and_prints_into_an_output(serve, open_tab):
     tab = open_tab(
         serve(

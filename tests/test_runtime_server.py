@@ -12,6 +12,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.testing import gen_test
 from tornado.websocket import websocket_connect
 
+from runtime import render
 from runtime.server import CSP, STATIC
 
 CELLS = ("md:# Labels\nPick the *right* ones.", "import ipywidgets\nipywidgets.IntSlider()")
@@ -100,6 +101,30 @@ class TestPage(NotebookTestCase):
         else:
             raise AssertionError("connected without a cookie")
         assert len(self.sessions) == 0
+
+
+class TestLongPage(NotebookTestCase):
+    # A long notebook: its first screen, then the rest, which the page shows once its
+    # first widget is drawn.
+    cells = (
+        *(f"md:## Part {n}\n" + "Some words about this part. " * 40 for n in range(1, 9)),
+        "import ipywidgets\nipywidgets.IntSlider()",
+        "md:## The end",
+    )
+
+    @gen_test
+    async def test_the_page_holds_everything_after_its_first_screen_hidden(self):
+        body = (await self.http_client.fetch(self.get_url("/"))).body.decode()
+        first, rest = body.split('<div class="nbf-rest" hidden>')
+        assert "Part 1" in first and "Part 8" not in first
+        assert "Part 8" in rest and '<div class="nbf-cell" data-cell="9"></div>' in rest
+        assert "The end" in rest
+
+    @gen_test
+    async def test_a_short_page_hides_nothing(self):
+        body = render.page_html("short", [(1, "<p>short</p>"), (2, "")], lambda path: path)
+        assert 'class="nbf-rest"' not in body
+        assert '<div class="nbf-cell" data-cell="2"></div>' in body
 
 
 class TestInvites(NotebookTestCase):

@@ -200,9 +200,26 @@ function kernelMessage(type, message, buffers) {
 const views = new WeakMap(); // cell element -> widget views shown in it
 const clearOnNextOutput = new Set();
 
+/**
+ * Show the cells after the page's first screen, which the server sends hidden so that
+ * the browser lays out only the first screen before the first widget: once that widget
+ * is drawn, when something is shown in a hidden cell (a widget must not render into a
+ * hidden element: it could not measure itself), or when the notebook has run.
+ */
+function showRest() {
+  const rest = document.querySelector('.nbf-rest[hidden]');
+  if (!rest) return;
+  rest.hidden = false;
+  // The browser could not scroll to an anchor in the hidden part when the page loaded.
+  const id = decodeURIComponent(location.hash.slice(1));
+  const target = id && document.getElementById(id);
+  if (target && rest.contains(target)) target.scrollIntoView();
+}
+
 function cell(n) {
   const number = Number.parseInt(n, 10);
   let el = document.querySelector(`.nbf-cell[data-cell="${number}"]`);
+  if (el?.closest('.nbf-rest[hidden]')) showRest();
   if (!el) {
     el = Object.assign(document.createElement('div'), { className: 'nbf-cell' });
     el.dataset.cell = String(number);
@@ -300,6 +317,7 @@ const handlers = {
   status(message) {
     body.dataset.nbfStatus = message.state;
     if (message.state !== 'idle') return;
+    showRest();
     acknowledge(message.parent_id);
     if (body.dataset.nbfState === 'loading') {
       body.dataset.nbfState = 'rendering';
@@ -369,7 +387,8 @@ function receive(data) {
 // Frames are handled one at a time, in order, except once: the frames after the first
 // widget output wait until that widget is drawn. Otherwise the models of a whole notebook
 // (Widget List makes 260) could be made before its first widget is shown. Then the page
-// tells the server, which has paused the notebook's run for it (docs/protocol.md).
+// shows the rest of its cells and tells the server, which has paused the notebook's run
+// for it (docs/protocol.md).
 const FIRST_WIDGET_WAIT_MS = 1000; // the server resumes on its own after a second too
 const inbox = [];
 let holding = false; // the inbox waits for the first widget
@@ -391,6 +410,7 @@ function handleInbox() {
       const waited = new Promise((resolve) => setTimeout(resolve, FIRST_WIDGET_WAIT_MS));
       Promise.race([shown, waited]).then(() =>
         afterNextPaint(() => {
+          showRest();
           post({ type: 'ready' });
           handleInbox();
         }),
@@ -432,6 +452,7 @@ if (!document.getElementById('nbf-status')) {
 }
 
 socket.onclose = () => {
+  showRest();
   body.dataset.nbfState = 'closed';
   notice('The connection to the server was closed. Reload the page to start again.', 'error');
 };

@@ -7,6 +7,8 @@
  * after the page arrived. So the server runs the notebook while the browser loads the
  * widget bundle, and its first frames wait in `early` for page.js. The socket asks for
  * pacing: the rest of the notebook runs once page.js says its first widget is drawn.
+ * Should page.js never run, it shows the page's hidden rest (runtime/render.py) after
+ * three seconds.
  */
 (() => {
   // A staged app's page names its own socket (which stage it shows) in a meta tag.
@@ -19,4 +21,5 @@
   const early = [];
   socket.onmessage = (event) => early.push(event.data);
   globalThis.nbfreezeSocket = { socket, early };
+  setTimeout(() => document.querySelector('.nbf-rest[hidden]')?.removeAttribute('hidden'), 3000);
 })();
