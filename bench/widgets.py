@@ -32,6 +32,11 @@ What is measured, the client on the same machine:
    `jupyter-widgets` or `widget-*` (an init script's MutationObserver, backed by a
    requestAnimationFrame loop, stamps `performance.now()` and logs it to the console,
    where the bench reads it). Median of several loads.
+   Beside nbfreeze's loads, in turn with them, the bench loads a reference: the same page
+   shell with the official front end drawing the same first widget from the same model
+   states, made in the page itself, with no server behind it (the page and the static
+   files from a plain threaded HTTP server, uncompressed). It is what the front end alone
+   costs in this browser on this machine, a floor for any server.
 
     .venv/bin/python bench/widgets.py            # prints the table, writes bench/results/widgets.md
     .venv/bin/python bench/widgets.py --quick    # small N and few repeats, for trying it out
@@ -42,6 +47,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import http.server
 import json
 import os
 import platform
@@ -53,6 +60,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -472,35 +480,114 @@ async def voila_memory(server: Server, visitors: int) -> dict[str, Any]:
     }
 
 
-async def first_widget(browser: Any, url: str, server: Server, voila: bool, loads: int) -> dict:
-    """Median ms from navigation start to the first visible widget, fresh context per load."""
+async def first_widget(
+    browser: Any, urls: dict[str, str], server: Server, voila: bool, loads: int
+) -> dict[str, dict]:
+    """Median ms from navigation start to the first visible widget, fresh context per load,
+    for each of `urls` (name -> URL), loaded in turn."""
     http = AsyncHTTPClient()
-    times: list[float] = []
-    seen = ""
+    times: dict[str, list[float]] = {name: [] for name in urls}
+    seen = dict.fromkeys(urls, "")
     for i in range(loads + 1):  # one warm-up load (the server's first page)
-        context = await browser.new_context()
-        await context.add_init_script(FIRST_WIDGET_JS)
-        page = await context.new_page()
-        try:
-            async with page.expect_console_message(
-                lambda message: message.text.startswith(FIRST_WIDGET_MARK), timeout=60_000
-            ) as logged:
-                await page.goto(url, wait_until="commit", timeout=60_000)
-            stamp = json.loads((await logged.value).text.removeprefix(FIRST_WIDGET_MARK))
+        for name, url in urls.items():
+            context = await browser.new_context()
+            await context.add_init_script(FIRST_WIDGET_JS)
+            page = await context.new_page()
+            try:
+                async with page.expect_console_message(
+                    lambda message: message.text.startswith(FIRST_WIDGET_MARK), timeout=60_000
+                ) as logged:
+                    await page.goto(url, wait_until="commit", timeout=60_000)
+                stamp = json.loads((await logged.value).text.removeprefix(FIRST_WIDGET_MARK))
+                if voila:
+                    kernel = await page.evaluate(
+                        "() => JSON.parse(document.getElementById('jupyter-config-data')"
+                        ".textContent).kernelId"
+                    )
+            finally:
+                await context.close()
             if voila:
-                kernel = await page.evaluate(
-                    "() => JSON.parse(document.getElementById('jupyter-config-data')"
-                    ".textContent).kernelId"
-                )
-        finally:
-            await context.close()
-        if voila:
-            await voila_shutdown(http, server.base, kernel)
-            await asyncio.sleep(0.2)
-        if i >= 1:
-            times.append(stamp["ms"])
-            seen = f"{stamp['cls']} ({stamp['how']})"
-    return {"ms": p50(times), "all_ms": times, "element": seen}
+                await voila_shutdown(http, server.base, kernel)
+                await asyncio.sleep(0.2)
+            if i >= 1:
+                times[name].append(stamp["ms"])
+                seen[name] = f"{stamp['cls']} ({stamp['how']})"
+    return {
+        name: {"ms": p50(values), "all_ms": values, "element": seen[name]}
+        for name, values in times.items()
+    }
+
+
+# The reference page's script: the first widget's models, made in the page from the
+# states the server sent, and its view shown in its cell, by the bundle's WidgetManager.
+FRONT_END_ALONE_JS = """
+import { WidgetManager } from '/static/widgets.js';
+const comm = () => ({ on_msg() {}, on_close() {}, send() {}, open() {}, close() {} });
+const manager = new WidgetManager(comm);
+for (const [model_id, state] of MODELS) {
+  const spec = { model_name: state._model_name, model_module: state._model_module,
+                 model_module_version: state._model_module_version, model_id };
+  await manager.new_model(spec, state);
+}
+const view = await manager.create_view(await manager.get_model(WIDGET));
+const cell = document.querySelector(`.nbf-cell[data-cell="${CELL}"]`);
+cell.closest('.nbf-rest')?.removeAttribute('hidden');
+await manager.display_view(view, cell.appendChild(document.createElement('div')));
+"""
+
+
+class FrontEndAlone:
+    """The reference page (see the module's docstring), served from a temporary directory
+    by a threaded HTTP server, as long as the `with` block lasts."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    async def build(self, base: str) -> str:
+        """Write the page for the nbfreeze server at `base`; return its URL."""
+        response = await AsyncHTTPClient().fetch(f"{base}/", request_timeout=60)
+        shell = response.body.decode()
+        request = HTTPRequest(
+            base.replace("http", "ws", 1) + "/api/v1/ws",
+            headers={"Cookie": cookies(response), "Origin": base},
+        )
+        ws = await websocket_connect(request)
+        models: list[tuple[str, dict]] = []
+        while True:  # the models opened before the first widget output, and that output
+            message = json.loads(await ws.read_message())
+            if message["type"] == "comm_open":
+                models.append((message["comm_id"], message["data"]["state"]))
+            elif message["type"] == "output" and message.get("widget"):
+                break
+        ws.close()
+        script = (
+            FRONT_END_ALONE_JS.replace("MODELS", json.dumps(models))
+            .replace("WIDGET", json.dumps(message["widget"]))
+            .replace("CELL", str(int(message["cell"])))
+        )
+        page = re.sub(r"<script>.*?</script>", "", shell, count=1, flags=re.S)
+        page = re.sub(r'<script type="module" src="[^"]*page\.js[^"]*"></script>', "", page)
+        page = page.replace("</body>", f'<script type="module">{script}</script>\n</body>')
+        (self.work / "index.html").write_text(page)
+        (self.work / "static").symlink_to(ROOT / "runtime" / "static")
+        handler = functools.partial(_QuietHandler, directory=str(self.work))
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}/index.html"
+
+    def __enter__(self) -> FrontEndAlone:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 # ---- the run
@@ -556,9 +643,13 @@ async def measure(notebook: Notebook, plan: Plan, browser: Any) -> dict[str, Any
             figures["nbfreeze"] |= await nbfreeze_page_times(
                 server, plan.page_repeats[notebook.key]
             )
-        figures["nbfreeze"]["browser"] = await first_widget(
-            browser, f"{server.base}/", server, False, plan.browser_loads
-        )
+        reference = cwd / "front-end-alone"
+        reference.mkdir()
+        with FrontEndAlone(reference) as alone:
+            urls = {"nbfreeze": f"{server.base}/", "alone": await alone.build(server.base)}
+            loaded = await first_widget(browser, urls, server, False, plan.browser_loads)
+        figures["nbfreeze"]["browser"] = loaded["nbfreeze"]
+        figures["alone"] = {"browser": loaded["alone"]}
     finally:
         server.stop()
     if plan.browser_only:
@@ -575,9 +666,10 @@ async def measure(notebook: Notebook, plan: Plan, browser: Any) -> dict[str, Any
         figures["voila"] |= await voila_page_times(server, plan.voila_repeats[notebook.key])
         figures["voila"]["memory"] = await voila_memory(server, plan.voila_visitors)
         figures["voila"]["memory"]["start"] = start
-        figures["voila"]["browser"] = await first_widget(
-            browser, f"{server.base}/", server, True, plan.voila_browser_loads
+        loaded = await first_widget(
+            browser, {"voila": f"{server.base}/"}, server, True, plan.voila_browser_loads
         )
+        figures["voila"]["browser"] = loaded["voila"]
     finally:
         server.stop()
 
@@ -681,7 +773,7 @@ def notebook_table(figures: dict[str, Any], plan: Plan) -> tuple[list[str], list
     def change(value: float, base: float) -> str:
         return f"{(value - base) / base:+.1%}"
 
-    ob, tb = ours["browser"], theirs["browser"]
+    ob, tb, ab = ours["browser"], theirs["browser"], figures["alone"]["browser"]
     rows = [
         ["sessions opened, then left idle", f"{om['n']:,}", f"{tm['n']:,}", ""],
         ["RSS at start", size(om["start"]), size(tm["start"]), ""],
@@ -750,6 +842,13 @@ def notebook_table(figures: dict[str, Any], plan: Plan) -> tuple[list[str], list
             f"**{tb['ms']:.0f} ms** (n={len(tb['all_ms'])})",
             f"**{ratio(tb['ms'], ob['ms'])}**",
         ],
+        [
+            "… the official front end alone drawing that widget in the same page, no server "
+            "(reference, loaded in turn with nbfreeze's)",
+            f"{ab['ms']:.0f} ms (n={len(ab['all_ms'])})",
+            "",
+            "",
+        ],
     ]
     lines = [
         f"## {figures['title']}",
@@ -760,6 +859,8 @@ def notebook_table(figures: dict[str, Any], plan: Plan) -> tuple[list[str], list
         "",
         "Each browser load, ms: nbfreeze "
         + ", ".join(f"{v:.0f}" for v in ob["all_ms"])
+        + "; the front end alone "
+        + ", ".join(f"{v:.0f}" for v in ab["all_ms"])
         + "; Voilà "
         + ", ".join(f"{v:.0f}" for v in tb["all_ms"])
         + ". The diagnostic row is the RSS after the bench asked the server to run "
@@ -840,9 +941,10 @@ def main() -> None:
     results, info = asyncio.run(run(plan))
     if plan.browser_only:
         for figures in results.values():
-            browser = figures["nbfreeze"]["browser"]
-            loads = ", ".join(f"{ms:.0f}" for ms in browser["all_ms"])
-            print(f"{figures['title']}: first widget {browser['ms']:.0f} ms (median; {loads})")
+            for who, label in (("nbfreeze", "first widget"), ("alone", "front end alone")):
+                browser = figures[who]["browser"]
+                loads = ", ".join(f"{ms:.0f}" for ms in browser["all_ms"])
+                print(f"{figures['title']}: {label} {browser['ms']:.0f} ms (median; {loads})")
         print(f"load average: {', '.join(f'{load:.1f}' for load in LOADS)}")
         return
     text = report(results, info, plan)
