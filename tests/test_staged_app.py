@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from runtime_harness import notebook_bundle
 from staged_harness import StagedTestCase
 from tornado.testing import gen_test
+
+from runtime.app import log_request
 
 CELLS = (
     "import ipywidgets as widgets\nitems = ['a', 'b', 'c', 'd']",
@@ -187,6 +191,26 @@ class TestRefusals(StagedTestCase):
         stranger = Person_without_cookies(self)
         response = await stranger.fetch("/?token=nope")
         assert response.code == 403 and b"not valid" in response.body
+
+    @gen_test
+    async def test_the_access_log_has_refusals_as_warnings_and_answers_only_at_debug(self):
+        labeler = await self.labeler()
+        with self.assertLogs("tornado.access", level="DEBUG") as logged:
+            await labeler.get_json("/api/v1/stages")
+            await Person_without_cookies(self).fetch("/?token=nope")
+        levels = {record.getMessage().split()[0]: record.levelname for record in logged.records}
+        assert levels["200"] == "DEBUG" and levels["403"] == "WARNING"
+
+    def test_a_server_failure_is_logged_as_an_error(self):
+        failed = SimpleNamespace(
+            get_status=lambda: 500,
+            request=SimpleNamespace(request_time=lambda: 0.01),
+            _request_summary=lambda: "GET /owner (127.0.0.1)",
+        )
+        with self.assertLogs("tornado.access", level="DEBUG") as logged:
+            log_request(failed)
+        [record] = logged.records
+        assert record.levelname == "ERROR" and "500 GET /owner" in record.getMessage()
 
     @gen_test
     async def test_a_post_without_the_xsrf_token_is_refused(self):
