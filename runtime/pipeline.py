@@ -75,9 +75,13 @@ class Silent:
 
 
 class HeadlessSession(Session):
-    """A session with no page: what its code displays is recorded, not sent."""
+    """A session with no page: what its code displays is recorded, not sent, and while
+    nothing records it, not even formatted."""
 
     recording: list[dict[str, Any]] | None = None
+
+    def muted(self) -> bool:
+        return self.quiet or self.recording is None
 
     def emit(self, message: dict[str, Any], buffers: Any = ()) -> None:
         if self.recording is not None and message["type"] in ("output", "clear_output"):

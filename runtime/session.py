@@ -32,9 +32,6 @@ from runtime.bundle import Notebook
 log = logging.getLogger(__name__)
 
 
-_DISPLAYED = ("output", "clear_output", "cell_error")
-
-
 class Client(Protocol):
     """The page end of a session: its WebSocket."""
 
@@ -74,7 +71,7 @@ class Session:
         self.notebook = notebook
         self.client = client
         self.comms = comm.SessionComms(self.emit)
-        self.shell = shell.SessionShell(self.emit, notebook.name, self.comms.shown)
+        self.shell = shell.SessionShell(self.emit, notebook.name, self.comms.shown, self.muted)
         self.namespace = execute.new_namespace() if namespace is None else namespace
         self.shell.user_ns = self.namespace
         self.program = program or Session.run_notebook
@@ -103,7 +100,7 @@ class Session:
 
     def emit(self, message: dict[str, Any], buffers: Sequence[wire.Buffer] = ()) -> None:
         """Send a message to the page; callable from any thread."""
-        if self.closed or (self.quiet and message["type"] in _DISPLAYED):
+        if self.closed:
             return
         if self._parent is not None:
             message["parent_id"] = self._parent
@@ -119,6 +116,11 @@ class Session:
             if len(self._outbox) > 1:
                 return  # the wake-up for the first frame delivers this one too
         self._loop.add_callback(self._deliver)
+
+    def muted(self) -> bool:
+        """Whether what the code shows in cells goes nowhere: the shell then neither
+        formats nor renders it."""
+        return self.quiet
 
     async def start(self) -> None:
         """Run the session's program (by default every code cell, in order)."""

@@ -58,7 +58,13 @@ class SessionShell:
 
     kernel = None  # ipywidgets asks; there is none
 
-    def __init__(self, emit: Emit, notebook: str, shown: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        emit: Emit,
+        notebook: str,
+        shown: Callable[[str], bool],
+        muted: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.notebook = notebook
         self.cell: int | None = None  # the cell whose code is running, if any
         self.widgets_shown = 0  # widget views sent into cells
@@ -70,6 +76,7 @@ class SessionShell:
         self.configurables: list[Any] = []
         self._emit = emit
         self._shown = shown
+        self._muted = muted  # while true, what is shown in cells goes nowhere
         # Told of every error with its full traceback (the owner's view of shared stages).
         self.on_error: Callable[[dict[str, Any], str], None] | None = None
         self._captures: list[Output] = []
@@ -103,7 +110,7 @@ class SessionShell:
             else:
                 self._clear_pending.discard(out)
                 out.outputs = ()
-        elif self.cell is not None:
+        elif self.cell is not None and not self._muted():
             self._emit({"type": "clear_output", "cell": self.cell, "wait": wait}, ())
 
     def displayhook(self, value: object) -> None:
@@ -134,7 +141,7 @@ class SessionShell:
                 "traceback": [report["message"]],
             }
             self._append(self._captures[-1], output)
-        else:
+        elif not self._muted():
             self._emit({"type": "cell_error", **report}, ())
 
     def set_parent(self, parent: object) -> None:
@@ -151,6 +158,11 @@ class SessionShell:
             raise NotImplementedError(f"%{name} is not available: there is no kernel here")
 
     # -- what our own code calls
+
+    def unseen(self) -> bool:
+        """Whether what the code shows now goes nowhere: the session is muted (it has no
+        page, or it is replaying), and no Output widget captures it."""
+        return not self._captures and self._muted()
 
     def shows_view(self, obj: object) -> bool:
         """Whether showing `obj` now puts its widget's view on the page, and nothing else:
@@ -225,6 +237,8 @@ class SessionShell:
             log.debug("dropped a display from a callback with no Output widget to go to")
 
     def _send(self, cell: int, output: dict[str, Any]) -> None:
+        if self._muted():
+            return
         data = output.get("data", {})
         view = data.get(WIDGET_VIEW)
         if isinstance(view, dict) and self._shown(str(view.get("model_id"))):
@@ -355,7 +369,8 @@ def _flush_figures() -> None:
 
 
 class _Formatter(DisplayFormatter):
-    """IPython's display formatter, except for a widget that the page shows as a view.
+    """IPython's display formatter, except for what nobody will see, which it does not
+    format at all, and for a widget that the page shows as a view.
 
     The page never sees such a widget's other formats. Its text is a repr that walks
     every trait of the widget and of its children, and looking up the nine other
@@ -366,6 +381,8 @@ class _Formatter(DisplayFormatter):
         self, obj: Any, include: Any = None, exclude: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         shell = _current.get()
+        if shell is not None and shell.unseen():
+            return {}, {}
         if include is None and exclude is None and shell is not None and shell.shows_view(obj):
             view = {"version_major": 2, "version_minor": 0, "model_id": obj.model_id}
             return {WIDGET_VIEW: view}, {}

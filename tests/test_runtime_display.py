@@ -7,6 +7,9 @@ import pandas  # noqa: F401
 from runtime_harness import NotebookTestCase
 from tornado.testing import gen_test
 
+from runtime.execute import run_cell
+from runtime.pipeline import HeadlessSession, Silent
+
 
 def kinds(messages: list[dict]) -> list[str]:
     return [m["type"] for m in messages]
@@ -259,3 +262,45 @@ class TestInteract(NotebookTestCase):
         ]
         assert len(images) == 1
         assert page.html(4) == ""  # nothing leaked out of the Output widget
+
+
+class TestPagelessSessions(NotebookTestCase):
+    cells = (
+        "class Rich:\n"
+        "    rendered = 0\n"
+        "    def _repr_html_(self):\n"
+        "        Rich.rendered += 1\n"
+        "        return '<b>rich</b>'\n"
+        "Rich()",
+        "print('printed')\nRich()",
+    )
+
+    @gen_test
+    async def test_what_a_session_shows_with_no_one_to_see_it_is_not_even_rendered(self):
+        session = HeadlessSession(self.sessions.notebook, Silent(), self.sessions._pool)
+        await session.call(session.program, session)  # not recording: no page, no record
+        namespace = session.namespace
+        assert namespace["Rich"].rendered == 0
+        session.recording = recorded = []
+        await session.call(run_cell, session.shell, 3, "Rich()", namespace)
+        assert namespace["Rich"].rendered == 1 and "<b>rich</b>" in recorded[0]["html"]
+        session.recording = None
+        session.quiet = False
+        await session.close()
+
+    @gen_test
+    async def test_a_quiet_session_renders_nothing_and_sends_nothing_to_its_cells(self):
+        page = await self.open_page()
+        session = self.session_of(page)
+        session.quiet = True
+        sent = len(page.messages)
+        await session.call(
+            run_cell, session.shell, 3, "print('hush')\nRich()\n1 / 0", session.namespace
+        )
+        session.quiet = False
+        await session.call(run_cell, session.shell, 4, "'heard'", session.namespace)
+        shown = [
+            m for m in (await page.until(lambda m: m["type"] == "output")) if m["type"] != "status"
+        ]
+        assert [m["cell"] for m in shown] == [4] and len(page.messages) > sent
+        assert session.namespace["Rich"].rendered == 2  # the notebook's own run, not the quiet one
