@@ -1,12 +1,11 @@
 """Which static modules a widget page needs before its first widget can show.
 
-A page's module graph is page.js, which imports socket.js and widgets.js, which imports
-the bundle's chunks. Left to itself the browser finds each import only once it has
-parsed the module above it: several round trips in a row. The page template instead
-starts socket.js on its own (so the WebSocket opens, and the server starts running the
-notebook, while the bundle is still loading) and preloads the rest at once: widgets.js
-and every chunk it imports statically. Chunks it imports on demand (the Output widget's
-code, the description sanitizer) are left to load when they are wanted.
+A page's module graph is page.js, which imports widgets.js, which imports the bundle's
+chunks. Left to itself the browser finds each import only once it has parsed the module
+above it: several round trips in a row. The page template instead preloads them at
+once: widgets.js and every chunk it imports statically (the socket is opened earlier
+still, by the page's inline script, static/socket.js). Chunks it imports on demand (the
+Output widget's code, the description sanitizer) are left to load when they are wanted.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ class Session:
         self.namespace = execute.new_namespace() if namespace is None else namespace
         self.shell.user_ns = self.namespace
         self.program = program or Session.run_notebook
-        self.quiet = False  # while True, what the code displays is not sent to the page
+        self.quiet = False  # while True (a replay), what it shows in cells goes nowhere
         self.closed = False
         self.busy = False
         # A paced page (docs/protocol.md) says when it has drawn its first widget; until

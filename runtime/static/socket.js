@@ -1,7 +1,7 @@
 /**
  * Opens the page's WebSocket (docs/protocol.md) while the page is still being parsed.
  *
- * A classic script, put inline into each widget page (runtime/templates/modules.html)
+ * A classic script, put inline into each widget page (runtime/templates/socket.html)
  * and admitted by the Content-Security-Policy through its hash: a module, even an async
  * one, ran only after the browser had laid out the page's Markdown, 100 ms and more
  * after the page arrived. So the server runs the notebook while the browser loads the
