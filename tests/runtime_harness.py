@@ -82,14 +82,18 @@ class NotebookTestCase(AsyncHTTPTestCase):
 
     async def open_page(self) -> Page:
         """A new tab: load the page, connect, and wait until the notebook has run."""
+        page = await self.connect()
+        await page.until_idle()
+        return page
+
+    async def connect(self, query: str = "") -> Page:
+        """A new tab: load the page and connect its socket (`query`: `?paced=1`)."""
         request = HTTPRequest(
-            self.get_url("/api/v1/ws").replace("http", "ws", 1),
+            self.get_url(f"/api/v1/ws{query}").replace("http", "ws", 1),
             headers={"Cookie": await self.cookie()},
         )
         number = len(self.sessions)
-        page = Page(await websocket_connect(request), number)
-        await page.until_idle()
-        return page
+        return Page(await websocket_connect(request), number)
 
 
 class Page:

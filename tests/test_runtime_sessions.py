@@ -10,9 +10,7 @@ import weakref
 
 import ipywidgets.widgets.widget as ipywidgets_widget
 from runtime_harness import GATES, RUNS, Gate, NotebookTestCase, Page
-from tornado.httpclient import HTTPRequest
 from tornado.testing import gen_test
-from tornado.websocket import websocket_connect
 
 SLIDER = (
     "md:# Two visitors",
@@ -201,12 +199,8 @@ class TestPacedPage(NotebookTestCase):
     )
 
     async def open_paced(self) -> Page:
-        request = HTTPRequest(
-            self.get_url("/api/v1/ws?paced=1").replace("http", "ws", 1),
-            headers={"Cookie": await self.cookie()},
-        )
-        number = len(self.sessions)
-        page = Page(await websocket_connect(request), number)
+        """A page whose run has stopped after its first widget, waiting for the page."""
+        page = await self.connect("?paced=1")
         await page.until(lambda m: m["type"] == "output" and "widget" in m)
         session = self.session_of(page)
         while not session.waiting_for_page:
