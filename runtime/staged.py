@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -96,8 +96,9 @@ class Staged:
             kept = self._progress[name] = (moment, counted)
         return kept[1]
 
-    def pages(self, user: User) -> list[Page]:
-        answered = set(self.store.answers(user.id))
+    def pages(self, user: User, answered: Iterable[str] | None = None) -> list[Page]:
+        """The person's pages; `answered`, the stages they answered, if already read."""
+        answered = set(self.store.answers(user.id) if answered is None else answered)
         open_pools = {
             name
             for name, pool in self.pipeline.pools.items()
@@ -119,9 +120,9 @@ class Staged:
             lambda name: name in open_pools,
         )
 
-    def where(self, user: User) -> str:
+    def where(self, user: User, answered: Iterable[str] | None = None) -> str:
         """The URL of the page the person should be on now."""
-        pages = self.pages(user)
+        pages = self.pages(user, answered)
         page = current(pages)
         if page is not None:
             return f"/stage/{page.stage.name}"
@@ -129,7 +130,7 @@ class Staged:
             return "/owner"
         return "/done" if all(p.state == "done" for p in pages) else "/waiting"
 
-    def page_for(self, user: User, name: str) -> Page:
+    def page_for(self, user: User, name: str, answered: Iterable[str] | None = None) -> Page:
         """The person's page `name`, or Refused when it is not theirs or not open yet."""
         stage = self.notebook.stage(name)
         if (
@@ -139,7 +140,7 @@ class Staged:
             and self.pipeline.status[name].state == LABELING
         ):
             return Page(stage, OPEN)  # the hot path of labeling: no walk of every page
-        page = next((p for p in self.pages(user) if p.stage.name == name), None)
+        page = next((p for p in self.pages(user, answered) if p.stage.name == name), None)
         if page is None:
             raise Refused(404, f"there is no page “{name}” for you in this app")
         if page.state not in (OPEN, "done"):
@@ -268,7 +269,11 @@ class Staged:
         where they go next. Without `state`, the answer is what their page's widget
         holds now; with it, it is checked against the widget, as a page's would be.
         With `next_batch`, a pool stage's answer also leases and names the next batch."""
-        page = self.page_for(user, name)
+        named = self.notebook.stage(name)
+        # Read once for the page's walk, the answer's check and the next page; a pool's
+        # labels go by another way, which reads none.
+        answers = None if named and named.input == "pool" else self.store.answers(user.id)
+        page = self.page_for(user, name, answers)
         stage = page.stage
         if stage.input == "pool":
             saved, keys = await self._submit_labels(user, stage, request_id, state, next_batch)
@@ -286,11 +291,11 @@ class Staged:
         elif state is None:
             answer = await self._live_answer(user, stage)
         else:
-            answer = await self._checked_answer(user, stage, state)
+            answer = await self._checked_answer(user, stage, state, answers)
         self.store.submit(user.id, stage.name, answer, request_id)
         if stage.input == "owner":
             asyncio.get_running_loop().create_task(self.pipeline.advance())
-        return Submitted(self.where(user))
+        return Submitted(self.where(user, {*answers, stage.name}))
 
     async def _submit_labels(
         self, user: User, stage: Stage, request_id: str, labels: Any | None, next_batch: bool
@@ -333,8 +338,9 @@ class Staged:
             raise Refused(409, f"“{stage.title}” is not open in a page; reload it, then submit")
         return await self._in_session(session, lambda: answer_of(stage_widget(session, stage)))
 
-    async def _checked_answer(self, user: User, stage: Stage, state: Any) -> dict[str, Any]:
-        answers = self.store.answers(user.id)
+    async def _checked_answer(
+        self, user: User, stage: Stage, state: Any, answers: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
 
         def check(session: Session) -> None:
             self._replay(session, user, stage, answers)
