@@ -319,17 +319,22 @@ class Visit:
     watcher: Watcher
 
 
+def nbfreeze_socket(base: str, page: HTTPResponse) -> HTTPRequest:
+    """The WebSocket request of the visitor that loaded `page` from the server at `base`."""
+    return HTTPRequest(
+        base.replace("http", "ws", 1) + "/api/v1/ws",
+        headers={"Cookie": cookies(page), "Origin": base},
+        request_timeout=120,
+    )
+
+
 async def nbfreeze_visit(http: AsyncHTTPClient, base: str) -> Visit:
     """A new visitor: GET /, connect, wait for the first `status: idle`."""
     start = time.perf_counter()
     response = await http.fetch(f"{base}/", request_timeout=120)
     got = time.perf_counter()
     watcher = Watcher()
-    request = HTTPRequest(
-        base.replace("http", "ws", 1) + "/api/v1/ws",
-        headers={"Cookie": cookies(response), "Origin": base},
-        request_timeout=120,
-    )
+    request = nbfreeze_socket(base, response)
     ws = await websocket_connect(request, on_message_callback=watcher, ping_interval=None)
     idle = await asyncio.wait_for(watcher.idle, 120)
     return Visit(got - start, idle - start, ws, watcher)
@@ -548,11 +553,7 @@ class FrontEndAlone:
         """Write the page for the nbfreeze server at `base`; return its URL."""
         response = await AsyncHTTPClient().fetch(f"{base}/", request_timeout=60)
         shell = response.body.decode()
-        request = HTTPRequest(
-            base.replace("http", "ws", 1) + "/api/v1/ws",
-            headers={"Cookie": cookies(response), "Origin": base},
-        )
-        ws = await websocket_connect(request)
+        ws = await websocket_connect(nbfreeze_socket(base, response))
         models: list[tuple[str, dict]] = []
         while True:  # the models opened before the first widget output, and that output
             message = json.loads(await ws.read_message())
