@@ -31,6 +31,8 @@ from runtime.bundle import Notebook
 
 log = logging.getLogger(__name__)
 
+PACE_SECONDS = 1.0  # the longest a paced page's run waits for it (docs/protocol.md)
+
 
 class Client(Protocol):
     """The page end of a session: its WebSocket."""
@@ -65,7 +67,7 @@ class Session:
         namespace: dict[str, Any] | None = None,
         program: Callable[[Session], None] | None = None,
         paced: bool = False,
-        pace_timeout: float = 1.0,
+        pace_timeout: float = PACE_SECONDS,
     ) -> None:
         self.id = secrets.token_hex(8)
         self.notebook = notebook
@@ -247,11 +249,11 @@ class Sessions:
         *,
         idle_timeout: float,
         workers: int = 32,
-        pace_timeout: float = 1.0,
+        pace_timeout: float = PACE_SECONDS,
     ) -> None:
         self.notebook = notebook
         self.idle_timeout = idle_timeout
-        self.pace_timeout = pace_timeout  # the longest a paced page's run waits for it
+        self.pace_timeout = pace_timeout
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="nbfreeze-session")
         self._open: dict[str, Session] = {}
         self._closed_since_collect = 0
