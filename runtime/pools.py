@@ -161,9 +161,10 @@ def _released(keys: Any) -> dict[str, tuple[int, int]]:
     return changes
 
 
-def _reclaim(db: Transaction, stage: str, moment: datetime, overlap: int) -> bool:
-    """Return the items of expired leases to the pool; say whether there were any."""
-    expired = [key for (key,) in db.rows("reclaim", stage=stage, at=db.moment(moment))]
+def _reclaim(db: Transaction, stage: str, at: Any, overlap: int) -> bool:
+    """Return the items of leases expired `at` (`db.moment`) to the pool; say whether
+    there were any."""
+    expired = [key for (key,) in db.rows("reclaim", stage=stage, at=at)]
     _count(db, stage, _released(expired), overlap)
     return bool(expired)
 
@@ -343,10 +344,10 @@ def save_labels(
 
 def _lease(db: Transaction, stage: str, user_id: int, how: _Lease) -> list[str]:
     """`leasing` on SQLite, statement by statement (PostgreSQL's `nbfreeze_lease`)."""
-    moment = now()
+    times = how.moments(db)
     who = {"stage": stage, "user": user_id}
-    expires = db.moment(moment + timedelta(seconds=how.seconds))
-    mine = db.rows("mine", **who, at=db.moment(moment))
+    expires = times["expires"]
+    mine = db.rows("mine", **who, at=times["at"])
     held = [key for key, reclaimed, live in mine if live and not reclaimed]
     if held:
         return held
@@ -356,7 +357,7 @@ def _lease(db: Transaction, stage: str, user_id: int, how: _Lease) -> list[str]:
         db.run("drop_all", **who)
         _count(db, stage, _released(k for k, reclaimed, _ in mine if not reclaimed), how.overlap)
     taken = _take(db, stage, user_id, how.overlap, expires, opened)
-    if len(taken) < how.batch and _reclaim(db, stage, moment, how.overlap):
+    if len(taken) < how.batch and _reclaim(db, stage, times["at"], how.overlap):
         more = db.rows("open", **who, batch=how.batch - len(taken))
         taken += _take(db, stage, user_id, how.overlap, expires, more)
     return [key for key, _ in sorted(taken, key=lambda row: row[1])]
