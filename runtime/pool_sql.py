@@ -60,7 +60,14 @@ _SQL = {
             UPDATE items SET labels = labels + :labels, taken = taken + :taken,
                              "full" = taken + :taken >= :overlap
             WHERE stage = :stage AND item_key {_IN_KEYS}""",
-        "seen": "SELECT item_key FROM annotations WHERE request_id = :request",
+        # A submission's request id, recorded once per labeler and stage: no row back
+        # means this labeler's submission of that id was saved before.
+        "request": """
+            INSERT INTO pool_requests (stage, user_id, request_id)
+            VALUES (:stage, :user, :request) ON CONFLICT DO NOTHING RETURNING 1""",
+        "seen": """
+            SELECT item_key FROM annotations
+            WHERE stage = :stage AND user_id = :user AND request_id = :request""",
         "earlier": f"""
             SELECT item_key FROM annotations
             WHERE stage = :stage AND user_id = :user AND item_key {_IN_KEYS}""",

@@ -400,9 +400,8 @@ def _save(
     submitted = list(labels)
     who = {"stage": stage, "user": user_id}
     keys = db.keys(submitted)
-    seen = db.rows("seen", request=request_id)
-    if seen:  # a retry of a saved submission
-        return Saved(sorted(key for (key,) in seen), [])
+    if not db.rows("request", **who, request=request_id):  # a retry of a saved submission
+        return Saved(sorted(key for (key,) in db.rows("seen", **who, request=request_id)), [])
     # Every submitted item leaves the batch, a late one too: the labeler moves on. A
     # lease that expired while its labeler worked may have let others fill the item;
     # such a late label is dropped.

@@ -28,6 +28,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     select,
@@ -83,14 +84,18 @@ class Token(Base):
 
 
 class Submission(Base):
-    """A user's answer to an input stage: the widget's synced state when they submitted."""
+    """A user's answer to an input stage: the widget's synced state when they submitted.
+    A request id is the person's own: unique per user and stage, not across people."""
 
     __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("user_id", "stage", "request_id", name="submissions_request"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     stage: Mapped[str] = mapped_column(String(200))
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
-    request_id: Mapped[str] = mapped_column(String(100), unique=True)
+    request_id: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
@@ -154,6 +159,18 @@ class Annotation(Base):
     label: Mapped[str] = mapped_column(String(500))
     request_id: Mapped[str] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class PoolRequest(Base):
+    """A saved submission of labels to a pool stage, by the labeler's request id: a retry
+    of it is recognised here and applied once. The key makes a request id unique per
+    labeler and stage, so two labelers who happen to use the same id both have their
+    labels saved."""
+
+    __tablename__ = "pool_requests"
+    stage: Mapped[str] = mapped_column(String(200), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
 
 
 def hash_token(token: str) -> str:
@@ -302,7 +319,7 @@ class Store:
         """Record an answer (replacing the user's earlier one for that stage), exactly once
         per request id: a retry returns the submission already saved."""
         with self._session() as session:
-            existing = session.scalar(select(Submission).where(Submission.request_id == request_id))
+            existing = session.scalar(_request(user_id, stage, request_id))
             if existing:
                 return existing
             session.execute(
@@ -321,7 +338,7 @@ class Store:
                 session.commit()
             except IntegrityError:
                 session.rollback()
-                return session.scalar(select(Submission).where(Submission.request_id == request_id))  # type: ignore[return-value]
+                return session.scalar(_request(user_id, stage, request_id))  # type: ignore[return-value]
             return submission
 
     def answers(self, user_id: int) -> dict[str, dict[str, Any]]:
@@ -348,6 +365,15 @@ class Store:
     def stage_runs(self) -> dict[str, StageRun]:
         with self._session() as session:
             return {row.stage: row for row in session.scalars(select(StageRun))}
+
+
+def _request(user_id: int, stage: str, request_id: str) -> Any:
+    """The person's submission to `stage` made with `request_id`."""
+    return select(Submission).where(
+        Submission.user_id == user_id,
+        Submission.stage == stage,
+        Submission.request_id == request_id,
+    )
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

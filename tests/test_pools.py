@@ -7,7 +7,8 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from runtime.pools import (
     LabelRefused,
@@ -18,7 +19,7 @@ from runtime.pools import (
     register_items,
     save_labels,
 )
-from runtime.store import Item, Lease, open_store
+from runtime.store import Item, Lease, PoolRequest, open_store
 
 CHOICES = ("yes", "no")
 KEYS = [str(i) for i in range(10)]
@@ -117,6 +118,24 @@ def test_a_retried_submission_is_applied_once(pool):
     assert len(save(pool, alice, keys, "same").saved) == 4
     assert save(pool, alice, keys, "same").saved == sorted(keys)
     assert len(annotations(pool, "check")) == 4
+
+
+def test_two_labelers_using_the_same_request_id_both_have_their_labels_saved(pool):
+    alice, bob = labelers(pool, 2)
+    first, second = lease(pool, alice), lease(pool, bob)
+    assert save(pool, alice, first, "b-17").saved == sorted(first)
+    assert save(pool, bob, second, "b-17").saved == sorted(second)
+    by_user = {(row.user_id, row.item_key) for row in annotations(pool, "check")}
+    assert by_user == {(alice, k) for k in first} | {(bob, k) for k in second}
+
+
+def test_the_database_refuses_a_request_id_twice_for_one_labeler_and_stage(pool):
+    [alice] = labelers(pool, 1)
+    save(pool, alice, lease(pool, alice), "r1")
+    with pytest.raises(IntegrityError), pool.engine.begin() as connection:
+        connection.execute(
+            insert(PoolRequest).values(stage="check", user_id=alice, request_id="r1")
+        )
 
 
 def test_labels_outside_the_choices_or_the_batch_are_refused_and_nothing_is_written(pool):

@@ -40,6 +40,16 @@ def test_a_retried_submission_is_applied_once(database_url):
     assert first.id == again.id
 
 
+def test_two_people_using_the_same_request_id_both_have_their_answers_saved(database_url):
+    store = open_store(database_url)
+    alice, bob = store.add_user("alice").id, store.add_user("bob").id
+    store.submit(alice, "pick", {"value": 1}, "b-17")
+    store.submit(bob, "pick", {"value": 2}, "b-17")
+    store.submit(bob, "other", {"value": 3}, "b-17")
+    assert store.answers(alice) == {"pick": {"value": 1}}
+    assert store.answers(bob) == {"pick": {"value": 2}, "other": {"value": 3}}
+
+
 def test_a_new_answer_replaces_the_old_one_for_that_stage(database_url):
     store = open_store(database_url)
     user = store.add_user("carol").id
