@@ -24,7 +24,7 @@ import tornado.websocket
 from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.log import access_log
 
-from runtime import comm, dashboard, shell
+from runtime import comm, dashboard, shell, wire
 from runtime.bundle import Notebook
 from runtime.group_commit import GroupCommit
 from runtime.pipeline import FAILED, Pipeline
@@ -213,6 +213,18 @@ class OwnerPage(_PageHandler):
         self.page("owner.html", "Owner", self.user, rows=rows, errors=errors)
 
 
+class NotFound(_Handler):
+    """Any path no route matches: a 404 page, or a JSON refusal under /api/."""
+
+    def prepare(self) -> None:
+        self.set_status(404)
+        if self.request.path.startswith("/api/"):
+            self.finish({"error": f"there is no {self.request.path} in this API (docs/api.md)"})
+            return
+        message = "There is nothing at this address. Open the link you were given."
+        self.page("message.html", "Not found", message=message, poll=False, pending=[])
+
+
 class _Api(_Handler):
     def prepare(self) -> None:
         self.user = self.person()
@@ -241,8 +253,12 @@ class _Api(_Handler):
             body = json.loads(self.request.body or b"{}")
         except ValueError:
             raise Refused(400, "the request body is not JSON") from None
+        except RecursionError:
+            raise Refused(400, "the request body nests too deeply to be read") from None
         if not isinstance(body, dict):
             raise Refused(400, "the request body must be a JSON object")
+        if not wire.is_unicode(body):
+            raise Refused(400, f"the request body is refused: {wire.NOT_UNICODE}")
         return body
 
 
@@ -473,8 +489,8 @@ def _submit_request(frame: str | bytes) -> str | None:
         return None
     try:
         message = json.loads(frame)
-    except ValueError:
-        return None
+    except (ValueError, RecursionError):
+        return None  # the session refuses it, as any frame it cannot read
     if not isinstance(message, dict) or message.get("type") != "submit":
         return None
     request = message.get("request_id")
@@ -538,6 +554,8 @@ def make_staged_app(
     settings = {
         "static_path": str(STATIC),
         "static_handler_class": StaticHandler,
+        "default_handler_class": NotFound,
+        "default_handler_args": common,
         "cookie_secret": store.secret(),
         "xsrf_cookies": True,
         "xsrf_cookie_kwargs": {"samesite": "Strict"},

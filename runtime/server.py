@@ -91,6 +91,13 @@ class _Secured(tornado.web.RequestHandler):
         )
 
 
+class NotFound(_Secured):
+    """Any path no route matches: a 404 with the security headers, like every answer."""
+
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404)
+
+
 class PageHandler(_Secured):
     """`GET /`: the page shell (Markdown rendered, empty containers for code cells)."""
 
@@ -130,6 +137,12 @@ class StaticHandler(tornado.web.StaticFileHandler):
     def set_default_headers(self) -> None:
         for name, value in HEADERS.items():
             self.set_header(name, value)
+
+    def parse_url_path(self, url_path: str) -> str:
+        # No file name holds a control character; the file system refuses a NUL outright.
+        if any(ord(c) < 32 for c in url_path):
+            raise tornado.web.HTTPError(404)
+        return super().parse_url_path(url_path)
 
     def set_extra_headers(self, path: str) -> None:
         self.add_header("Vary", "Accept-Encoding")
@@ -245,6 +258,7 @@ def make_app(
         "static_handler_class": StaticHandler,
         "cookie_secret": cookie_secret or secrets.token_hex(32),
         "compress_response": True,
+        "default_handler_class": NotFound,
         "websocket_max_message_size": MAX_FRAME_BYTES,
         "websocket_ping_interval": 30,  # so a vanished page's session closes
         "websocket_ping_timeout": 30,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import re
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -66,9 +67,30 @@ def _json_message(text: str) -> dict[str, Any]:
         message = json.loads(text)
     except ValueError as error:
         raise ProtocolError(f"the frame is not JSON: {error}") from None
+    except RecursionError:
+        raise ProtocolError(
+            "the frame is not JSON this server reads: it nests too deeply"
+        ) from None
     if not isinstance(message, dict):
         raise ProtocolError("the frame is not a JSON object")
+    if _SURROGATE_ESCAPE.search(text) and not is_unicode(message):
+        raise ProtocolError(NOT_UNICODE)
     return message
+
+
+# JSON may escape half of a UTF-16 surrogate pair on its own ("\ud800"): Python reads it
+# as a string that no UTF-8 text (a database's, a page's) can hold.
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
+NOT_UNICODE = "the text holds a lone surrogate escape (such as \\ud800), which is not Unicode"
+
+
+def is_unicode(value: Any) -> bool:
+    """Whether every string in a parsed JSON value is Unicode text (no lone surrogates)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _binary_message(frame: bytes) -> tuple[dict[str, Any], list[memoryview]]:
