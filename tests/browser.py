@@ -43,6 +43,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# A name that is neither localhost nor an IP address, as a LAN's server has: a page from
+# http://HOSTNAME is not a secure context (no crypto.randomUUID, no crypto.subtle).
+HOSTNAME = "labeling.example.org"
 # A function, not a bare expression: the page's Content-Security-Policy forbids eval.
 READY = "() => document.body.dataset.nbfState === 'ready'"
 READY_TIMEOUT_MS = 20_000
@@ -182,6 +185,17 @@ def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     """Debian's Chromium, headless, launched once per test module: Playwright's sync API
     holds an event loop while it runs, which the in-process server tests need back."""
     launched = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="module")
+def hostname_browser(playwright_driver: Playwright) -> Iterator[Browser]:
+    """A Chromium of its own that resolves HOSTNAME to 127.0.0.1, where the servers listen."""
+    rules = f"--host-resolver-rules=MAP {HOSTNAME} 127.0.0.1"
+    launched = playwright_driver.chromium.launch(
+        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, rules]
+    )
     yield launched
     launched.close()
 

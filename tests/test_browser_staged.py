@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nbformat
 import pytest
-from browser import READY, SCREENSHOTS, App, visit
+from browser import HOSTNAME, READY, SCREENSHOTS, App, visit
 from conftest import notebook_from
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,5 +141,43 @@ def test_the_waiting_page_opens_the_next_stage_by_itself(browser, tmp_path):
         labeler.wait_for_url("**/stage/pick", timeout=ANSWER_TIMEOUT_MS)
         labeler.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
         assert labeler.locator(".widget-slider").count() == 1
+    finally:
+        app.stop()
+
+
+def test_a_labeler_submits_over_plain_http_on_a_hostname(hostname_browser, tmp_path):
+    """Served as http://labeling.example.org/, as on a LAN, the page is not a secure
+    context (no crypto.randomUUID): its Submit must still save and move on."""
+    cells = (
+        "import ipywidgets as widgets\nfrom freezer.widgets import Classify",
+        "#| stage: name\n#| input: each\nname = widgets.Text(description='Name')\nname",
+        "#| stage: sort\n#| input: pool\n#| batch: 2\n"
+        "sorter = Classify(['good', 'bad'], ['up', 'down'])\nsorter",
+        "#| stage: report\n#| show: true\nprint('sorted', sorted(sorter.labels.items()))",
+    )
+    notebook = tmp_path / "lan.ipynb"
+    nbformat.write(notebook_from(cells), notebook)
+    app = App(notebook)
+    try:
+        link = urlsplit(app.invite)._replace(netloc=f"{HOSTNAME}:{app.port}").geturl()
+        page = visit(hostname_browser, link)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.wait_for_url(f"http://{HOSTNAME}:{app.port}/stage/name")
+        page.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+        assert page.evaluate("() => window.isSecureContext") is False
+        page.get_by_role("textbox").fill("Alice")
+        submit(page, "/stage/sort")
+        # From the page: Playwright's own requests would not resolve the hostname.
+        saved = page.evaluate("async () => (await fetch('/api/v1/stages/name')).json()")
+        assert saved["answer"][""]["value"] == "Alice"
+
+        page.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+        for answer in ("up", "down"):
+            page.get_by_role("button", name=answer, exact=True).click()
+        page.get_by_text("2 of 2 items labeled").wait_for()
+        submit(page, "/stage/report")
+        page.get_by_text("sorted [(0, 'up'), (1, 'down')]").wait_for(timeout=ANSWER_TIMEOUT_MS)
+        assert errors == []
     finally:
         app.stop()

@@ -29,6 +29,9 @@ URL_TEXT_HOSTS = {"www.w3.org", "github.com", "evilmartians.com", "www.w3ctech.c
 MODULE_SPECIFIER = re.compile(
     r"""(?<![\w$."'-])import\s*(?:\{[^}]*\}\s*from|\*\s*as\s+[\w$]+\s*from|\(|[\w$]+\s*from)?\s*["']([^"']+)["']"""
 )
+# What a browser gives only a secure context (https, localhost).
+SECURE_CONTEXT_ONLY = ("randomUUID", "crypto.subtle", "navigator.clipboard", "serviceWorker")
+JS_COMMENT = re.compile(r"/\*.*?\*/|(?m:^\s*//.*$)", re.S)
 CDN_HINTS = ("unpkg", "jsdelivr", "cdnjs", "esm.sh", "skypack", "googleapis", "jspm")
 
 
@@ -77,11 +80,23 @@ def test_bundle_fetches_nothing_from_outside() -> None:
 
 
 def test_page_scripts_import_only_our_own_files() -> None:
-    for name in ("page.js", "stage.js", "socket.js"):
+    for name in ("page.js", "stage.js", "socket.js", "ids.js"):
         source = (STATIC / name).read_text("utf-8")
         for specifier in MODULE_SPECIFIER.findall(source):
-            assert specifier == "./widgets.js", f"{name} imports {specifier}"
+            assert specifier in ("./widgets.js", "./ids.js"), f"{name} imports {specifier}"
         assert not re.search(r"https?://", source), f"{name} holds a URL"
+
+
+def test_our_scripts_use_nothing_that_only_a_secure_context_has() -> None:
+    """A page served over plain http on a LAN's hostname is not a secure context; the
+    browser test of that is tests/test_browser_staged.py. Ids come from static/ids.js."""
+    ours = [p for p in STATIC.glob("*.js") if not BUNDLE_FILE.match(p.name)]
+    ours += sorted((ROOT / "freezer" / "widgets" / "static").glob("*.js"))
+    assert len(ours) > 5
+    for path in ours:
+        source = JS_COMMENT.sub("", path.read_text("utf-8"))
+        for api in SECURE_CONTEXT_ONLY:
+            assert api not in source, f"{path.name} uses {api}, which plain http lacks"
 
 
 @pytest.mark.skipif(

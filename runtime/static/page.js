@@ -6,6 +6,7 @@
  * frames, hands comms to the widget manager, and puts what each cell displays into its
  * `.nbf-cell` container.
  */
+import { newId } from './ids.js';
 import { WidgetManager } from './widgets.js';
 
 const { early, socket } = globalThis.nbfreezeSocket; // opened by socket.js, inline
@@ -130,12 +131,6 @@ class Comm {
 }
 
 const comms = new Map();
-
-/** A random id, as the kernel would make one (randomUUID needs https; this does not). */
-function newId() {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 /** A comm for a model the page's own code creates (a Controller's buttons and axes). */
 function openComm(targetName, modelId, data, metadata, buffers) {

@@ -5,6 +5,8 @@
  * id, so the server saves it once. A labeling widget asks for a submit (its Enter key)
  * with a bubbling `nbfreeze:submit` event.
  */
+import { newId } from './ids.js';
+
 const { socket } = globalThis.nbfreezeSocket; // opened by socket.js, inline
 
 const form = document.querySelector('form.nbf-submit');
@@ -59,7 +61,7 @@ function send() {
     return;
   }
   status.textContent = 'Saving…';
-  form.dataset.requestId = form.dataset.requestId || crypto.randomUUID();
+  form.dataset.requestId = form.dataset.requestId || newId();
   pending = form.dataset.requestId;
   socket.send(JSON.stringify({ type: 'submit', request_id: pending }));
 }
