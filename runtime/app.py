@@ -31,8 +31,8 @@ from runtime.pipeline import FAILED, Pipeline
 from runtime.preview import preview
 from runtime.server import HEADERS, MAX_BODY_BYTES, STATIC, StaticHandler
 from runtime.session import Session
-from runtime.staged import Refused, Staged
-from runtime.store import LABELER, OWNER, Store, User, default_url, open_store
+from runtime.staged import DATABASE_AWAY, Refused, Staged, Unavailable
+from runtime.store import LABELER, OWNER, Store, User, default_url, open_store, unavailable
 from runtime.walk import current
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,27 @@ class _Handler(tornado.web.RequestHandler):
         for name, value in HEADERS.items():
             self.set_header(name, value)
         self.set_header("Cache-Control", "no-store")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        away = _away(error)
+        if away is not None:
+            self._unavailable(away)
+            self.page("message.html", "In a moment", message=str(away), poll=True, pending=[])
+            return
+        super().write_error(status_code, **kwargs)
+
+    def _unavailable(self, away: Unavailable) -> None:
+        self.set_status(503)
+        self.set_header("Retry-After", str(away.retry_after))
+
+    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
+        if isinstance(value, Refused):  # a refusal is an answer, not a server fault
+            return
+        if value is not None and unavailable(value):
+            log.warning("%s: the database is unavailable: %s", self._request_summary(), value)
+            return
+        super().log_exception(typ, value, tb)
 
     def person(self) -> User | None:
         value = self.get_signed_cookie(COOKIE, max_age_days=COOKIE_DAYS)
@@ -140,6 +161,8 @@ class StagePage(_PageHandler):
             page = self.staged.page_for(self.user, name)
         except Refused as refused:
             self.set_status(refused.status)
+            if isinstance(refused, Unavailable):
+                self._unavailable(refused)
             self.page(
                 "message.html",
                 "Not available",
@@ -237,16 +260,17 @@ class _Api(_Handler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
+        away = _away(error)
+        if away is not None:
+            self._unavailable(away)
+            self.finish({"error": str(away), "retry_after": away.retry_after})
+            return
         if isinstance(error, Refused):  # every API handler's refusals, answered in one place
             self.set_status(error.status)
             self.finish({"error": str(error)})
             return
         reason = self._reason if status_code < 500 else "the server failed to answer"
         self.finish({"error": reason})
-
-    def log_exception(self, typ: Any, value: BaseException | None, tb: Any) -> None:
-        if not isinstance(value, Refused):  # a refusal is an answer, not a server fault
-            super().log_exception(typ, value, tb)
 
     def json_body(self) -> dict[str, Any]:
         try:
@@ -260,6 +284,16 @@ class _Api(_Handler):
         if not wire.is_unicode(body):
             raise Refused(400, f"the request body is refused: {wire.NOT_UNICODE}")
         return body
+
+
+def _away(error: BaseException | None) -> Unavailable | None:
+    """The 503 that `error` calls for, if it is one: the server starting, or its
+    database away for a moment."""
+    if isinstance(error, Unavailable):
+        return error
+    if error is not None and unavailable(error):
+        return Unavailable(DATABASE_AWAY)
+    return None
 
 
 def stage_json(page: Any) -> dict[str, Any]:
@@ -456,8 +490,14 @@ class StageSocket(tornado.websocket.WebSocketHandler, _Handler):
             return
         try:
             done = await self.staged.submit(self.user, self.stage.name, request, None)
-        except Refused as refused:
+        except Exception as error:
+            away = _away(error)
+            if away is None and not isinstance(error, Refused):
+                raise
+            refused = away or error
             reply = {"type": "submit_error", "request_id": request, "message": str(refused)}
+            if away is not None:  # the page sends the same request again after that long
+                reply["retry"] = away.retry_after
         else:
             reply = {
                 "type": "submitted",
@@ -503,7 +543,9 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     DEBUG. A team labeling sends hundreds of requests a second; a line for each would
     bury the lines that matter, and writing them costs the server time."""
     status = handler.get_status()
-    level = logging.DEBUG if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    # A 503 is a known moment (a restart, the database away) that asks to be retried.
+    failed = status >= 500 and status != 503
+    level = logging.DEBUG if status < 400 else logging.ERROR if failed else logging.WARNING
     if access_log.isEnabledFor(level):
         took = 1000.0 * handler.request.request_time()
         access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), took)

@@ -123,6 +123,7 @@ class Pipeline:
         self._lock = asyncio.Lock()
         self._failure: tuple[dict[str, Any], str] | None = None
         self._soon = False
+        self.started = False  # every shared stage has been looked at once since start
 
     def soon(self) -> None:
         """Advance once more shortly: the submissions of a second cost one advance (which
@@ -165,6 +166,7 @@ class Pipeline:
                         self._set(stage, WAITING, "waits for the owner's answer")
                         continue
                 await self._run(stage, answer, f"[{number}/{len(self.shared)}]")
+            self.started = True
 
     def _set(self, stage: Stage, state: str, reason: str = "") -> None:
         status = self.status[stage.name]

@@ -23,9 +23,10 @@ from runtime.pipeline import LABELING, HeadlessSession, Pipeline, Silent
 from runtime.session import Client, Session
 from runtime.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
 from runtime.store import OWNER, Store, User
-from runtime.walk import OPEN, Page, current, lead_in, walk
+from runtime.walk import OPEN, WAITING, Page, current, lead_in, walk
 
 PROGRESS_SECONDS = 1.0
+RETRY_SECONDS = 2  # what a 503's Retry-After asks for
 T = TypeVar("T")
 
 
@@ -35,6 +36,19 @@ class Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Unavailable(Refused):
+    """A request that cannot be answered now but can in a moment (the server is starting,
+    its database is away): a 503 whose `retry_after` says when to ask again."""
+
+    def __init__(self, message: str, retry_after: int = RETRY_SECONDS) -> None:
+        super().__init__(503, message)
+        self.retry_after = retry_after
+
+
+STARTING = "the server is starting and has not yet reopened this stage; try again in a moment"
+DATABASE_AWAY = "the server cannot reach its database just now; nothing saved is lost, try again"
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,8 @@ class Staged:
         page = next((p for p in self.pages(user, answered) if p.stage.name == name), None)
         if page is None:
             raise Refused(404, f"there is no page “{name}” for you in this app")
+        if page.state == WAITING and not self.pipeline.started:
+            raise Unavailable(STARTING)
         if page.state not in (OPEN, "done"):
             raise Refused(409, f"“{page.stage.title}” is not open yet: it {page.reason}")
         reopen = page.stage.input == "pool" and self.pipeline.status[name].state == LABELING
@@ -302,7 +318,9 @@ class Staged:
     ) -> tuple[pools.Saved, list[str]]:
         """Save a batch of a pool stage: the page's labels, or `labels` keyed by item key.
         With `next_batch`, lease the labeler's next batch in the same transaction."""
-        pool = self.pipeline.pools[stage.name]
+        pool = self.pipeline.pools.get(stage.name)
+        if pool is None:  # its code is running again (a restart): it reopens shortly
+            raise Unavailable(STARTING)
         if labels is None:
             session = self.live.get((user.id, stage.name))
             if session is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -374,6 +376,33 @@ def _request(user_id: int, stage: str, request_id: str) -> Any:
         Submission.stage == stage,
         Submission.request_id == request_id,
     )
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached or used just now (restarting,
+    unreachable, locked by another process for longer than `busy_timeout`), not that the
+    request was wrong: the same request, made again in a moment, can succeed."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, _UNAVAILABLE)
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:  # PostgreSQL is optional: `pip install nbfreeze[postgres]`
+        return ()
+    return (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+_UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    ConnectionError,  # `pool_sql.Disconnected`
+    sqlite3.OperationalError,
+    *_driver_errors(),
+)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

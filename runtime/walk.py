@@ -84,6 +84,8 @@ def walk(
             reason = shared_reason(first.name) if first.scope == "shared" else ""
             waiting_for = f"waits for “{first.title}”" + (f" ({reason})" if reason else "")
             pages.append(Page(stage, WAITING, waiting_for))
+        elif stage.input == "pool":  # its items are not handed out yet: its code runs
+            pages.append(Page(stage, WAITING, "opens once its items are ready"))
         else:
             pages.append(Page(stage, OPEN))
     return pages

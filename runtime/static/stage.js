@@ -2,7 +2,8 @@
  * A stage page's Submit button. The answer is sent over the page's own socket, so the
  * server process that holds the page's widgets saves it (whichever process serves the
  * rest); the reply says where to go next. A retry of the same click reuses its request
- * id, so the server saves it once. A labeling widget asks for a submit (its Enter key)
+ * id, so the server saves it once; an answer that asks for a retry (the server restarting,
+ * its database away) is sent again by itself. A labeling widget asks for a submit (its Enter key)
  * with a bubbling `nbfreeze:submit` event.
  */
 import { newId } from './ids.js';
@@ -23,6 +24,10 @@ function settle(event, ok) {
       ? `Saved, but ${late} label${late === 1 ? '' : 's'} came too late: others labeled those items while you worked.`
       : 'Saved.';
     setTimeout(() => location.assign(event.detail.next), late ? 2500 : 0);
+  } else if (event.detail.retry) {
+    // The server is restarting or its database is away: the same request again, later.
+    status.textContent = `Not saved yet: ${event.detail.message}. Trying again…`;
+    setTimeout(send, event.detail.retry * 1000);
   } else {
     status.textContent = `Not saved: ${event.detail.message}`;
     button.disabled = false;
