@@ -29,7 +29,7 @@ from runtime.bundle import Notebook
 from runtime.group_commit import GroupCommit
 from runtime.pipeline import FAILED, Pipeline
 from runtime.preview import preview
-from runtime.server import HEADERS, MAX_BODY_BYTES, STATIC, StaticHandler
+from runtime.server import HEADERS, MAX_BODY_BYTES, STATIC, FrameWriter, StaticHandler
 from runtime.session import Session
 from runtime.staged import DATABASE_AWAY, Refused, Staged, Unavailable
 from runtime.store import LABELER, OWNER, Store, User, default_url, open_store, unavailable
@@ -463,7 +463,7 @@ class PipelineApi(_Api):
         self.finish({"stages": stages})
 
 
-class StageSocket(tornado.websocket.WebSocketHandler, _Handler):
+class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
     """`/api/v1/ws?stage=NAME`: the live session of one stage page."""
 
     def prepare(self) -> None:
@@ -476,6 +476,7 @@ class StageSocket(tornado.websocket.WebSocketHandler, _Handler):
         except Refused as refused:
             raise tornado.web.HTTPError(refused.status, reason=str(refused)) from None
         self.session: Session | None = None
+        self.start_frames()
 
     def open(self) -> None:
         self.session = self.staged.open_session(self.user, self.stage, self)
@@ -512,12 +513,6 @@ class StageSocket(tornado.websocket.WebSocketHandler, _Handler):
         if session is not None:
             self.staged.closed(self.user, self.stage, session)
             IOLoop.current().add_callback(session.close)
-
-    def send_frame(self, frame: str | bytes) -> None:
-        try:
-            self.write_message(frame, binary=isinstance(frame, bytes))
-        except tornado.websocket.WebSocketClosedError:
-            pass
 
     def disconnect(self, reason: str) -> None:
         self.close(4000, reason)

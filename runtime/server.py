@@ -167,20 +167,52 @@ class StaticHandler(tornado.web.StaticFileHandler):
         return self._gzipped[key]
 
 
-class WidgetSocket(tornado.websocket.WebSocketHandler, _Secured):
-    """`/api/v1/ws`: one session per connection, for as long as it is open.
-
-    The frames a session hands over in one turn of the event loop (a notebook's run
-    sends hundreds) are written to the connection at once: tornado's `write_message`
-    makes a task and a system call per frame, which was most of the event loop's time
-    in Widget List's run. This handler never negotiates compression, so a frame on the
-    wire is its header and its payload.
+class FrameWriter:
+    """A WebSocket handler's way to send a session's frames: every frame handed over in
+    one turn of the event loop (a notebook's run sends hundreds) is written to the
+    connection at once. tornado's `write_message` makes a task and a system call per
+    frame: most of the event loop's time in Widget List's run, and, for a page that went
+    away without closing its socket, one "Task exception was never retrieved" in the log
+    per frame still buffered. Here a frame for a closed connection is dropped quietly.
+    A handler using this never negotiates compression, so a frame on the wire is its
+    header and its payload; it calls `start_frames` before its first frame.
     """
+
+    ws_connection: Any
+
+    def start_frames(self) -> None:
+        self._outgoing: list[str | bytes] = []
+
+    def send_frame(self, frame: str | bytes) -> None:
+        self._outgoing.append(frame)
+        if len(self._outgoing) == 1:
+            asyncio.get_running_loop().call_soon(self._write_outgoing)
+
+    def _write_outgoing(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            return  # the page went away; on_close closes the session
+        try:
+            connection.stream.write(b"".join(map(websocket_frame, frames))).add_done_callback(
+                _written
+            )
+        except StreamClosedError:
+            pass
+
+
+def _written(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # a page gone meanwhile is no error: its socket closes
+
+
+class WidgetSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Secured):
+    """`/api/v1/ws`: one session per connection, for as long as it is open."""
 
     def initialize(self, sessions: Sessions) -> None:
         self.sessions = sessions
         self.session: Session | None = None
-        self._outgoing: list[str | bytes] = []
+        self.start_frames()
 
     def prepare(self) -> None:
         if self.role() is None:
@@ -198,21 +230,6 @@ class WidgetSocket(tornado.websocket.WebSocketHandler, _Secured):
         if self.session is not None:
             IOLoop.current().add_callback(self.sessions.close, self.session)
             self.session = None  # the handler may outlive the connection; the session not
-
-    def send_frame(self, frame: str | bytes) -> None:
-        self._outgoing.append(frame)
-        if len(self._outgoing) == 1:
-            asyncio.get_running_loop().call_soon(self._write_outgoing)
-
-    def _write_outgoing(self) -> None:
-        frames, self._outgoing = self._outgoing, []
-        connection = self.ws_connection
-        if connection is None or connection.is_closing():
-            return  # the page went away; on_close closes the session
-        try:
-            connection.stream.write(b"".join(map(websocket_frame, frames)))  # type: ignore[attr-defined]
-        except StreamClosedError:
-            pass
 
     def disconnect(self, reason: str) -> None:
         self.close(4000, reason)

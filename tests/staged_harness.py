@@ -82,13 +82,17 @@ class Person:
 
     async def open_stage(self, stage: str) -> Page:
         """A stage's page: connect its socket and wait until its code has run."""
+        page = await self.connect_stage(stage)
+        await page.until_idle()
+        return page
+
+    async def connect_stage(self, stage: str) -> Page:
+        """A stage's page with its socket connected, its code not yet run."""
         request = HTTPRequest(
             self.case.get_url(f"/api/v1/ws?stage={stage}").replace("http", "ws", 1),
             headers=self._headers(),
         )
-        page = Page(await websocket_connect(request), 0)
-        await page.until_idle()
-        return page
+        return Page(await websocket_connect(request), 0)
 
 
 class StagedTestCase(AsyncHTTPTestCase):

@@ -3,7 +3,14 @@ every response, refusals and unknown routes included, carries the security heade
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import gc
 import json
+import logging
+import os
+import socket
+import struct
 
 from runtime_harness import NotebookTestCase
 from staged_harness import StagedTestCase
@@ -163,3 +170,51 @@ class TestWidgetHostRefusals(NotebookTestCase):
         await page.ws.write_message(frame)
         [reply] = (await page.until(lambda m: m["type"] == "reply_error"))[-1:]
         assert "Unicode" in reply["message"]
+
+
+class TestClosedPage(StagedTestCase):
+    cells = (
+        "import ipywidgets as widgets",
+        "#| stage: many\n#| input: each\n"
+        "answer = widgets.VBox([widgets.Label(str(i) * 500) for i in range(5000)])\nanswer",
+    )
+
+    @gen_test
+    async def test_a_page_closed_while_its_session_sends_leaves_the_log_quiet(self):
+        await self.advance()
+        alice = await self.labeler()
+        with self.assertLogs(level="DEBUG") as logged:
+            stalled = await stalled_socket(self.get_http_port(), alice, "/api/v1/ws?stage=many")
+            await asyncio.sleep(1.0)  # the server writes; this page reads nothing
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            stalled.close()  # gone without a closing handshake: a killed tab, a lost network
+            while self.staged.live:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
+            gc.collect()  # an unretrieved future's exception is logged when it is collected
+            logging.getLogger("nbfreeze.test").debug("done")
+        noisy = [r for r in logged.records if r.levelno >= logging.WARNING]
+        assert noisy == [], [r.getMessage()[:200] for r in noisy[:3]]
+
+
+async def stalled_socket(port: int, person, path: str) -> socket.socket:
+    """A WebSocket connected by hand, with a tiny receive buffer, that never reads."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", port))
+    cookie = "; ".join(f"{k}={v}" for k, v in person.cookies.items())
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nCookie: {cookie}\r\n\r\n"
+        ).encode()
+    )
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(raw, 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return raw
