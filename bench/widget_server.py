@@ -2,7 +2,8 @@
 
 `runtime.server.serve()` fixes the idle timeout at 30 minutes and culls once a minute,
 and `nbfreeze serve` has no option for either, so `bench/widgets.py` runs the same app
-through `runtime.server.make_app(..., idle_timeout=...)` in this script, in its own
+through `runtime.server.make_app(notebook, ServeOptions(idle_timeout=...))` in this
+script, in its own
 process, listening on 127.0.0.1 only. It differs from `serve()` only in that:
 
 - the cull runs every `--cull-every` seconds (default 1) instead of every
@@ -35,15 +36,15 @@ sys.path.insert(0, str(ROOT))
 
 from freezer.cli import bundle_for  # noqa: E402
 from runtime import bundle  # noqa: E402
-from runtime.server import MAX_BODY_BYTES, MAX_FRAME_BYTES, make_app  # noqa: E402
-from runtime.session import Sessions, release_memory  # noqa: E402
+from runtime.host.session import Sessions, release_memory  # noqa: E402
+from runtime.server import MAX_BODY_BYTES, MAX_FRAME_BYTES, ServeOptions, make_app  # noqa: E402
 
 
 async def run(target: Path, port: int, idle_timeout: float, cull_every: float, cull_after: float):
     built = bundle_for(target)
     if built is None:
         raise SystemExit(f"{target}: could not be built")
-    app = make_app(bundle.load(built), open_access=True, idle_timeout=idle_timeout)
+    app = make_app(bundle.load(built), ServeOptions(open_access=True, idle_timeout=idle_timeout))
     app.listen(
         port, address="127.0.0.1", max_body_size=MAX_BODY_BYTES, max_buffer_size=MAX_FRAME_BYTES
     )

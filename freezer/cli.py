@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from freezer.bundle import write_bundle
 from freezer.compile import compile_notebook, has_errors
 from freezer.ir import Graph
 from freezer.report import diagnostic_text, dot, dumps, graph_json, summary, table
+
+if TYPE_CHECKING:  # the server is imported only by `serve`, so `check` starts fast
+    from runtime.server import ServeOptions
 
 DEFAULT_PORT = 8866
 
@@ -89,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_invite(app: Path, *, name: str | None, revoke: str | None, db: str | None, url: str) -> int:
     """`nbfreeze invite`: print a new personal link, or revoke one."""
-    from runtime.store import default_url, open_store
+    from runtime.store.database import default_url, open_store
 
     bundle = app if app.is_dir() else app.with_name(app.stem + ".nbfreeze")
     if db is None and not (bundle / "app.sqlite").exists():
@@ -158,17 +163,7 @@ def bundle_for(target: Path) -> Path | None:
     return write_bundle(graph, target.read_bytes(), out)
 
 
-def run_serve(
-    target: Path,
-    *,
-    host: str,
-    port: int,
-    open_access: bool,
-    db_url: str | None = None,
-    stage_timeout: float = 600.0,
-    workers: int = 1,
-    idle_timeout: float = 1800.0,
-) -> int:
+def run_serve(target: Path, options: ServeOptions) -> int:
     """`nbfreeze serve`: build when given a notebook, then serve until interrupted."""
     if target.is_dir() and not (target / "manifest.json").is_file():
         print(
@@ -181,18 +176,9 @@ def run_serve(
         return 1
     from runtime.server import serve
 
-    bundle, db_url = bundle.resolve(), _absolute_sqlite(db_url)
+    bundle = bundle.resolve()
     _work_beside(bundle.parent)
-    serve(
-        bundle,
-        host=host,
-        port=port,
-        open_access=open_access,
-        db_url=db_url,
-        stage_timeout=stage_timeout,
-        workers=workers,
-        idle_timeout=idle_timeout,
-    )
+    serve(bundle, dataclasses.replace(options, db_url=_absolute_sqlite(options.db_url)))
     return 0
 
 
@@ -245,8 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_invite(
                 args.app, name=args.name, revoke=args.revoke, db=args.db, url=args.url
             )
-        return run_serve(
-            args.target,
+        from runtime.server import ServeOptions
+
+        options = ServeOptions(
             host=args.host,
             port=args.port,
             open_access=args.open,
@@ -255,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             idle_timeout=args.idle_timeout,
         )
+        return run_serve(args.target, options)
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

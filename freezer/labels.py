@@ -26,8 +26,8 @@ def load_labels(bundle_or_url: str | Path, stage: str) -> Any:
     from it, or a database URL such as `postgresql+psycopg://…`)."""
     import pandas as pd
 
-    from runtime import pools
-    from runtime.store import open_store
+    from runtime.store import pools
+    from runtime.store.database import open_store
 
     store = open_store(_database_url(bundle_or_url))
     try:

@@ -1,4 +1,5 @@
-"""Which static modules a widget page needs before its first widget can show.
+"""The pages' front end: where its files are, its inline script, and which static
+modules a widget page needs before its first widget can show.
 
 A page's module graph is page.js, which imports widgets.js, which imports the bundle's
 chunks. Left to itself the browser finds each import only once it has parsed the module
@@ -10,10 +11,17 @@ Output widget's code, the description sanitizer) are left to load when they are 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from pathlib import Path
 
-from runtime.server import STATIC
+STATIC = Path(__file__).parent / "static"
+TEMPLATES = Path(__file__).parent / "templates"
+# Inline in every widget page (static/socket.js says why, in a comment left out of the
+# page), so the Content-Security-Policy names its hash.
+SOCKET_SCRIPT = (STATIC / "socket.js").read_text("utf-8").split("*/", 1)[1].strip()
+SOCKET_HASH = base64.b64encode(hashlib.sha256(SOCKET_SCRIPT.encode()).digest()).decode()
 
 # `import{a as b}from"./x.js"` and `import"./x.js"`, as esbuild writes them; not
 # `import("./x.js")`, which loads on demand.

@@ -1,41 +1,53 @@
-"""The Tornado app: the page shell, its static files, and its WebSocket.
+"""The one module that builds nbfreeze's Tornado applications and serves them.
 
-Handlers are thin: they check who is asking and hand the request to a `Sessions`
-function. Access is by invite: the owner's and the labelers' links carry a token that
-is exchanged once for a signed, HttpOnly cookie (or, with `--open`, anyone gets one).
-Every response carries a Content-Security-Policy, and requests and frames have size
-limits, because labelers are not trusted.
+Two applications: a notebook without input stages is served as Voilà serves it, a page
+per visitor (`runtime.host.handlers`); an annotated one as the staged app
+(`runtime.app.handlers`). Both get the same static files (gzipped once, cached when
+versioned), the same request and frame limits, and the same security headers on every
+response, refusals and unknown paths included (`SecurityHeaders`), because labelers
+are not trusted. The serve options travel as one `ServeOptions`, built once by the
+command line or by a caller in Python.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
-import hashlib
-import hmac
 import logging
 import secrets
-import struct
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import tornado.httpserver
+import tornado.httputil
+import tornado.netutil
+import tornado.process
+import tornado.template
 import tornado.web
-import tornado.websocket
-from tornado.ioloop import IOLoop, PeriodicCallback
-from tornado.iostream import StreamClosedError
+from tornado.ioloop import PeriodicCallback
+from tornado.log import access_log
 
-from runtime import bundle, comm, render, shell
+from runtime import bundle
+from runtime.app.handlers import NotFound as StagedNotFound
+from runtime.app.handlers import routes as staged_routes
+from runtime.app.pipeline import Pipeline
+from runtime.app.staged import Staged
 from runtime.bundle import Notebook
-from runtime.session import Session, Sessions
+from runtime.frontend import SOCKET_HASH, STATIC, TEMPLATES
+from runtime.host import comm, shell
+from runtime.host.handlers import NotFound
+from runtime.host.handlers import routes as visitor_routes
+from runtime.host.session import Sessions
+from runtime.store.database import LABELER, OWNER, Store, default_url, open_store
+from runtime.store.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).parent / "static"
 COMPRESSED = (".js", ".css", ".txt")  # served gzipped; fonts are compressed already
-COOKIE = "nbfreeze_visitor"
-COOKIE_DAYS = 30
 IDLE_TIMEOUT = 30 * 60.0  # seconds without a message from the page before a session closes
 MAX_BODY_BYTES = 64 * 1024
 MAX_FRAME_BYTES = 16 * 1024 * 1024  # a FileUpload widget sends whole files
@@ -44,15 +56,17 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024  # a FileUpload widget sends whole files
 # for the GIL: with Python's default 5 ms, Widget List's first widget output left the
 # server 32 ms after its page connected (median of 15 visits); with this, 5 ms.
 GIL_SWITCH_SECONDS = 0.0005
-# Inline in every widget page (static/socket.js says why, in a comment left out of the
-# page), so the CSP names its hash.
-SOCKET_SCRIPT = (STATIC / "socket.js").read_text("utf-8").split("*/", 1)[1].strip()
-_SOCKET_HASH = base64.b64encode(hashlib.sha256(SOCKET_SCRIPT.encode()).digest()).decode()
+# Store calls at once, on PostgreSQL; fewer than the connections the store keeps open
+# (database.CONNECTIONS, and database.POOL_CONNECTIONS for pool writes). A pool write is
+# one call there; more of them at once only contend for the same first open items
+# (measured: 8 threads held more of them locked, and every lease skipped past them).
+STORE_THREADS = 3
 CSP = "; ".join(
     [
         "default-src 'self'",
-        # anywidget imports a widget's _esm from a blob: URL
-        f"script-src 'self' blob: 'sha256-{_SOCKET_HASH}'",
+        # anywidget imports a widget's _esm from a blob: URL; the page's one inline
+        # script (static/socket.js) is admitted by its hash
+        f"script-src 'self' blob: 'sha256-{SOCKET_HASH}'",
         "style-src 'self' 'unsafe-inline'",  # widgets and HTML outputs style inline
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
@@ -71,58 +85,39 @@ HEADERS = {
 }
 
 
-class _Secured(tornado.web.RequestHandler):
-    """Security headers and the visitor's role, for every handler of ours."""
+@dataclass(frozen=True)
+class ServeOptions:
+    """How `nbfreeze serve` serves an app: where, who may come in, which database, how
+    many processes, and its time limits."""
 
-    def set_default_headers(self) -> None:
+    host: str = "127.0.0.1"
+    port: int = 8866
+    open_access: bool = False  # anyone with the URL, or only people with a link
+    db_url: str | None = None  # the staged app's database; SQLite beside the bundle
+    stage_timeout: float = 600.0  # seconds a shared stage may run
+    workers: int = 1  # processes sharing the port (PostgreSQL only)
+    idle_timeout: float = IDLE_TIMEOUT  # seconds before a silent visitor's session closes
+
+
+class SecurityHeaders(tornado.web.OutputTransform):
+    """The security headers on every response of either app, whichever handler wrote
+    it: pages, the API, static files, WebSocket handshakes, errors and unknown paths."""
+
+    def transform_first_chunk(
+        self,
+        status_code: int,
+        headers: tornado.httputil.HTTPHeaders,
+        chunk: bytes,
+        finishing: bool,
+    ) -> tuple[int, tornado.httputil.HTTPHeaders, bytes]:
         for name, value in HEADERS.items():
-            self.set_header(name, value)
-
-    def role(self) -> str | None:
-        """`owner` or `visitor` for a valid cookie, else None."""
-        value = self.get_signed_cookie(COOKIE, max_age_days=COOKIE_DAYS)
-        return value.decode().split(":", 1)[0] if value else None
-
-    def admit(self, role: str) -> None:
-        value = f"{role}:{secrets.token_hex(8)}"
-        secure = self.request.protocol == "https"
-        self.set_signed_cookie(
-            COOKIE, value, expires_days=COOKIE_DAYS, httponly=True, samesite="Strict", secure=secure
-        )
+            headers[name] = value
+        return status_code, headers, chunk
 
 
-class NotFound(_Secured):
-    """Any path no route matches: a 404 with the security headers, like every answer."""
-
-    def prepare(self) -> None:
-        raise tornado.web.HTTPError(404)
-
-
-class PageHandler(_Secured):
-    """`GET /`: the page shell (Markdown rendered, empty containers for code cells)."""
-
-    def initialize(self, page: str, tokens: dict[str, str], open_access: bool) -> None:
-        self.page = page
-        self.tokens = tokens
-        self.open_access = open_access
-
-    def get(self) -> None:
-        token = self.get_query_argument("token", None)
-        if token is not None:
-            role = role_for_token(token, self.tokens)
-            if role is None:
-                raise tornado.web.HTTPError(403, reason="This invite link is not valid")
-            self.admit(role)
-            self.redirect("/")  # keep the token out of the address bar and history
-            return
-        if self.role() is None:
-            if not self.open_access:
-                self.set_status(403)
-                self.finish("This app is by invitation: open the link you were given.")
-                return
-            self.admit("visitor")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(self.page)
+# Responses are gzipped when the browser accepts it (`compress_response`, spelled out
+# because an application given its transforms gets no others).
+TRANSFORMS = [tornado.web.GZipContentEncoding, SecurityHeaders]
 
 
 class StaticHandler(tornado.web.StaticFileHandler):
@@ -133,10 +128,6 @@ class StaticHandler(tornado.web.StaticFileHandler):
     """
 
     _gzipped: ClassVar[dict[tuple[str, Any], bytes]] = {}
-
-    def set_default_headers(self) -> None:
-        for name, value in HEADERS.items():
-            self.set_header(name, value)
 
     def parse_url_path(self, url_path: str) -> str:
         # No file name holds a control character; the file system refuses a NUL outright.
@@ -167,154 +158,92 @@ class StaticHandler(tornado.web.StaticFileHandler):
         return self._gzipped[key]
 
 
-class FrameWriter:
-    """A WebSocket handler's way to send a session's frames: every frame handed over in
-    one turn of the event loop (a notebook's run sends hundreds) is written to the
-    connection at once. tornado's `write_message` makes a task and a system call per
-    frame: most of the event loop's time in Widget List's run, and, for a page that went
-    away without closing its socket, one "Task exception was never retrieved" in the log
-    per frame still buffered. Here a frame for a closed connection is dropped quietly.
-    A handler using this never negotiates compression, so a frame on the wire is its
-    header and its payload; it calls `start_frames` before its first frame.
-    """
-
-    ws_connection: Any
-
-    def start_frames(self) -> None:
-        self._outgoing: list[str | bytes] = []
-
-    def send_frame(self, frame: str | bytes) -> None:
-        self._outgoing.append(frame)
-        if len(self._outgoing) == 1:
-            asyncio.get_running_loop().call_soon(self._write_outgoing)
-
-    def _write_outgoing(self) -> None:
-        frames, self._outgoing = self._outgoing, []
-        connection = self.ws_connection
-        if connection is None or connection.is_closing():
-            return  # the page went away; on_close closes the session
-        try:
-            connection.stream.write(b"".join(map(websocket_frame, frames))).add_done_callback(
-                _written
-            )
-        except StreamClosedError:
-            pass
-
-
-def _written(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()  # a page gone meanwhile is no error: its socket closes
-
-
-class WidgetSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Secured):
-    """`/api/v1/ws`: one session per connection, for as long as it is open."""
-
-    def initialize(self, sessions: Sessions) -> None:
-        self.sessions = sessions
-        self.session: Session | None = None
-        self.start_frames()
-
-    def prepare(self) -> None:
-        if self.role() is None:
-            raise tornado.web.HTTPError(403, reason="No session cookie; load the page first")
-
-    def open(self) -> None:
-        paced = self.get_query_argument("paced", "") == "1"
-        self.session = self.sessions.open(self, paced=paced)
-
-    async def on_message(self, message: str | bytes) -> None:
-        if self.session is not None:
-            await self.session.receive(message)
-
-    def on_close(self) -> None:
-        if self.session is not None:
-            IOLoop.current().add_callback(self.sessions.close, self.session)
-            self.session = None  # the handler may outlive the connection; the session not
-
-    def disconnect(self, reason: str) -> None:
-        self.close(4000, reason)
-
-
-def websocket_frame(payload: str | bytes) -> bytes:
-    """One unfragmented, unmasked WebSocket frame (RFC 6455, 5.2): text or binary."""
-    opcode, data = (0x1, payload.encode()) if isinstance(payload, str) else (0x2, payload)
-    size = len(data)
-    if size < 126:
-        header = struct.pack("!BB", 0x80 | opcode, size)
-    elif size <= 0xFFFF:
-        header = struct.pack("!BBH", 0x80 | opcode, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
-    return header + data
-
-
-def role_for_token(token: str, tokens: dict[str, str]) -> str | None:
-    """The role an invite token grants, compared in constant time."""
-    for role, expected in tokens.items():
-        if hmac.compare_digest(token.encode(), expected.encode()):
-            return role
-    return None
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """The access log: refusals and failures at once, every answered request only at
+    DEBUG. A team labeling sends hundreds of requests a second; a line for each would
+    bury the lines that matter, and writing them costs the server time."""
+    status = handler.get_status()
+    # A 503 is a known moment (a restart, the database away) that asks to be retried.
+    failed = status >= 500 and status != 503
+    level = logging.DEBUG if status < 400 else logging.ERROR if failed else logging.WARNING
+    if access_log.isEnabledFor(level):
+        took = 1000.0 * handler.request.request_time()
+        access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), took)
 
 
 def make_app(
     notebook: Notebook,
+    options: ServeOptions,
     *,
-    open_access: bool,
     tokens: dict[str, str] | None = None,
-    idle_timeout: float = IDLE_TIMEOUT,
     cookie_secret: str | None = None,
 ) -> tornado.web.Application:
-    """The app serving `notebook`; `tokens` maps `owner`/`visitor` to invite tokens.
-
-    The app's `Sessions` is `app.settings["sessions"]`.
-    """
+    """The per-visitor app serving `notebook`; `tokens` maps `owner`/`visitor` to invite
+    tokens. The app's `Sessions` is `app.settings["sessions"]`."""
     comm.install()
     shell.install()
     settings: dict[str, Any] = {
         "static_path": str(STATIC),
         "static_handler_class": StaticHandler,
         "cookie_secret": cookie_secret or secrets.token_hex(32),
-        "compress_response": True,
         "default_handler_class": NotFound,
         "websocket_max_message_size": MAX_FRAME_BYTES,
         "websocket_ping_interval": 30,  # so a vanished page's session closes
         "websocket_ping_timeout": 30,
     }
-    sessions = Sessions(notebook, idle_timeout=idle_timeout)
-    page = page_for(notebook, settings)
-    handlers = [
-        (r"/", PageHandler, {"page": page, "tokens": tokens or {}, "open_access": open_access}),
-        (r"/api/v1/ws", WidgetSocket, {"sessions": sessions}),
-    ]
-    return tornado.web.Application(handlers, sessions=sessions, **settings)
-
-
-def page_for(notebook: Notebook, settings: dict[str, Any]) -> str:
-    """The page shell, the same for every visitor, so it is rendered once."""
-    cells = [
-        (cell.index, render.markdown_html(cell.text) if cell.type == "markdown" else "")
-        for cell in notebook.cells
-        if cell.type in ("markdown", "code")
-    ]
-    title = Path(notebook.name).stem
+    sessions = Sessions(notebook, idle_timeout=options.idle_timeout)
 
     def static_url(path: str) -> str:
         return StaticHandler.make_static_url(settings, path)
 
-    return render.page_html(title, cells, static_url)
+    handlers = visitor_routes(
+        notebook, sessions, static_url, tokens=tokens or {}, open_access=options.open_access
+    )
+    return tornado.web.Application(handlers, transforms=TRANSFORMS, sessions=sessions, **settings)
 
 
-def serve(
-    bundle_dir: Path,
+def make_staged_app(
+    notebook: Notebook,
+    store: Store,
+    cache_dir: Path,
+    options: ServeOptions,
     *,
-    host: str,
-    port: int,
-    open_access: bool,
-    db_url: str | None = None,
-    stage_timeout: float = 600.0,
-    workers: int = 1,
-    idle_timeout: float = IDLE_TIMEOUT,
-) -> None:
+    progress: Callable[[str], None] = lambda line: None,
+) -> tornado.web.Application:
+    """The staged app; call `app.settings["staged"].pipeline.advance()` to run the shared
+    stages (serve does, at start)."""
+    comm.install()
+    shell.install()
+    pool = ThreadPoolExecutor(32, thread_name_prefix="nbfreeze-stage")
+    pipeline = Pipeline(
+        notebook, store, cache_dir, pool, stage_timeout=options.stage_timeout, progress=progress
+    )
+    store_calls = group = None
+    if store.engine.dialect.name == "postgresql":
+        store_calls = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="nbfreeze-store")
+    else:
+        group = GroupCommit(store.engine)
+    staged = Staged(notebook, store, pipeline, pool, live={}, store_calls=store_calls, group=group)
+    handlers = staged_routes(staged, options.open_access)
+    settings = {
+        "static_path": str(STATIC),
+        "static_handler_class": StaticHandler,
+        "default_handler_class": StagedNotFound,
+        "default_handler_args": {"staged": staged, "open_access": options.open_access},
+        "cookie_secret": store.secret(),
+        "xsrf_cookies": True,
+        "xsrf_cookie_kwargs": {"samesite": "Strict"},
+        "log_function": log_request,
+        "templates": tornado.template.Loader(str(TEMPLATES)),
+        "websocket_ping_interval": 30,
+        "websocket_ping_timeout": 30,
+    }
+    return tornado.web.Application(
+        handlers, transforms=TRANSFORMS, staged=staged, max_body_size=MAX_BODY_BYTES, **settings
+    )
+
+
+def serve(bundle_dir: Path, options: ServeOptions) -> None:
     """Serve the bundle until interrupted, printing the URLs to share: a staged app when
     the notebook has input stages, else a page per visitor."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -322,27 +251,16 @@ def serve(
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     notebook = bundle.load(bundle_dir)
     if notebook.staged:
-        from runtime.app import serve_staged
-
-        serve_staged(
-            bundle_dir,
-            notebook,
-            host=host,
-            port=port,
-            open_access=open_access,
-            db_url=db_url,
-            stage_timeout=stage_timeout,
-            workers=workers,
-        )
+        serve_staged(bundle_dir, notebook, options)
         return
-    if workers > 1:
+    if options.workers > 1:
         raise SystemExit("--workers is for staged apps (notebooks with input stages)")
-    tokens = {} if open_access else {"owner": secrets.token_urlsafe(24)}
+    tokens = {} if options.open_access else {"owner": secrets.token_urlsafe(24)}
     if tokens:
         tokens["visitor"] = secrets.token_urlsafe(24)
-    app = make_app(notebook, open_access=open_access, tokens=tokens, idle_timeout=idle_timeout)
+    app = make_app(notebook, options, tokens=tokens)
     try:
-        asyncio.run(_run(app, host, port, tokens))
+        asyncio.run(_run(app, options.host, options.port, tokens))
     except KeyboardInterrupt:
         pass
 
@@ -360,3 +278,56 @@ async def _run(app: tornado.web.Application, host: str, port: int, tokens: dict[
         print(f"Serving {url} (open: anyone with the URL can use it)")
     print("Press Ctrl-C to stop.", flush=True)
     await asyncio.Event().wait()
+
+
+def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) -> None:
+    """Serve a staged app until interrupted: print the links, run the shared stages.
+
+    With `options.workers` > 1 (PostgreSQL only), that many processes share the port;
+    each runs the shared stages itself (or takes them from the cache) and serves any
+    labeler."""
+    host, port, workers = options.host, options.port, options.workers
+    url = options.db_url or default_url(bundle_dir)
+    if workers > 1 and not url.startswith("postgresql"):
+        raise SystemExit("--workers needs a PostgreSQL database: pass --db postgresql+psycopg://…")
+    store = open_store(url)
+    owner = store.mint_token(OWNER, store.owner().id)
+    invite = None if options.open_access else store.mint_token(LABELER)
+    address = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    print(f"Owner:   {address}?token={owner}")
+    if invite:
+        print(f"Invite:  {address}?token={invite}  (share this with labelers: one link for all)")
+    else:
+        print(f"Open:    {address}  (anyone with the URL can label)")
+    print("Links from earlier runs keep working.", flush=True)
+    sockets = tornado.netutil.bind_sockets(port, address=host)
+    worker = 0
+    if workers > 1:
+        store.dispose()  # connections must not cross a fork
+        print(f"Starting {workers} processes.", flush=True)
+        worker = tornado.process.fork_processes(workers)
+        store = open_store(url)
+
+    def say(line: str) -> None:
+        if worker == 0:
+            print(line, flush=True)
+
+    async def main() -> None:
+        # Sessions belong to the loop they are made on: make the app inside it.
+        app = make_staged_app(notebook, store, bundle_dir / "cache", options, progress=say)
+        server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY_BYTES)
+        server.add_sockets(sockets)
+        say("Running the shared stages:")
+        await app.settings["staged"].pipeline.advance()
+        say("Ready. Press Ctrl-C to stop.")
+        # Pools fill from every process's labelers: look again every few seconds.
+        PeriodicCallback(app.settings["staged"].pipeline.advance, 2000).start()
+        if store.engine.dialect.name == "sqlite":  # PostgreSQL checkpoints by itself
+            checkpoints = ThreadPoolExecutor(1, thread_name_prefix="nbfreeze-checkpoint")
+            PeriodicCallback(lambda: checkpoints.submit(store.checkpoint), 1000).start()
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

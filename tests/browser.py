@@ -29,8 +29,8 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from runtime import bundle
-from runtime.server import MAX_BODY_BYTES, MAX_FRAME_BYTES, make_app
-from runtime.session import Sessions
+from runtime.host.session import Sessions
+from runtime.server import MAX_BODY_BYTES, MAX_FRAME_BYTES, ServeOptions, make_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -76,7 +76,9 @@ class Server:
 
     async def _main(self, bundle_dir: Path) -> None:
         try:
-            app = make_app(bundle.load(bundle_dir), open_access=True, idle_timeout=600)
+            app = make_app(
+                bundle.load(bundle_dir), ServeOptions(open_access=True, idle_timeout=600)
+            )
             server = HTTPServer(app, max_body_size=MAX_BODY_BYTES, max_buffer_size=MAX_FRAME_BYTES)
             sock, port = bind_unused_port()
             server.add_sockets([sock])

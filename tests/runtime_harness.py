@@ -25,8 +25,8 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from freezer.bundle import BuildError, build_bundle
 from runtime import bundle
-from runtime.server import make_app
-from runtime.session import Session, Sessions
+from runtime.host.session import Session, Sessions
+from runtime.server import ServeOptions, make_app
 
 MD = "md:"
 IDLE_TIMEOUT = 600.0
@@ -57,9 +57,8 @@ class NotebookTestCase(AsyncHTTPTestCase):
         self._tmp = tempfile.TemporaryDirectory()
         self.tmp = Path(self._tmp.name)
         notebook = bundle.load(notebook_bundle(self.tmp, self.cells))
-        return make_app(
-            notebook, open_access=self.open_access, tokens=self.tokens, idle_timeout=IDLE_TIMEOUT
-        )
+        options = ServeOptions(open_access=self.open_access, idle_timeout=IDLE_TIMEOUT)
+        return make_app(notebook, options, tokens=self.tokens)
 
     def tearDown(self) -> None:
         for session in self.sessions:

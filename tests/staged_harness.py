@@ -19,9 +19,9 @@ from tornado.web import Application
 from tornado.websocket import websocket_connect
 
 from runtime import bundle
-from runtime.app import make_staged_app
-from runtime.staged import Staged
-from runtime.store import LABELER, OWNER, Store, open_store
+from runtime.app.staged import Staged
+from runtime.server import ServeOptions, make_staged_app
+from runtime.store.database import LABELER, OWNER, Store, open_store
 
 
 class Person:
@@ -120,8 +120,7 @@ class StagedTestCase(AsyncHTTPTestCase):
             bundle.load(self.bundle_dir),
             self.store,
             self.bundle_dir / "cache",
-            open_access=self.open_access,
-            stage_timeout=self.stage_timeout,
+            ServeOptions(open_access=self.open_access, stage_timeout=self.stage_timeout),
         )
         self.owner_token = self.store.mint_token(OWNER, self.store.owner().id)
         self.invite_token = self.store.mint_token(LABELER)

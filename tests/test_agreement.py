@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.agreement import krippendorff_alpha_nominal, merge, pairwise_agreement
+from runtime.store.agreement import krippendorff_alpha_nominal, merge, pairwise_agreement
 
 # The reliability data of Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability",
 # section C: four observers, twelve units; None is a missing value.

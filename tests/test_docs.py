@@ -80,12 +80,10 @@ def test_every_manifest_field_is_documented(tmp_path):
 
 
 def test_every_api_route_is_documented():
-    from runtime.app import make_staged_app
+    from runtime.app.handlers import routes
 
     text = (DOCS / "api.md").read_text()
-    routes = re.findall(
-        r'\(r"(/api/v1[^"]*)"', Path(make_staged_app.__code__.co_filename).read_text()
-    )
+    routes = re.findall(r'\(r"(/api/v1[^"]*)"', Path(routes.__code__.co_filename).read_text())
     assert routes
     for route in routes:
         shown = route.replace("([^/]+)", "NAME").replace("\\.(csv|jsonl)", ".csv")

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from runtime import pools
-from runtime.group_commit import GroupCommit
-from runtime.store import open_store
+from runtime.store import pools
+from runtime.store.database import open_store
+from runtime.store.group_commit import GroupCommit
 
 CHOICES = ("yes", "no")
 

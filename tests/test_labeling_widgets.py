@@ -16,7 +16,7 @@ from tornado.testing import gen_test
 
 from freezer.png import encode_png
 from freezer.widgets import BoxEditor, Classify, ImageGrid, Labeling, trusted_html
-from runtime.stage_run import answer_of, apply_answer
+from runtime.app.stage_run import answer_of, apply_answer
 
 
 def jpeg() -> bytes:

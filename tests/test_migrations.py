@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import column, create_engine, insert, table
 
-from runtime.pools import has_work, lease_batch, progress, register_items
-from runtime.store import Base, User, migrate, now, open_store
+from runtime.store.database import Base, User, migrate, now, open_store
+from runtime.store.pools import has_work, lease_batch, progress, register_items
 
 
 def test_the_migrations_build_the_declared_schema(database_url):

@@ -10,8 +10,8 @@ from staged_harness import Person, StagedTestCase
 from tornado.testing import gen_test
 
 from freezer import load_labels
-from runtime.pools import annotations
-from runtime.store import default_url, open_store
+from runtime.store.database import default_url, open_store
+from runtime.store.pools import annotations
 
 CELLS = (
     "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': f'text {i}' for i in range(6)}",

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from runtime.pools import (
+from runtime.store.database import Item, Lease, PoolRequest, open_store
+from runtime.store.pools import (
     LabelRefused,
     annotations,
     has_work,
@@ -19,7 +20,6 @@ from runtime.pools import (
     register_items,
     save_labels,
 )
-from runtime.store import Item, Lease, PoolRequest, open_store
 
 CHOICES = ("yes", "no")
 KEYS = [str(i) for i in range(10)]

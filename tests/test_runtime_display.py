@@ -7,8 +7,8 @@ import pandas  # noqa: F401
 from runtime_harness import NotebookTestCase
 from tornado.testing import gen_test
 
-from runtime.execute import run_cell
-from runtime.pipeline import HeadlessSession, Silent
+from runtime.app.pipeline import HeadlessSession, Silent
+from runtime.host.execute import run_cell
 
 
 def kinds(messages: list[dict]) -> list[str]:

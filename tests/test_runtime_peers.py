@@ -16,7 +16,7 @@ from tornado.websocket import websocket_connect
 
 from freezer.bundle import BuildError, build_bundle
 from runtime import bundle
-from runtime.server import make_app
+from runtime.server import ServeOptions, make_app
 
 NOTEBOOKS = sorted(p.name for p in PEERS.glob("*.ipynb")) if PEERS.is_dir() else []
 SERVER_MESSAGES = {
@@ -26,7 +26,7 @@ SERVER_MESSAGES = {
 
 
 async def first_page(bundle_dir: Path) -> Page:
-    app = make_app(bundle.load(bundle_dir), open_access=True)
+    app = make_app(bundle.load(bundle_dir), ServeOptions(open_access=True))
     sock, port = bind_unused_port()
     server = HTTPServer(app)
     server.add_sockets([sock])

@@ -12,8 +12,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.testing import gen_test
 from tornado.websocket import websocket_connect
 
-from runtime import render
-from runtime.server import CSP, STATIC
+from runtime.frontend import STATIC
+from runtime.host import render
+from runtime.server import CSP
 
 CELLS = ("md:# Labels\nPick the *right* ones.", "import ipywidgets\nipywidgets.IntSlider()")
 

@@ -8,7 +8,7 @@ from runtime_harness import notebook_bundle
 from staged_harness import StagedTestCase
 from tornado.testing import gen_test
 
-from runtime.app import log_request
+from runtime.server import log_request
 
 CELLS = (
     "import ipywidgets as widgets\nitems = ['a', 'b', 'c', 'd']",

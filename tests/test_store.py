@@ -7,7 +7,7 @@ from contextlib import closing
 
 from sqlalchemy import text
 
-from runtime.store import LABELER, OWNER, open_store
+from runtime.store.database import LABELER, OWNER, open_store
 
 
 def test_secret_is_made_once_and_kept(database_url):

@@ -15,7 +15,7 @@ from staged_harness import StagedTestCase
 from test_pool_app import labels_body
 from tornado.testing import gen_test
 
-from runtime.pools import annotations
+from runtime.store.pools import annotations
 
 CELLS = (
     "import ipywidgets as widgets\nfrom freezer.widgets import ChoiceLabeler",

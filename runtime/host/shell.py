@@ -29,9 +29,9 @@ from IPython.core.formatters import DisplayFormatter
 from IPython.core.interactiveshell import InteractiveShell
 from ipywidgets import Output, Widget
 
-from runtime import notebook_logging, render
-from runtime.scoped import ScopedDict
-from runtime.wire import Buffer
+from runtime.host import notebook_logging, render
+from runtime.host.scoped import ScopedDict
+from runtime.host.wire import Buffer
 
 log = logging.getLogger(__name__)
 

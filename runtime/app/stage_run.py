@@ -16,9 +16,9 @@ from typing import Any
 import ipywidgets
 import traitlets
 
-from runtime import execute
 from runtime.bundle import Notebook, Stage
-from runtime.session import Session
+from runtime.host import execute
+from runtime.host.session import Session
 
 # Traits that describe how a widget looks or is wired, not what the person chose.
 _STRUCTURE = frozenset({"layout", "style", "children", "tabbable", "tooltip", "_dom_classes"})

@@ -116,7 +116,7 @@ class StageRun(Base):
 class Item(Base):
     """An item of a pool stage, by its key (the item id as JSON), with its counters:
     `labels` given, `taken` (labels plus lease rows) and `full` (taken reaches the
-    pool's overlap), kept up to date by `runtime.pools`."""
+    pool's overlap), kept up to date by `runtime.store.pools`."""
 
     __tablename__ = "items"
     __table_args__ = (Index("items_open", "stage", "full", "position"),)
@@ -185,7 +185,7 @@ class Store:
 
     def __init__(self, engine: Engine, pool_engine: Engine | None = None) -> None:
         self.engine = engine
-        # Labeling's hot path (`runtime.pool_sql`): on PostgreSQL its own connections,
+        # Labeling's hot path (`runtime.store.pool_sql`): on PostgreSQL its own connections,
         # in autocommit mode and not pinged on checkout, since a pool call there is one
         # statement, a transaction of its own; on SQLite the same engine.
         self.pool_engine = pool_engine or engine

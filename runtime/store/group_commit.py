@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from runtime.pool_sql import Transaction, transaction
+from runtime.store.pool_sql import Transaction, transaction
 
 T = TypeVar("T")
 

@@ -21,8 +21,8 @@ import ipywidgets.widgets.widget as ipywidgets_widget
 from comm.base_comm import BaseComm, CommManager
 from ipywidgets.widgets.widget import Widget, _put_buffers
 
-from runtime.scoped import ScopedDict
-from runtime.wire import Buffer, ProtocolError, summary
+from runtime.host.scoped import ScopedDict
+from runtime.host.wire import Buffer, ProtocolError, summary
 
 log = logging.getLogger(__name__)
 

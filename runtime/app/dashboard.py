@@ -11,10 +11,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runtime import pools
-from runtime.agreement import krippendorff_alpha_nominal, pairwise_agreement
-from runtime.staged import Staged
-from runtime.store import OWNER, now
+from runtime.app.staged import Staged
+from runtime.store import pools
+from runtime.store.agreement import krippendorff_alpha_nominal, pairwise_agreement
+from runtime.store.database import OWNER, now
 
 PACE_WINDOW = timedelta(minutes=10)
 

@@ -8,7 +8,7 @@ processes racing for the last items never hand one out beyond its overlap; on SQ
 one process serves everything and its calls run one at a time.
 
 Handing out a batch and saving one run on the driver's connection with each database's
-own SQL (`runtime.pool_sql`); the rarer reads (progress, whether a labeler has work)
+own SQL (`runtime.store.pool_sql`); the rarer reads (progress, whether a labeler has work)
 are SQLAlchemy statements built once, with bound parameters.
 """
 
@@ -24,8 +24,8 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from runtime.pool_sql import REFUSED, Disconnected, Transaction, transaction
-from runtime.store import Annotation, Item, Lease, Store, now
+from runtime.store.database import Annotation, Item, Lease, Store, now
+from runtime.store.pool_sql import REFUSED, Disconnected, Transaction, transaction
 
 P = ParamSpec("P")
 T = TypeVar("T")

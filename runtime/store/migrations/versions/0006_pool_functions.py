@@ -6,8 +6,8 @@ between them, so other labelers' transactions skipped or waited for those items.
 functions, a submission with its next batch is one call, the commit goes with it in
 the same round trip, and the locks are held only while the database works.
 
-The rules are `runtime.pools`' (whose SQLite path runs them as separate statements);
-next to each function, the one of `runtime.pools` it does the work of:
+The rules are `runtime.store.pools`' (whose SQLite path runs them as separate statements);
+next to each function, the one of `runtime.store.pools` it does the work of:
 
 - `nbfreeze_release`: `_released` and `_count` for lease rows that stop holding items.
 - `nbfreeze_open`: the next open items, in order, that the labeler neither labeled nor
@@ -21,7 +21,7 @@ next to each function, the one of `runtime.pools` it does the work of:
   labeled by them before raises SQLSTATE NBF01 with the message `LabelRefused` carries.
 - `nbfreeze_submit`: `nbfreeze_save`, then `nbfreeze_lease`.
 
-Items are locked in key order before their counters change (as in `runtime.pools`),
+Items are locked in key order before their counters change (as in `runtime.store.pools`),
 except by `nbfreeze_open`, which never waits. On SQLite this migration does nothing.
 
 Revision ID: 0006

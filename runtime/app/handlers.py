@@ -1,43 +1,34 @@
 """The staged app's Tornado handlers: pages, the JSON API under /api/v1, the socket.
 
 Handlers are thin: they find who is asking (a signed cookie holding their user id),
-call one function of `runtime.staged`, and write the answer. Every state-changing
+call one function of `runtime.app.staged`, and write the answer. Every state-changing
 request needs the XSRF token; every refusal is a clear 4xx with a JSON `error`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import tornado.escape
-import tornado.httpserver
-import tornado.netutil
-import tornado.process
-import tornado.template
 import tornado.web
 import tornado.websocket
-from tornado.ioloop import IOLoop, PeriodicCallback
-from tornado.log import access_log
+from tornado.ioloop import IOLoop
 
-from runtime import comm, dashboard, shell, wire
-from runtime.bundle import Notebook
-from runtime.group_commit import GroupCommit
-from runtime.pipeline import FAILED, Pipeline
-from runtime.preview import preview
-from runtime.server import HEADERS, MAX_BODY_BYTES, STATIC, FrameWriter, StaticHandler
-from runtime.session import Session
-from runtime.staged import DATABASE_AWAY, Refused, Staged, Unavailable
-from runtime.store import LABELER, OWNER, Store, User, default_url, open_store, unavailable
-from runtime.walk import current
+from runtime.app import dashboard
+from runtime.app.pipeline import FAILED
+from runtime.app.preview import preview
+from runtime.app.staged import DATABASE_AWAY, Refused, Staged, Unavailable
+from runtime.app.walk import current
+from runtime.host import wire
+from runtime.host.handlers import FrameWriter
+from runtime.host.session import Session
+from runtime.store.database import OWNER, User, unavailable
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = Path(__file__).parent / "templates"
 COOKIE = "nbfreeze_user"
 COOKIE_DAYS = 90
 MAX_REQUEST_ID = 100
@@ -56,8 +47,6 @@ class _Handler(tornado.web.RequestHandler):
         self.open_access = open_access
 
     def set_default_headers(self) -> None:
-        for name, value in HEADERS.items():
-            self.set_header(name, value)
         self.set_header("Cache-Control", "no-store")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -533,44 +522,12 @@ def _submit_request(frame: str | bytes) -> str | None:
     return request if valid else None
 
 
-def log_request(handler: tornado.web.RequestHandler) -> None:
-    """The access log: refusals and failures at once, every answered request only at
-    DEBUG. A team labeling sends hundreds of requests a second; a line for each would
-    bury the lines that matter, and writing them costs the server time."""
-    status = handler.get_status()
-    # A 503 is a known moment (a restart, the database away) that asks to be retried.
-    failed = status >= 500 and status != 503
-    level = logging.DEBUG if status < 400 else logging.ERROR if failed else logging.WARNING
-    if access_log.isEnabledFor(level):
-        took = 1000.0 * handler.request.request_time()
-        access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), took)
-
-
-def make_staged_app(
-    notebook: Notebook,
-    store: Store,
-    cache_dir: Path,
-    *,
-    open_access: bool,
-    stage_timeout: float = 600.0,
-    progress: Any = lambda line: None,
-) -> tornado.web.Application:
-    """The staged app; call `app.settings["staged"].pipeline.advance()` to run the shared
-    stages (serve does, at start)."""
-    comm.install()
-    shell.install()
-    pool = ThreadPoolExecutor(32, thread_name_prefix="nbfreeze-stage")
-    pipeline = Pipeline(
-        notebook, store, cache_dir, pool, stage_timeout=stage_timeout, progress=progress
-    )
-    store_calls = group = None
-    if store.engine.dialect.name == "postgresql":
-        store_calls = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="nbfreeze-store")
-    else:
-        group = GroupCommit(store.engine)
-    staged = Staged(notebook, store, pipeline, pool, live={}, store_calls=store_calls, group=group)
+def routes(
+    staged: Staged, open_access: bool
+) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
+    """The staged app's routes: its pages, its JSON API and its stage socket."""
     common = {"staged": staged, "open_access": open_access}
-    handlers = [
+    return [
         (r"/", EntryHandler, common),
         (r"/stage/([^/]+)", StagePage, common),
         (r"/waiting", WaitingPage, common),
@@ -588,88 +545,3 @@ def make_staged_app(
         (r"/api/v1/stages/([^/]+)/labels\.(csv|jsonl)", LabelsDownload, common),
         (r"/api/v1/ws", StageSocket, common),
     ]
-    settings = {
-        "static_path": str(STATIC),
-        "static_handler_class": StaticHandler,
-        "default_handler_class": NotFound,
-        "default_handler_args": common,
-        "cookie_secret": store.secret(),
-        "xsrf_cookies": True,
-        "xsrf_cookie_kwargs": {"samesite": "Strict"},
-        "compress_response": True,
-        "log_function": log_request,
-        "templates": tornado.template.Loader(str(TEMPLATES)),
-        "websocket_ping_interval": 30,
-        "websocket_ping_timeout": 30,
-    }
-    return tornado.web.Application(
-        handlers, staged=staged, max_body_size=MAX_BODY_BYTES, **settings
-    )
-
-
-def serve_staged(
-    bundle_dir: Path,
-    notebook: Notebook,
-    *,
-    host: str,
-    port: int,
-    open_access: bool,
-    db_url: str | None,
-    stage_timeout: float,
-    workers: int = 1,
-) -> None:
-    """Serve a staged app until interrupted: print the links, run the shared stages.
-
-    With `workers` > 1 (PostgreSQL only), that many processes share the port; each runs
-    the shared stages itself (or takes them from the cache) and serves any labeler."""
-    url = db_url or default_url(bundle_dir)
-    if workers > 1 and not url.startswith("postgresql"):
-        raise SystemExit("--workers needs a PostgreSQL database: pass --db postgresql+psycopg://…")
-    store = open_store(url)
-    owner = store.mint_token(OWNER, store.owner().id)
-    invite = None if open_access else store.mint_token(LABELER)
-    address = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
-    print(f"Owner:   {address}?token={owner}")
-    if invite:
-        print(f"Invite:  {address}?token={invite}  (share this with labelers: one link for all)")
-    else:
-        print(f"Open:    {address}  (anyone with the URL can label)")
-    print("Links from earlier runs keep working.", flush=True)
-    sockets = tornado.netutil.bind_sockets(port, address=host)
-    worker = 0
-    if workers > 1:
-        store.dispose()  # connections must not cross a fork
-        print(f"Starting {workers} processes.", flush=True)
-        worker = tornado.process.fork_processes(workers)
-        store = open_store(url)
-
-    def say(line: str) -> None:
-        if worker == 0:
-            print(line, flush=True)
-
-    async def main() -> None:
-        # Sessions belong to the loop they are made on: make the app inside it.
-        app = make_staged_app(
-            notebook,
-            store,
-            bundle_dir / "cache",
-            open_access=open_access,
-            stage_timeout=stage_timeout,
-            progress=say,
-        )
-        server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY_BYTES)
-        server.add_sockets(sockets)
-        say("Running the shared stages:")
-        await app.settings["staged"].pipeline.advance()
-        say("Ready. Press Ctrl-C to stop.")
-        # Pools fill from every process's labelers: look again every few seconds.
-        PeriodicCallback(app.settings["staged"].pipeline.advance, 2000).start()
-        if store.engine.dialect.name == "sqlite":  # PostgreSQL checkpoints by itself
-            checkpoints = ThreadPoolExecutor(1, thread_name_prefix="nbfreeze-checkpoint")
-            PeriodicCallback(lambda: checkpoints.submit(store.checkpoint), 1000).start()
-        await asyncio.Event().wait()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass

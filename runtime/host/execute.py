@@ -17,7 +17,7 @@ from typing import Any
 from IPython.core.display_functions import display
 from IPython.core.getipython import get_ipython
 
-from runtime.shell import SessionShell, cell_filename
+from runtime.host.shell import SessionShell, cell_filename
 
 # What IPython puts in a notebook's builtins, beside Python's own.
 BUILTINS: dict[str, Any] = {**vars(builtins), "display": display, "get_ipython": get_ipython}

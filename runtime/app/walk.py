@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime.bundle import Notebook, Stage
-from runtime.store import OWNER
+from runtime.store.database import OWNER
 
 DONE, OPEN, WAITING = "done", "open", "waiting"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -19,7 +18,8 @@ import tornado.template
 from nbconvert import HTMLExporter
 from traitlets.config import Config
 
-TEMPLATES = Path(__file__).parent / "templates"
+from runtime.frontend import TEMPLATES
+
 # About a screen of rendered Markdown. The page shows what follows it once its first
 # widget is drawn: laying out the whole of a long notebook first (Widget List's is 9,000
 # pixels high) took the browser's one thread for 20 ms and more before its widget code

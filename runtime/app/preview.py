@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime import pools
-from runtime.agreement import merge
+from runtime.app.pipeline import DONE, HeadlessSession, Pipeline, Silent
+from runtime.app.stage_run import run_cells, stage_widget
+from runtime.app.walk import requirements
 from runtime.bundle import Stage
-from runtime.pipeline import DONE, HeadlessSession, Pipeline, Silent
-from runtime.stage_run import run_cells, stage_widget
-from runtime.walk import requirements
+from runtime.store import pools
+from runtime.store.agreement import merge
 
 
 async def preview(pipeline: Pipeline, pool_name: str) -> dict[str, list[dict[str, Any]]]:

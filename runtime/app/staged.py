@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from freezer.widgets import item_key, showing_first
-from runtime import pools, render
+from runtime.app.pipeline import LABELING, HeadlessSession, Pipeline, Silent
+from runtime.app.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
+from runtime.app.walk import OPEN, WAITING, Page, current, lead_in, walk
 from runtime.bundle import Notebook, Stage
-from runtime.group_commit import GroupCommit
-from runtime.pipeline import LABELING, HeadlessSession, Pipeline, Silent
-from runtime.session import Client, Session
-from runtime.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
-from runtime.store import OWNER, Store, User
-from runtime.walk import OPEN, WAITING, Page, current, lead_in, walk
+from runtime.host import render
+from runtime.host.session import Client, Session
+from runtime.store import pools
+from runtime.store.database import OWNER, Store, User
+from runtime.store.group_commit import GroupCommit
 
 PROGRESS_SECONDS = 1.0
 RETRY_SECONDS = 2  # what a 503's Retry-After asks for

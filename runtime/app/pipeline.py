@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from freezer.widgets import Labeling, item_key
-from runtime import pools
-from runtime.agreement import merge
+from runtime.app.stage_run import AnswerError, apply_answer, run_cells, stage_widget
 from runtime.bundle import Notebook, Stage
-from runtime.session import Session
-from runtime.stage_run import AnswerError, apply_answer, run_cells, stage_widget
-from runtime.store import Store
+from runtime.host.session import Session
+from runtime.store import pools
+from runtime.store.agreement import merge
+from runtime.store.database import Store
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 from tornado.ioloop import IOLoop
 
-from runtime import comm, execute, shell, wire
 from runtime.bundle import Notebook
+from runtime.host import comm, execute, shell, wire
 
 log = logging.getLogger(__name__)
 

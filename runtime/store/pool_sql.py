@@ -11,7 +11,7 @@ is one statement, not one per item. On PostgreSQL they run in the functions that
 migration 0006 creates: a submission with its next batch is one call on a connection in
 autocommit mode (`Store.pool_engine`), one round trip with its commit, and its items'
 locks are held only while the database works.
-The tables are the ones `runtime.store` declares and its migrations build.
+The tables are the ones `runtime.store.database` declares and its migrations build.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 SQLITE_MOMENT = "%Y-%m-%d %H:%M:%S.%f"
 
 # Each statement names its parameters `:name`; PostgreSQL's are turned into psycopg's
-# `%(name)s` once, below. SQLite runs the pool's rules (`runtime.pools`) statement by
+# `%(name)s` once, below. SQLite runs the pool's rules (`runtime.store.pools`) statement by
 # statement; PostgreSQL runs them in the functions migration 0006 creates, one call each.
 _IN_KEYS = "IN (SELECT value FROM json_each(:keys))"
 _SQL = {
