@@ -11,12 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from freezer.bundle import write_bundle
-from freezer.compile import compile_notebook, has_errors
-from freezer.ir import Graph
-from freezer.report import diagnostic_text, dot, dumps, graph_json, summary, table
-
-if TYPE_CHECKING:  # the server is imported only by `serve`, so `check` starts fast
+if TYPE_CHECKING:  # the compiler and the server are imported by the commands that use them
+    from freezer.ir import Graph
     from runtime.server import ServeOptions
 
 DEFAULT_PORT = 8866
@@ -114,12 +110,17 @@ def run_invite(app: Path, *, name: str | None, revoke: str | None, db: str | Non
 
 
 def _print_diagnostics(graph: Graph) -> None:
+    from freezer.report import diagnostic_text
+
     for diagnostic in graph.diagnostics:
         print(diagnostic_text(diagnostic), file=sys.stderr)
 
 
 def run_check(notebook: Path, *, as_dot: bool, as_json: bool) -> int:
     """`nbfreeze check`: exit 0 when the notebook compiles, 1 when it has errors."""
+    from freezer.compile import compile_notebook, has_errors
+    from freezer.report import dot, dumps, graph_json, summary, table
+
     graph = compile_notebook(notebook)
     failed = has_errors(graph)
     if as_json:
@@ -140,6 +141,10 @@ def run_check(notebook: Path, *, as_dot: bool, as_json: bool) -> int:
 
 def run_build(notebook: Path, output: Path) -> int:
     """`nbfreeze build`: write the bundle, or print why not and exit 1."""
+    from freezer.bundle import write_bundle
+    from freezer.compile import compile_notebook, has_errors
+    from freezer.report import summary
+
     graph = compile_notebook(notebook)
     _print_diagnostics(graph)
     if has_errors(graph):
@@ -154,6 +159,10 @@ def bundle_for(target: Path) -> Path | None:
     """The bundle to serve: `target` itself, or a fresh build of the notebook beside it."""
     if target.is_dir() and (target / "manifest.json").is_file():
         return target
+    from freezer.bundle import write_bundle
+    from freezer.compile import compile_notebook, has_errors
+    from freezer.report import summary
+
     graph = compile_notebook(target)
     _print_diagnostics(graph)
     if has_errors(graph):

@@ -15,7 +15,18 @@ from runtime_harness import NotebookTestCase
 from tornado.testing import gen_test
 
 from freezer.png import encode_png
-from freezer.widgets import BoxEditor, Classify, ImageGrid, Labeling, trusted_html
+from freezer.widgets import (
+    BoxEditor,
+    ChoiceLabeler,
+    Classify,
+    ImageGrid,
+    Labeling,
+    index_items,
+    item_key,
+    item_keys,
+    showing_first,
+    trusted_html,
+)
 from runtime.app.stage_run import answer_of, apply_answer
 
 
@@ -87,6 +98,65 @@ def test_show_sends_only_the_shown_items_images_encoding_each_once():
     assert len(grid._images) == 2 and len(renders) == 100  # encoded once, kept
     with pytest.raises(KeyError, match="1000"):
         grid.show([1000])
+
+
+def test_a_choice_labeler_builds_the_cards_of_the_items_it_shows_when_it_shows_them():
+    drawn = []
+
+    def render(item):
+        drawn.append(item)
+        return item
+
+    items = {f"t{i}": f"text {i}" for i in range(1000)}
+    with showing_first(['"t7"', '"t3"']):  # as the app builds a labeler's batch
+        labeler = ChoiceLabeler(items, ["good", "bad"], render=render)
+    assert labeler.shown == ("t7", "t3") and drawn == ["text 7", "text 3"]
+    assert len(labeler._grid.children) == 2 and len(labeler.item_ids) == 1000
+    labeler.labels = {"t5": "bad"}  # an item not drawn yet can be labeled
+    labeler.show(["t5", "t7"])
+    assert drawn == ["text 7", "text 3", "text 5"]  # a card is built once, when first shown
+    assert labeler._buttons["t5"].value == "bad" and labeler._buttons["t7"].value is None
+    labeler._buttons["t7"].value = "good"
+    assert labeler.labels == {"t5": "bad", "t7": "good"}
+    with pytest.raises(traitlets.TraitError, match="not an item"):
+        labeler.labels = {"nope": "good"}
+    with pytest.raises(KeyError, match="nope"):
+        labeler.show(["nope"])
+
+
+def test_in_jupyter_a_choice_labeler_shows_every_item_and_show_swaps_the_cards():
+    labeler = ChoiceLabeler(["a", "b", "c"], ["yes", "no"])
+    assert labeler.shown == (0, 1, 2) and len(labeler._grid.children) == 3
+    first = labeler._grid.children[0]
+    labeler.show([2])
+    assert len(labeler._grid.children) == 1
+    labeler.show([0, 2])
+    assert labeler._grid.children[0] is first  # the same card again, not a new one
+
+
+def test_items_are_looked_up_where_the_author_keeps_them_by_id_and_by_key():
+    frame = pd.DataFrame({"name": ["ann", "bob"]}, index=[10, 20])
+    cases = [
+        (["x", "y"], (0, 1), lambda v: v == "y"),
+        ({"p": "x", "q": "y"}, ("p", "q"), lambda v: v == "y"),
+        (frame, (10, 20), lambda v: v["name"] == "bob"),
+        (np.array([[1, 2], [3, 4]]), (0, 1), lambda v: list(v) == [3, 4]),
+        ((c for c in "xy"), (0, 1), lambda v: v == "y"),
+    ]
+    for items, ids, is_second in cases:
+        index = index_items(items)
+        assert index.ids == ids and len(index) == 2 and list(index) == list(ids)
+        assert is_second(index[ids[1]])
+        assert all(index.id_of(item_key(i)) == i for i in ids)
+        assert "nope" not in index and [] not in index
+        with pytest.raises(KeyError):
+            index.id_of('"nope"')
+    keyed = index_items([(1, "a"), (2, "b")], key=lambda row: (row[0], "x"))
+    assert keyed.ids == ((1, "x"), (2, "x")) and keyed[(2, "x")] == (2, "b")
+    assert keyed.id_of(item_key((2, "x"))) == (2, "x")
+    for ids in (["a", 'q"uote', "é"], [1, 22, 333], ["a", 1, (2, 3), None]):
+        assert item_keys(ids) == [item_key(i) for i in ids]
+    assert [item_key(i) for i in ("é", 5, True, 1.5)] == ['"\\u00e9"', "5", "true", "1.5"]
 
 
 def test_image_grid_labels_cover_the_shown_items_picked_or_not():

@@ -12,9 +12,12 @@ from freezer.widgets.classify import Classify
 from freezer.widgets.image_grid import ImageGrid
 from freezer.widgets.media import trusted_html
 from freezer.widgets.protocol import (
+    ItemIndex,
     Labeling,
     first_shown,
+    index_items,
     item_key,
+    item_keys,
     items_with_ids,
     showing_first,
 )
@@ -24,9 +27,12 @@ __all__ = [
     "ChoiceLabeler",
     "Classify",
     "ImageGrid",
+    "ItemIndex",
     "Labeling",
     "first_shown",
+    "index_items",
     "item_key",
+    "item_keys",
     "items_with_ids",
     "render_item",
     "showing_first",

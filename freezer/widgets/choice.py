@@ -1,6 +1,8 @@
 """`ChoiceLabeler`: a labeling widget built from standard ipywidgets only.
 
-One card per item (the item rendered, then one toggle button per choice). It follows
+One card per item shown (the item rendered, then one toggle button per choice), built
+when the item is first shown: a labeler's page of a large pool holds their batch's
+cards, not the pool's. It follows
 the labeling protocol (`Labeling`): stable `item_ids`, a `labels` mapping from item id
 to label that observers see change, its `choices`, and `show(ids)` to show a subset.
 """
@@ -15,7 +17,7 @@ import numpy as np
 import traitlets
 
 from freezer.png import encode_png
-from freezer.widgets.protocol import first_shown, items_with_ids
+from freezer.widgets.protocol import first_shown, index_items
 
 
 def render_item(item: Any) -> widgets.Widget:
@@ -49,25 +51,10 @@ class ChoiceLabeler(widgets.VBox):
     ) -> None:
         if not choices:
             raise ValueError("a ChoiceLabeler needs at least one choice")
-        pairs = items_with_ids(items, key)
-        self.item_ids: tuple[Hashable, ...] = tuple(i for i, _ in pairs)
+        self._items = index_items(items, key)
+        self._render = render or render_item
         self._buttons: dict[Hashable, widgets.ToggleButtons] = {}
         self._cards: dict[Hashable, widgets.VBox] = {}
-        show = render or render_item
-        for item_id, item in pairs:
-            buttons = widgets.ToggleButtons(
-                options=list(choices),
-                value=None,
-                style={"button_width": "auto"},
-                layout=widgets.Layout(width="auto"),
-            )
-            buttons.observe(self._recorder(item_id), names="value")
-            view = show(item)
-            self._buttons[item_id] = buttons
-            self._cards[item_id] = widgets.VBox(
-                [view if isinstance(view, widgets.Widget) else render_item(view), buttons],
-                layout=widgets.Layout(border="1px solid #ddd", padding="4px", align_items="center"),
-            )
         self._grid = widgets.GridBox(
             layout=widgets.Layout(
                 grid_template_columns=f"repeat({columns}, max-content)", grid_gap="6px"
@@ -76,7 +63,30 @@ class ChoiceLabeler(widgets.VBox):
         self._progress = widgets.HTML()
         super().__init__([self._progress, self._grid], choices=tuple(choices))
         self.observe(lambda _change: self._update_progress(), names="labels")
-        self.show(first_shown(self.item_ids))
+        self.show(first_shown(self._items))
+
+    @property
+    def item_ids(self) -> tuple[Hashable, ...]:
+        return self._items.ids
+
+    def _card(self, item_id: Hashable) -> widgets.VBox:
+        """The item's card, built the first time it is shown."""
+        card = self._cards.get(item_id)
+        if card is None:
+            buttons = widgets.ToggleButtons(
+                options=list(self.choices),
+                value=self.labels.get(item_id),
+                style={"button_width": "auto"},
+                layout=widgets.Layout(width="auto"),
+            )
+            buttons.observe(self._recorder(item_id), names="value")
+            view = self._render(self._items[item_id])
+            self._buttons[item_id] = buttons
+            card = self._cards[item_id] = widgets.VBox(
+                [view if isinstance(view, widgets.Widget) else render_item(view), buttons],
+                layout=widgets.Layout(border="1px solid #ddd", padding="4px", align_items="center"),
+            )
+        return card
 
     def _recorder(self, item_id: Hashable) -> Callable[[dict[str, Any]], None]:
         def record(change: dict[str, Any]) -> None:
@@ -93,7 +103,7 @@ class ChoiceLabeler(widgets.VBox):
     def _valid_labels(self, proposal: dict[str, Any]) -> dict[Hashable, str]:
         labels = proposal["value"]
         for item_id, label in labels.items():
-            if item_id not in self._buttons:
+            if item_id not in self._items:
                 raise traitlets.TraitError(f"{item_id!r} is not an item of this labeler")
             if label not in self.choices:
                 raise traitlets.TraitError(
@@ -107,13 +117,14 @@ class ChoiceLabeler(widgets.VBox):
             buttons.value = change["new"].get(item_id)
 
     def show(self, ids: Iterable[Hashable]) -> None:
-        """Show only the items whose ids are given, in that order."""
+        """Show only the items whose ids are given, in that order (their cards are built
+        when first shown)."""
         wanted = list(ids)
-        unknown = [i for i in wanted if i not in self._cards]
+        unknown = [i for i in wanted if i not in self._items]
         if unknown:
             raise KeyError(f"not items of this labeler: {unknown!r}")
         self.shown = tuple(wanted)
-        self._grid.children = [self._cards[i] for i in wanted]
+        self._grid.children = [self._card(i) for i in wanted]
         self._update_progress()
 
     def _update_progress(self) -> None:

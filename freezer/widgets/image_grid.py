@@ -48,7 +48,8 @@ class ImageGrid(LabelingWidget):
     @traitlets.observe("labels")
     def _labels_changed(self, change: dict[str, Any]) -> None:
         picked = [i for i in self.shown if change["new"].get(i) == self.choices[0]]
-        picked += [i for i, v in change["new"].items() if v == self.choices[0] and i not in picked]
+        on_show = set(picked)  # a set: a merged pool's labels can hold a million picks
+        picked += [i for i, v in change["new"].items() if v == self.choices[0] and i not in on_show]
         if picked != self.selected:
             self.selected = picked
 

@@ -1,9 +1,10 @@
 """The anywidget base of the stock labeling widgets: items, images, labels, submit.
 
 One ES module (`static/labeling.js`) draws every stock labeler, in Jupyter and in the
-frozen app alike. Python keeps all the items; a page is sent only the items shown (a
-labeler's batch), each image encoded once, lazily, and sent as a binary buffer. Item ids
-travel as their `item_key` strings, so any hashable id survives the round trip.
+frozen app alike. Python keeps all the items where the author has them (`index_items`:
+no copy, no object per item); a page is sent only the items shown (a labeler's batch),
+each drawn and its image encoded once, when first shown, and sent as a binary buffer.
+Item ids travel as their `item_key` strings, so any hashable id survives the round trip.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import anywidget
 import traitlets
 
 from freezer.widgets.media import Media, as_media
-from freezer.widgets.protocol import first_shown, item_key, items_with_ids
+from freezer.widgets.protocol import first_shown, index_items, item_key
 
 STATIC = Path(__file__).parent / "static"
 
@@ -29,7 +30,7 @@ def _labels_from_json(labels: Any, widget: LabelingWidget) -> dict[Hashable, Any
     if not isinstance(labels, dict):
         raise traitlets.TraitError("labels must be an object mapping item keys to labels")
     try:
-        return {widget._ids_by_key[key]: label for key, label in labels.items()}
+        return {widget._items_by_id.id_of(key): label for key, label in labels.items()}
     except KeyError as missing:
         raise traitlets.TraitError(f"{missing.args[0]} is not an item of this labeler") from None
 
@@ -68,15 +69,12 @@ class LabelingWidget(anywidget.AnyWidget):
             raise ValueError(f"a {type(self).__name__} needs at least one choice")
         if len(set(choices)) != len(choices):
             raise ValueError(f"choices must differ from each other: {list(choices)}")
-        pairs = items_with_ids(items, key)
-        self.item_ids: tuple[Hashable, ...] = tuple(i for i, _ in pairs)
-        self._items_by_id = dict(pairs)
-        self._ids_by_key = {item_key(i): i for i in self.item_ids}
+        self._items_by_id = index_items(items, key)
         self._render = render
         self._caption = caption
         self._media: dict[Hashable, Media] = {}
         self._submit_callbacks: list[Callable[[LabelingWidget], Any]] = []
-        shown = first_shown(self.item_ids)
+        shown = first_shown(self._items_by_id)
         items, images = self._payload(shown)
         super().__init__(
             choices=choices,
@@ -88,6 +86,10 @@ class LabelingWidget(anywidget.AnyWidget):
             **kwargs,
         )
         self.on_msg(self._on_message)
+
+    @property
+    def item_ids(self) -> tuple[Hashable, ...]:
+        return self._items_by_id.ids
 
     def _starting_labels(self, ids: Sequence[Hashable], choices: Sequence[str]) -> dict:
         """The labels of freshly shown items: none, unless a widget says otherwise."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freezer.widgets import Labeling, item_key
+from freezer.widgets import Labeling, item_keys, showing_first
 from runtime.app.stage_run import AnswerError, apply_answer, run_cells, stage_widget
 from runtime.bundle import Notebook, Stage
 from runtime.host.session import Session
@@ -244,7 +244,7 @@ class Pipeline:
                     "item_ids, labels, choices and show(); see docs/labeling.md)",
                 )
                 return
-            ids = {item_key(i): i for i in widget.item_ids}
+            ids = dict(zip(item_keys(widget.item_ids), widget.item_ids, strict=True))
             options = stage.options
             self.pools[stage.name] = Pool(
                 widget,
@@ -295,6 +295,12 @@ class Pipeline:
         self._set(stage, FAILED, message)
 
     def _execute(self, stage: Stage, answer: dict[str, Any] | None) -> None:
+        if stage.input == "pool":
+            # A pool's shared widget is on no page: it shows nothing, so it draws and
+            # encodes none of the pool's items (each labeler's page builds its batch).
+            with showing_first(()):
+                run_cells(self.session, self.notebook, stage)
+            return
         run_cells(self.session, self.notebook, stage)
         if answer is not None and self._failure is None:
             try:

@@ -15,6 +15,7 @@ are SQLAlchemy statements built once, with bound parameters.
 from __future__ import annotations
 
 import functools
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import bindparam, exists, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from runtime.store.database import Annotation, Item, Lease, Store, now
 from runtime.store.pool_sql import REFUSED, Disconnected, Transaction, transaction
@@ -64,8 +64,11 @@ class Saved:
 # Not named after columns: an UPDATE or DELETE may not bind a column's own name.
 _STAGE, _USER, _MOMENT, _OVERLAP = (bindparam(n) for n in ("in_stage", "by_user", "at", "needed"))
 
-_ITEM_KEYS = select(Item.item_key).where(Item.stage == _STAGE)
-_SET_FULL = update(Item).where(Item.stage == _STAGE).values(full=Item.taken >= _OVERLAP)
+_SET_FULL = (  # only the rows whose flag changes are written
+    update(Item)
+    .where(Item.stage == _STAGE, Item.full != (Item.taken >= _OVERLAP))
+    .values(full=Item.taken >= _OVERLAP)
+)
 
 _LABELED_BY_USER = exists().where(
     Annotation.stage == Item.stage,
@@ -102,21 +105,37 @@ _HAS_WORK = select(
 )
 
 
+# A pool's items go in a chunk per statement, the chunk's keys one JSON array (SQLite)
+# or one text[] (PostgreSQL) unpacked by the database: no row object per item on our
+# side, and a million items in seconds. Items already known are left as they are.
+REGISTER_CHUNK = 50_000
+_REGISTER = {
+    "sqlite": text(
+        'INSERT INTO items (stage, item_key, position, labels, taken, "full") '
+        "SELECT :in_stage, value, :start + key, 0, 0, false FROM json_each(:keys) "
+        "WHERE true ON CONFLICT DO NOTHING"
+    ),
+    "postgresql": text(
+        'INSERT INTO items (stage, item_key, position, labels, taken, "full") '
+        "SELECT :in_stage, k, :start + n - 1, 0, 0, false "
+        "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS t(k, n) ON CONFLICT DO NOTHING"
+    ),
+}
+
+
 def register_items(store: Store, stage: str, keys: list[str], *, overlap: int) -> None:
     """Record a pool stage's items (keys in order); items already known keep their labels.
     Every item's `full` flag is set again for `overlap`, which the notebook may have
     changed since the items were first registered."""
     with store.engine.begin() as connection:
-        known = set(connection.scalars(_ITEM_KEYS, {"in_stage": stage}))
-        rows = [
-            {"stage": stage, "item_key": key, "position": position}
-            for position, key in enumerate(keys)
-            if key not in known
-        ]
-        if rows:
-            # Several processes register the same items as they start: the first wins.
-            dialect = {"postgresql": postgresql, "sqlite": sqlite}[connection.dialect.name]
-            connection.execute(dialect.insert(Item).on_conflict_do_nothing(), rows)
+        dialect = connection.dialect.name
+        # Several processes register the same items as they start: the first wins.
+        for start in range(0, len(keys), REGISTER_CHUNK):
+            chunk = keys[start : start + REGISTER_CHUNK]
+            values = json.dumps(chunk) if dialect == "sqlite" else chunk
+            connection.execute(
+                _REGISTER[dialect], {"in_stage": stage, "start": start, "keys": values}
+            )
         connection.execute(_SET_FULL, {"in_stage": stage, "needed": overlap})
     refresh_statistics(store)
 

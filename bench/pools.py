@@ -1,0 +1,284 @@
+"""A large pool stage: how long `nbfreeze serve` takes to open it, the memory it holds,
+and what a labeler's page of it receives, for pools of 20,000 to 1,000,000 items.
+
+A notebook is built in a temporary directory: a shared compute stage makes N short
+strings (`{"t0": "text 0", …}`), and a `#| input: pool` stage with `#| batch: 5` shows
+them in a `ChoiceLabeler`. `nbfreeze serve NOTEBOOK` serves it as a real subprocess
+(SQLite beside the bundle, one process). What is measured, per N:
+
+1. Start: seconds from starting the process until it prints `Ready.` (the shared
+   stages have run and the pool is open for labeling), then checked through
+   `GET /api/v1/pipeline` (the owner's view: the pool is `labeling`).
+2. Memory: the process's peak resident set (`VmHWM` in /proc/PID/status) once the pool
+   is open, and again after one labeler's page was opened.
+3. A page: one labeler opens the invite link, asks for their batch
+   (`GET /api/v1/stages/label/batch`) and opens the stage's WebSocket
+   (`/api/v1/ws?stage=label`), as tests/staged_harness.py does; the frames and
+   `comm_open`s it receives until the server says the page's code is idle, their
+   bytes, and the seconds that took.
+
+    python bench/pools.py                     # 20k, 200k, 1M; writes bench/results/pools.md
+    python bench/pools.py --sizes 2000 20000  # other sizes, printed only
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import v4
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import websocket_connect
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "pools.md"
+SIZES = (20_000, 200_000, 1_000_000)
+BATCH = 5
+TARGET_SECONDS, TARGET_BYTES = 10.0, 1 << 30
+
+
+def build_notebook(path: Path, size: int) -> None:
+    cells = [
+        v4.new_code_cell(
+            "from freezer.widgets import ChoiceLabeler\n"
+            f"items = {{f't{{i}}': f'text {{i}}' for i in range({size})}}"
+        ),
+        v4.new_markdown_cell("Is this text polite?"),
+        v4.new_code_cell(
+            f"#| stage: label\n#| input: pool\n#| batch: {BATCH}\n"
+            "labeler = ChoiceLabeler(items, choices=['polite', 'rude'])\nlabeler"
+        ),
+        v4.new_code_cell("#| stage: report\n#| show: true\nprint(len(labeler.labels))"),
+    ]
+    nbformat.write(v4.new_notebook(cells=cells), path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set so far, in bytes (VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM")
+
+
+@dataclass
+class Figures:
+    size: int
+    start_seconds: float
+    serving_seconds: float
+    start_cpu: float
+    rss_open: int
+    rss_page: int
+    frames: int
+    comm_opens: int
+    page_bytes: int
+    page_seconds: float
+    batch: int
+
+
+class Browser:
+    """One labeler's cookies, and the calls their page makes."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.cookies: dict[str, str] = {}
+        self.client = AsyncHTTPClient()
+
+    def headers(self) -> dict[str, str]:
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        return {"Cookie": cookie, "X-XSRFToken": self.cookies.get("_xsrf", "")}
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        request = HTTPRequest(
+            self.base + path, headers=self.headers(), follow_redirects=False, request_timeout=600
+        )
+        response = await self.client.fetch(request, raise_error=False)
+        for header in response.headers.get_list("Set-Cookie"):
+            name, _, rest = header.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+        return response.code, response.body or b""
+
+
+async def open_page(port: int, invite: str) -> tuple[int, int, int, float, int]:
+    """A labeler's page of the pool: (frames, comm_opens, bytes, seconds, batch size)."""
+    browser = Browser(port)
+    await browser.get(f"/?token={invite}")
+    await browser.get("/")
+    code, body = await browser.get("/api/v1/stages/label/batch")
+    if code != 200:
+        raise RuntimeError(f"batch: {code} {body[:300]!r}")
+    batch = len(json.loads(body)["items"])
+    started = time.monotonic()
+    request = HTTPRequest(f"ws://127.0.0.1:{port}/api/v1/ws?stage=label", headers=browser.headers())
+    ws = await websocket_connect(request, max_message_size=1 << 30)
+    frames = opens = size = 0
+    while True:
+        frame = await ws.read_message()
+        if frame is None:
+            raise RuntimeError("the server closed the page")
+        frames += 1
+        size += len(frame)
+        if isinstance(frame, bytes):
+            head, tail = struct.unpack_from("!2I", frame, 4)  # the JSON part's offsets
+            message = json.loads(frame[head:tail])
+        else:
+            message = json.loads(frame)
+        opens += message["type"] == "comm_open"
+        if message["type"] == "status" and message.get("state") == "idle":
+            break
+    seconds = time.monotonic() - started
+    ws.close()
+    return frames, opens, size, seconds, batch
+
+
+def measure(size: int, work: Path, timeout: float) -> Figures:
+    directory = work / f"pool-{size}"
+    directory.mkdir()
+    notebook = directory / "pool.ipynb"
+    build_notebook(notebook, size)
+    port = free_port()
+    log_path = directory / "server.log"
+    argv = [sys.executable, "-m", "freezer", "serve", str(notebook), "--port", str(port)]
+    with open(log_path, "wb") as log:
+        started = time.monotonic()
+        process = subprocess.Popen(argv, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            serving = None  # seconds until the server starts the shared stages
+            while True:
+                text = log_path.read_text(errors="replace")
+                if serving is None and "Running the shared stages:" in text:
+                    serving = time.monotonic() - started
+                if "Ready." in text:
+                    break
+                if process.poll() is not None:
+                    raise RuntimeError(f"the server exited:\n{text[-3000:]}")
+                if time.monotonic() - started > timeout:
+                    raise RuntimeError(f"not ready after {timeout:g} s:\n{text[-3000:]}")
+                time.sleep(0.02)
+            start_seconds = time.monotonic() - started
+            start_cpu = cpu_seconds(process.pid)
+            rss_open = peak_rss(process.pid)
+            owner = re.search(r"Owner:\s+\S+\?token=(\S+)", text).group(1)
+            invite = re.search(r"Invite:\s+\S+\?token=(\S+)", text).group(1)
+            asyncio.run(check_open(port, owner))
+            frames, opens, page_bytes, page_seconds, batch = asyncio.run(open_page(port, invite))
+            rss_page = peak_rss(process.pid)
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    return Figures(
+        size,
+        start_seconds,
+        serving or start_seconds,
+        start_cpu,
+        rss_open,
+        rss_page,
+        frames,
+        opens,
+        page_bytes,
+        page_seconds,
+        batch,
+    )
+
+
+async def check_open(port: int, owner: str) -> None:
+    browser = Browser(port)
+    await browser.get(f"/?token={owner}")
+    code, body = await browser.get("/api/v1/pipeline")
+    states = {name: s["state"] for name, s in json.loads(body)["stages"].items()}
+    if code != 200 or states.get("label") != "labeling":
+        raise RuntimeError(f"the pool is not open: {code} {body[:300]!r}")
+
+
+def table(rows: list[Figures]) -> list[str]:
+    lines = [
+        "| items | start s | before the stages s | start CPU s | peak RSS, pool open "
+        "| peak RSS, after a page | page frames | comm_opens | page KB | page s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in rows:
+        lines.append(
+            f"| {f.size:,} | {f.start_seconds:.1f} | {f.serving_seconds:.1f} "
+            f"| {f.start_cpu:.1f} | {f.rss_open / 2**20:,.0f} MiB "
+            f"| {f.rss_page / 2**20:,.0f} MiB | {f.frames:,} | {f.comm_opens:,} "
+            f"| {f.page_bytes / 1000:,.1f} | {f.page_seconds:.2f} |"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", help="pool sizes (default: 20k, 200k, 1M)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for Ready")
+    args = parser.parse_args()
+    sizes = tuple(args.sizes or SIZES)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nbfreeze-pool-bench-") as tmp:
+        for size in sizes:
+            figures = measure(size, Path(tmp), args.timeout)
+            rows.append(figures)
+            print(table([figures])[-1], flush=True)
+    lines = table(rows)
+    print("\n".join(lines))
+    if args.sizes is None:
+        machine = f"Python {platform.python_version()} on {platform.machine()}"
+        met = all(f.start_seconds < TARGET_SECONDS and f.rss_page < TARGET_BYTES for f in rows)
+        text = [
+            "# A large pool: start, memory, and one page",
+            "",
+            "`bench/pools.py`: a notebook whose shared stage makes N short strings and whose "
+            f"pool stage (`batch: {BATCH}`) shows them in a `ChoiceLabeler`, served by "
+            "`nbfreeze serve` (one process, SQLite). Start: seconds until the server prints "
+            "`Ready.` (the pool is open; `/api/v1/pipeline` confirms it), and of it the seconds "
+            "until it prints `Running the shared stages:` (Python's imports, the notebook's "
+            "compilation, the database opened); start CPU: the process's CPU time (user + "
+            "system, all threads) until `Ready.`, which other work on the machine moves least. "
+            "Peak RSS: VmHWM. "
+            "A page: one labeler's batch through the JSON API, then the frames its stage "
+            "WebSocket receives until its code is idle. Target: a 1,000,000-item pool "
+            f"starts in under {TARGET_SECONDS:g} s and holds under 1 GiB "
+            f"({'met' if met else 'not met'}).",
+            "",
+            *lines,
+            "",
+            f"{machine}.",
+            "",
+        ]
+        RESULTS.write_text("\n".join(text))
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
