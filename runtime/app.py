@@ -567,6 +567,8 @@ def serve_staged(
 
     With `workers` > 1 (PostgreSQL only), that many processes share the port; each runs
     the shared stages itself (or takes them from the cache) and serves any labeler."""
+    from runtime import gc_tuning
+
     url = db_url or default_url(bundle_dir)
     if workers > 1 and not url.startswith("postgresql"):
         raise SystemExit("--workers needs a PostgreSQL database: pass --db postgresql+psycopg://…")
@@ -593,6 +595,7 @@ def serve_staged(
             print(line, flush=True)
 
     async def main() -> None:
+        gc_tuning.install_probe()  # in each process, after the fork
         # Sessions belong to the loop they are made on: make the app inside it.
         app = make_staged_app(
             notebook,
@@ -606,6 +609,11 @@ def serve_staged(
         server.add_sockets(sockets)
         say("Running the shared stages:")
         await app.settings["staged"].pipeline.advance()
+        # The shared namespace lives as long as the server and is most of its heap (a
+        # pool widget of 20,000 items is 2 million objects): frozen, full collections
+        # no longer walk it, which had stalled every request for a second or more.
+        # (The task refreezes as later stages run; the loop holds tasks only weakly.)
+        refreezing = gc_tuning.keep_frozen(app.settings["staged"].pipeline)
         say("Ready. Press Ctrl-C to stop.")
         # Pools fill from every process's labelers: look again every few seconds.
         PeriodicCallback(app.settings["staged"].pipeline.advance, 2000).start()
@@ -613,6 +621,7 @@ def serve_staged(
             checkpoints = ThreadPoolExecutor(1, thread_name_prefix="nbfreeze-checkpoint")
             PeriodicCallback(lambda: checkpoints.submit(store.checkpoint), 1000).start()
         await asyncio.Event().wait()
+        refreezing.cancel()
 
     try:
         asyncio.run(main())
