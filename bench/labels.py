@@ -38,6 +38,14 @@ Each PostgreSQL run gets a database of its own (`CREATE DATABASE`), dropped afte
     .venv/bin/python bench/labels.py --quick    # a small pool and short runs, to try it out
     .venv/bin/python bench/labels.py --profile DIR  # also py-spy each nbfreeze run into DIR
     .venv/bin/python bench/labels.py --client tornado  # tornado's AsyncHTTPClient instead
+    .venv/bin/python bench/labels.py --only sqlite --quick --labelers 50 --overlap 12 \
+        --seconds 30                            # 50 labelers flat out for some 20 s
+
+`--labelers`, `--items`, `--overlap` and `--seconds` (the longest flat-out phase) change
+the load; a run with any of them writes no results file. The server's garbage
+collections are timed too (`NBFREEZE_GC_PROBE`, runtime/gc_tuning.py): per phase, how
+many of each generation, the longest of each, and the share of the time they took,
+beside the submit latencies' p50, p99, p99.9 and slowest.
 """
 
 from __future__ import annotations
@@ -59,8 +67,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from math import nan
 from pathlib import Path
 
 import nbformat
@@ -76,14 +85,14 @@ from labels_profile import summary  # noqa: E402
 from runtime.store.database import Annotation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
+BIN = Path(sys.executable).parent  # the venv this bench runs in, with `nbfreeze`
 RESULTS = ROOT / "bench" / "results" / "labels.md"
 FLOOR = Path(__file__).resolve().parent / "labels_floor.py"
 PG = os.environ.get(
     "NBFREEZE_BENCH_PG", "postgresql+psycopg://nbfreeze:nbfreeze@127.0.0.1:5432/nbfreeze_test"
 )
-LABELERS = 200
-OVERLAP = 2
+LABELERS = 200  # --labelers N for another count
+OVERLAP = 2  # --overlap N: more labels per item, a longer flat-out phase, same heap
 BATCH = 10
 STAGE = "label"
 
@@ -169,13 +178,20 @@ def postgres_pids() -> list[int]:
 class Server:
     """A server subprocess in a process group of its own, its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], cwd: Path, port: int) -> None:
+    def __init__(
+        self, name: str, argv: list[str], cwd: Path, port: int, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.port = port
         self.log_path = cwd / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            argv, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=None if env is None else os.environ | env,
         )
 
     @property
@@ -376,6 +392,12 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+def permille(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return pct(values, 50)
+    return statistics.quantiles(values, n=1000, method="inclusive")[q - 1]
+
+
 # ---- one run of nbfreeze
 
 
@@ -397,6 +419,7 @@ class Run:
     since: float = 0.0  # calls sent before this moment (perf_counter) are not counted
     saved: int = 0  # labels the database holds that were written within the window
     problems: list[str] = field(default_factory=list)
+    gc: Collections | None = None  # the server's garbage collections during the phase
 
     @property
     def submit_rate(self) -> float:
@@ -409,6 +432,54 @@ class Run:
     @property
     def saved_rate(self) -> float:
         return self.saved / self.wall
+
+
+@dataclass
+class Collections:
+    """The server's garbage collections during a phase, from its probe's file
+    (`NBFREEZE_GC_PROBE`, runtime/gc_tuning.py): how many of each generation, the
+    longest of each, and the time they took together."""
+
+    counts: list[int]
+    longest_ms: list[float]
+    total_ms: float
+    frozen: int  # objects `gc.freeze()` had moved out of the collector's reach
+
+    @classmethod
+    def read(cls, path: Path, window: tuple[datetime, datetime]) -> Collections:
+        began, ended = (moment.timestamp() for moment in window)
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+        longest = [0.0, 0.0, 0.0]
+        frozen: dict[int, int] = {}  # per process: objects frozen by the window's end
+        first: dict[int, dict] = {}  # per process: its last totals before the window
+        last: dict[int, dict] = {}  # and its last totals within it
+        for line in lines:
+            if "froze" in line:
+                if line["t"] <= ended:
+                    frozen[line["pid"]] = line["froze"]
+            elif "counts" in line:
+                if line["t"] < began:
+                    first[line["pid"]] = line
+                elif line["t"] <= ended + 1.0:  # written at most a second apart
+                    last[line["pid"]] = line
+            elif began <= line["t"] <= ended:
+                longest[line["gen"]] = max(longest[line["gen"]], line["ms"])
+        zero = {"counts": [0, 0, 0], "total_ms": [0.0, 0.0, 0.0]}
+        counts = [0, 0, 0]
+        total = 0.0
+        for pid, end in last.items():
+            start = first.get(pid, zero)
+            pairs = zip(start["counts"], end["counts"], strict=True)
+            counts = [c + b - a for c, (a, b) in zip(counts, pairs, strict=True)]
+            total += sum(end["total_ms"]) - sum(start["total_ms"])
+        return cls(counts, longest, total, sum(frozen.values()))
+
+    def line(self, wall: float) -> str:
+        return (
+            f"collections (gen 0/1/2): {'/'.join(map(str, self.counts))}, the longest "
+            f"{' / '.join(f'{ms:,.1f}' for ms in self.longest_ms)} ms, "
+            f"{self.total_ms / 1000 / wall:.1%} of the time; {self.frozen:,} objects frozen"
+        )
 
 
 class Labeler:
@@ -628,7 +699,8 @@ def nbfreeze_run(
     if db:
         argv += ["--db", db, "--workers", str(workers)]
     url = db or f"sqlite:///{home / 'pool.nbfreeze' / 'app.sqlite'}"
-    server = Server("nbfreeze", argv, home, port)
+    probe = home / "gc.jsonl"
+    server = Server("nbfreeze", argv, home, port, {"NBFREEZE_GC_PROBE": str(probe)})
     paced = Run(f"{name}, paced")
     run = Run(name, handed=paced.handed)  # an item goes to two labelers over both phases
     spy = None
@@ -654,6 +726,9 @@ def nbfreeze_run(
         server.stop()
     check_store(url, paced)
     check_store(url, run)
+    for phased in (paced, run):
+        assert phased.window is not None
+        phased.gc = Collections.read(probe, phased.window)
     return paced, run
 
 
@@ -767,6 +842,21 @@ def report(
             f"| {ms(pct(run.batches, 50))} | {ms(pct(run.batches, 99))} "
             f"| {floor.rate:,.0f} | {floor.rate / run.submit_rate:.1f}x |"
         )
+    gc_rows = [
+        "| run | submit p50 | submit p99 | submit p99.9 | slowest submit "
+        "| gen 0 / 1 / 2 collections | longest gen 0 | longest gen 1 | longest gen 2 "
+        "| time in the collector |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in [r for pair in pairs for r in pair]:
+        if run.gc is not None:
+            gc_rows.append(
+                f"| {run.name} | {ms(pct(run.submits, 50))} | {ms(pct(run.submits, 99))} "
+                f"| {ms(permille(run.submits, 999))} | {ms(max(run.submits, default=nan))} "
+                f"| {' / '.join(f'{c:,}' for c in run.gc.counts)} "
+                + "".join(f"| {ms:,.1f} ms " for ms in run.gc.longest_ms)
+                + f"| {run.gc.total_ms / 1000 / run.wall:.1%} |"
+            )
     floor_rows = ["| floor | requests/s | POST p50 | POST p99 |", "|---|---:|---:|---:|"]
     for floor in floors.values():
         floor_rows.append(
@@ -799,6 +889,8 @@ def report(
             f"{len(run.batches)} batch GETs in {run.wall:.1f} s; {run.ended}. CPU (share of "
             f"one core): {cpu_line(run.cpu)}. Refused calls: {errors}. {run.stored}."
         )
+        if run.gc is not None:
+            details.append(f"  - server's {run.gc.line(run.wall)}")
         details += [f"  - **wrong**: {problem}" for problem in run.problems]
     for floor in floors.values():
         details.append(
@@ -818,7 +910,7 @@ def report(
     )
     pace = LABELERS * BATCH / OFFERED
     lines = [
-        "# Pooled labeling under 200 labelers",
+        f"# Pooled labeling under {LABELERS} labelers",
         "",
         f"`bench/labels.py`: a pool of {plan.items:,} items (`ChoiceLabeler`, `render=str`), "
         f"`overlap: {OVERLAP}`, `batch: {BATCH}`, served by `nbfreeze serve` (SQLite beside "
@@ -853,6 +945,10 @@ def report(
         "",
         *floor_rows,
         "",
+        "## The server's garbage collections",
+        "",
+        *gc_rows,
+        "",
         "Targets (one process):",
         "",
         *verdicts,
@@ -879,16 +975,27 @@ def machine() -> str:
 
 
 def main() -> None:
+    global LABELERS, OVERLAP
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small pool and short runs")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy each nbfreeze run")
     parser.add_argument("--client", choices=["keep-alive", "tornado"], default="keep-alive")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="one database's runs")
+    parser.add_argument("--labelers", type=int, default=LABELERS, help="simulated labelers")
+    parser.add_argument("--overlap", type=int, default=OVERLAP, help="labelers per item")
+    parser.add_argument("--items", type=int, help="items in the pool (default: the plan's)")
+    parser.add_argument("--seconds", type=float, help="the longest flat-out phase")
     args = parser.parse_args()
+    LABELERS = args.labelers
+    OVERLAP = args.overlap
     # Started in the background by a shell, this process ignores Ctrl-C, and so would
     # the servers it starts: they would outlive `Server.stop` and take the next run's CPU.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     plan = QUICK if args.quick else Plan()
+    if args.items:
+        plan = replace(plan, items=args.items)
+    if args.seconds:
+        plan = replace(plan, seconds=args.seconds)
     kind = Connection if args.client == "keep-alive" else TornadoConnection
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -923,7 +1030,11 @@ def main() -> None:
     text_ = report(runs, floors, loop_rate, plan, args.client)
     print(text_)
     print(f"(the whole bench took {time.monotonic() - started:.0f} s)")
-    if not (args.quick or args.profile or args.only) and args.client == "keep-alive":
+    if (
+        not (args.quick or args.profile or args.only or args.items or args.seconds)
+        and args.client == "keep-alive"
+        and (args.labelers, args.overlap) == (200, 2)
+    ):
         RESULTS.write_text(text_)
         print(f"wrote {RESULTS.relative_to(ROOT)}")
     if args.profile:
