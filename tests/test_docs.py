@@ -97,3 +97,15 @@ def test_the_custom_widget_guide_shows_its_example_whole_and_short():
     lines = len(example.splitlines())
     assert lines < 60
     assert f"{lines} lines of Python and JavaScript" in guide
+
+
+def test_the_design_names_every_part_of_the_runtime_in_its_table_and_drawing():
+    design = (DOCS / "design.md").read_text()
+    drawing = (DOCS / "layout.dot").read_text()
+    picture = (DOCS / "layout.svg").read_text()  # drawn from layout.dot
+    parts = [p.parent.name for p in sorted((ROOT / "runtime").glob("*/__init__.py"))]
+    assert parts == ["app", "host", "store"]
+    for part in parts:
+        assert f"| `runtime/{part}/` |" in design, part
+        assert f"{part}/" in drawing and f"{part}/" in picture, part
+    assert "](layout.svg)" in design

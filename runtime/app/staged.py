@@ -2,7 +2,7 @@
 
 A person's namespace is a shallow copy of the shared namespace plus what their own
 stages bind, rebuilt by replaying their stored answers: nothing but answers is saved,
-so any process can rebuild any person's session. The handlers in `runtime/app.py`
+so any process can rebuild any person's session. The handlers in `runtime/app/handlers.py`
 call these functions and nothing else.
 """
 

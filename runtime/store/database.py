@@ -1,7 +1,7 @@
 """The app's database: users and their tokens, submitted inputs, shared stage state.
 
 SQLAlchemy 2.x on SQLite (WAL mode, the default, beside the bundle) or PostgreSQL for
-several processes. The schema is owned by Alembic migrations (`runtime/migrations`),
+several processes. The schema is owned by Alembic migrations (`runtime/store/migrations`),
 applied on open, so an app's database survives an upgrade of nbfreeze. What a labeler
 was told is saved is committed before the answer leaves the server.
 """

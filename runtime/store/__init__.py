@@ -1,0 +1,7 @@
+"""The app's database: people and their links, answers, pools, leases, labels, agreement.
+
+SQLAlchemy 2.x on SQLite (the default) or PostgreSQL (several processes); the schema is
+Alembic's migrations. Plain functions over a `Store`, which take and return plain
+values. May import: SQLAlchemy, Alembic, the database drivers, and itself; never
+Tornado, widgets, `runtime.host`, `runtime.app` or `runtime.server`.
+"""
