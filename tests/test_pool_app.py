@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import subprocess
 import sys
 
@@ -323,3 +324,35 @@ class TestOnlyTheBatchIsSent(StagedTestCase):
         assert [len(items) for items in shown] == [2]
         images = sum(len(buffers) for buffers in page.buffers.values())
         assert images == 2
+
+
+class TestPreview(StagedTestCase):
+    cells = (
+        "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': i for i in range(4)}",
+        "#| stage: label\n#| input: pool\n#| overlap: 2\n#| batch: 4\n"
+        "labeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+        "#| stage: counted\n"
+        "print(f'{len(labeler.labels)} labeled, {len(labeler.ties)} tied, '"
+        "f'{len(labeler.annotations)} raw')",
+        "#| stage: cutoff\n#| input: owner\nimport ipywidgets\n"
+        "cutoff = ipywidgets.IntSlider(value=1)\ncutoff",
+        "#| stage: after_cutoff\nprint('cut at', cutoff.value, len(labeler.labels))",
+    )
+
+    @gen_test
+    async def test_the_preview_runs_only_ready_stages_with_what_the_finished_stage_gives(self):
+        await self.advance()
+        alice, bob = await self.labeler(), await self.labeler()
+        for person, label in ((alice, "good"), (bob, "bad")):
+            batch = (await person.get_json("/api/v1/stages/label/batch"))[1]["items"]
+            await person.submit("label", labels_body({batch[0]: label, batch[1]: "good"}))
+        owner = await self.owner()
+        with self.assertLogs(level="DEBUG") as logged:
+            status, preview = await owner.get_json("/api/v1/stages/label/preview")
+            logging.getLogger("nbfreeze.test").debug("done")
+        assert status == 200
+        text = html.unescape("".join(preview["stages"]["counted"]))
+        assert "2 labeled, 1 tied, 4 raw" in text
+        assert "after_cutoff" not in preview["stages"]
+        assert preview["waiting"] == ["after_cutoff"]
+        assert not [r for r in logged.records if r.levelno >= logging.WARNING]

@@ -412,12 +412,12 @@ class PreviewApi(_OwnerApi):
     with the labels given so far (the owner only)."""
 
     async def get(self, name: str) -> None:
-        outputs = await preview(self.staged.pipeline, name)
+        shown = await preview(self.staged.pipeline, name)
         stages = {
             stage: [m["html"] for m in messages if m.get("type") == "output" and "html" in m]
-            for stage, messages in outputs.items()
+            for stage, messages in shown.outputs.items()
         }
-        self.finish({"stages": stages})
+        self.finish({"stages": stages, "waiting": shown.waiting})
 
 
 class LabelsDownload(_OwnerApi):

@@ -51,6 +51,29 @@ class Pool:
     lease_seconds: int
 
 
+def raw_annotations(pool: Pool, rows: list[pools.Row]) -> list[dict[str, Any]]:
+    """Every raw label of a pool as its widget's `annotations` holds them."""
+    return [
+        {
+            "item": pool.ids[r.item_key],
+            "labeler": r.user_id,
+            "label": r.label,
+            "time": r.created_at.isoformat(),
+        }
+        for r in rows
+        if r.item_key in pool.ids
+    ]
+
+
+def give_merged(widget: Any, pool: Pool, rows: list[pools.Row]) -> None:
+    """Hand a pool stage's widget everyone's labels as the stages after it see them: the
+    labels merged by majority, the items whose top labels tie, and every raw label."""
+    merged = merge(pools.labels_by_item(rows))
+    widget.labels = {pool.ids[k]: label for k, label in merged.labels.items() if k in pool.ids}
+    widget.ties = {pool.ids[k]: list(v) for k, v in merged.ties.items() if k in pool.ids}
+    widget.annotations = raw_annotations(pool, rows)
+
+
 @dataclass
 class StageStatus:
     """Where a shared stage stands, why, and what it displayed."""
@@ -264,21 +287,10 @@ class Pipeline:
             self._set(stage, LABELING, reason)
             return
         rows = pools.annotations(self.store, stage.name)
-        merged = merge(pools.labels_by_item(rows))
-        raw = [
-            {
-                "item": pool.ids[r.item_key],
-                "labeler": r.user_id,
-                "label": r.label,
-                "time": r.created_at.isoformat(),
-            }
-            for r in rows
-        ]
+        raw = raw_annotations(pool, rows)
 
         def close() -> None:
-            pool.widget.labels = {pool.ids[k]: label for k, label in merged.labels.items()}
-            pool.widget.ties = {pool.ids[k]: list(v) for k, v in merged.ties.items()}
-            pool.widget.annotations = raw
+            give_merged(pool.widget, pool, rows)
 
         await self.session.call(close)
         status = self.status[stage.name]

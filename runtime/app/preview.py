@@ -2,43 +2,53 @@
 
 The owner's dashboard asks for it while labelers work: a scratch session starts from a
 copy of the shared namespace, builds the pool's widget afresh with the partial labels
-merged in, and runs the shared compute stages that follow, recording what they display.
-Nothing of it touches the real shared namespace.
+given as the finished stage would give them (labels merged, ties, raw annotations), and
+runs the shared compute stages that follow whose other inputs are ready, recording what
+they display; the others are reported as waiting. Nothing of it touches the real shared
+namespace.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from runtime.app.pipeline import DONE, HeadlessSession, Pipeline, Silent
+from freezer.widgets import showing_first
+from runtime.app.pipeline import HeadlessSession, Pipeline, Silent, give_merged
 from runtime.app.stage_run import run_cells, stage_widget
 from runtime.app.walk import requirements
 from runtime.bundle import Stage
 from runtime.store import pools
-from runtime.store.agreement import merge
 
 
-async def preview(pipeline: Pipeline, pool_name: str) -> dict[str, list[dict[str, Any]]]:
-    """Each previewable stage's recorded output messages, by stage name."""
+@dataclass(frozen=True)
+class Preview:
+    """What the shared compute stages after an open pool display with the labels so far,
+    by stage, and the later ones that cannot run yet (they wait for an owner's answer,
+    another pool, or a stage that failed)."""
+
+    outputs: dict[str, list[dict[str, Any]]]
+    waiting: list[str]
+
+
+async def preview(pipeline: Pipeline, pool_name: str) -> Preview:
     notebook = pipeline.notebook
     pool_stage = notebook.stage(pool_name)
     pool = pipeline.pools.get(pool_name)
     if pool_stage is None or pool is None:
-        return {}
+        return Preview({}, [])
     rows = pools.annotations(pipeline.store, pool_name)
-    merged = merge(pools.labels_by_item(rows)).labels
-    later = [s for s in _after(pipeline, pool_stage) if s.kind == "compute"]
+    ready, waiting = _after(pipeline, pool_stage)
     session = HeadlessSession(
         notebook, Silent(), pipeline.executor, namespace=dict(pipeline.namespace)
     )
     outputs: dict[str, list[dict[str, Any]]] = {}
 
     def run() -> None:
-        run_cells(session, notebook, pool_stage)
-        stage_widget(session, pool_stage).labels = {
-            pool.ids[key]: label for key, label in merged.items() if key in pool.ids
-        }
-        for stage in later:
+        with showing_first(()):  # the widget is only a holder of the labels here
+            run_cells(session, notebook, pool_stage)
+        give_merged(stage_widget(session, pool_stage), pool, rows)
+        for stage in ready:
             session.recording = outputs.setdefault(stage.name, [])
             run_cells(session, notebook, stage)
         session.recording = None
@@ -47,19 +57,23 @@ async def preview(pipeline: Pipeline, pool_name: str) -> dict[str, list[dict[str
         await session.call(run)
     finally:
         await session.close()
-    return outputs
+    return Preview(outputs, [s.name for s in waiting])
 
 
-def _after(pipeline: Pipeline, pool_stage: Stage) -> list[Stage]:
-    """Shared stages that depend on the pool and on nothing else that is not done."""
-    chosen = []
+def _after(pipeline: Pipeline, pool_stage: Stage) -> tuple[list[Stage], list[Stage]]:
+    """The shared compute stages after the pool that can run on it now (everything else
+    they depend on is done, or is one of them), and those that cannot yet."""
+    ready: list[Stage] = []
+    waiting: list[Stage] = []
     for stage in pipeline.notebook.stages:
-        if stage.scope != "shared" or stage.name == pool_stage.name:
+        if stage.scope != "shared" or stage.kind != "compute":
             continue
         needed = {s.name for s in requirements(pipeline.notebook, stage)}
         if pool_stage.name not in needed:
             continue
-        others = needed - {pool_stage.name} - {s.name for s in chosen}
-        if all(pipeline.status[name].state == DONE for name in others if name in pipeline.status):
-            chosen.append(stage)
-    return chosen
+        others = needed - {pool_stage.name} - {s.name for s in ready}
+        if all(pipeline.done(name) for name in others):
+            ready.append(stage)
+        else:
+            waiting.append(stage)
+    return ready, waiting

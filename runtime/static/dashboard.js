@@ -65,7 +65,7 @@ async function showPreview(data) {
       credentials: 'same-origin',
     });
     if (!response.ok) continue;
-    const { stages } = await response.json();
+    const { stages, waiting } = await response.json();
     for (const [name, outputs] of Object.entries(stages)) {
       const section = document.createElement('section');
       const heading = document.createElement('h3');
@@ -74,6 +74,12 @@ async function showPreview(data) {
       body.innerHTML = outputs.join('\n');
       section.append(heading, body);
       parts.push(section);
+    }
+    for (const name of waiting || []) {
+      const note = document.createElement('p');
+      note.className = 'nbf-hint';
+      note.textContent = `${name}: waits for an answer or a stage that is not done yet.`;
+      parts.push(note);
     }
   }
   if (parts.length) preview.replaceChildren(...parts);
