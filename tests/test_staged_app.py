@@ -352,3 +352,29 @@ class TestSocketRefusals(StagedTestCase):
                 assert "404" in str(error) or "409" in str(error)
             else:
                 raise AssertionError(f"{stage} opened for a labeler")
+
+
+class TestCacheOfDefinitions(StagedTestCase):
+    cells = (
+        "import threading\nimport ipywidgets as widgets\nscale = 3",
+        "#| stage: define\n"
+        "def blend(x):\n    return scale * x\n\n"
+        "class Box:\n    def __init__(self, v):\n        self.v = v\n\n"
+        "boxed = Box(blend(2))",
+        "#| stage: lock\nguard = threading.Lock()\nnumber = 7",
+        "#| stage: ask\n#| input: each\nw = widgets.IntSlider(value=boxed.v + number)\nw",
+    )
+
+    @gen_test
+    async def test_functions_and_classes_of_the_notebook_are_cached_and_a_blocker_is_named(self):
+        lines: list[str] = []
+        self.staged.pipeline.progress = lines.append
+        await self.advance()
+        assert any("lock" in line and "'guard'" in line and "not cached" in line for line in lines)
+        await self.staged.shutdown()
+        self._app = self.make()
+        await self.advance()
+        status = self.staged.pipeline.status
+        assert status["define"].cached and not status["lock"].cached
+        namespace = self.staged.pipeline.namespace
+        assert namespace["blend"](5) == 15 and namespace["boxed"].v == 6

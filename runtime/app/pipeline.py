@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
+
 from freezer.widgets import Labeling, item_keys, showing_first
 from runtime.app.stage_run import AnswerError, apply_answer, run_cells, stage_widget
 from runtime.bundle import Notebook, Stage
@@ -49,6 +51,16 @@ class Pool:
     overlap: int
     batch: int
     lease_seconds: int
+
+
+def _unpicklable(values: dict[str, Any]) -> str | None:
+    """The first name whose value cannot be stored, if one alone is to blame."""
+    for name, value in values.items():
+        try:
+            cloudpickle.dumps(value, protocol=5)
+        except Exception:
+            return name
+    return None
 
 
 def raw_annotations(pool: Pool, rows: list[pools.Row]) -> list[dict[str, Any]]:
@@ -335,9 +347,16 @@ class Pipeline:
                 _ModuleRef(value.__name__) if isinstance(value, types.ModuleType) else value
             )
         try:
-            data = pickle.dumps({"values": values, "outputs": outputs}, protocol=5)
+            # cloudpickle stores what the notebook defines (functions, classes, lambdas)
+            # by value, where the standard pickle can only name importable ones.
+            data = cloudpickle.dumps({"values": values, "outputs": outputs}, protocol=5)
         except Exception as error:  # anything can fail to pickle; then the stage reruns
-            log.info("stage %s is not cached (%s); it reruns after a restart", stage.name, error)
+            blocker = _unpicklable(values)
+            what = f"its value '{blocker}' cannot be stored" if blocker else "it cannot be stored"
+            self.progress(
+                f"      {stage.name}: not cached: {what} ({type(error).__name__}: {error}); "
+                "it runs again after a restart"
+            )
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         target = self._cache_file(stage, key)
