@@ -12,9 +12,13 @@ command line or by a caller in Python.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gzip
 import logging
+import os
 import secrets
+import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +66,7 @@ GIL_SWITCH_SECONDS = 0.0005
 # one call there; more of them at once only contend for the same first open items
 # (measured: 8 threads held more of them locked, and every lease skipped past them).
 STORE_THREADS = 3
+DRAIN_SECONDS = 10.0  # how long a stopping server waits for the answers being saved
 CSP = "; ".join(
     [
         "default-src 'self'",
@@ -260,14 +265,14 @@ def serve(bundle_dir: Path, options: ServeOptions) -> None:
     if tokens:
         tokens["visitor"] = secrets.token_urlsafe(24)
     app = make_app(notebook, options, tokens=tokens)
-    try:
-        asyncio.run(_run(app, options.host, options.port, tokens))
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(_run(app, options.host, options.port, tokens))
 
 
 async def _run(app: tornado.web.Application, host: str, port: int, tokens: dict[str, str]) -> None:
-    app.listen(port, address=host, max_body_size=MAX_BODY_BYTES, max_buffer_size=MAX_FRAME_BYTES)
+    stop = _stop_signals()
+    server = app.listen(
+        port, address=host, max_body_size=MAX_BODY_BYTES, max_buffer_size=MAX_FRAME_BYTES
+    )
     sessions: Sessions = app.settings["sessions"]
     interval = min(sessions.idle_timeout / 4, 60.0) * 1000
     PeriodicCallback(sessions.cull, interval).start()
@@ -278,7 +283,9 @@ async def _run(app: tornado.web.Application, host: str, port: int, tokens: dict[
     else:
         print(f"Serving {url} (open: anyone with the URL can use it)")
     print("Press Ctrl-C to stop.", flush=True)
-    await asyncio.Event().wait()
+    await stop.wait()
+    server.stop()
+    print("Stopped.", flush=True)
 
 
 def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) -> None:
@@ -306,7 +313,11 @@ def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) ->
     if workers > 1:
         store.dispose()  # connections must not cross a fork
         print(f"Starting {workers} processes.", flush=True)
+        # The first process only waits for the others: stopped, it stops them (each is
+        # told when it is gone, and stops as on Ctrl-C).
+        signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))
         worker = tornado.process.fork_processes(workers)
+        _stop_with_parent()
         store = open_store(url)
 
     def say(line: str) -> None:
@@ -314,13 +325,20 @@ def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) ->
             print(line, flush=True)
 
     async def main() -> None:
+        stop = _stop_signals()
         gc_tuning.install_probe()  # in each process, after the fork
         # Sessions belong to the loop they are made on: make the app inside it.
         app = make_staged_app(notebook, store, bundle_dir / "cache", options, progress=say)
         server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY_BYTES)
         server.add_sockets(sockets)
         say("Running the shared stages:")
-        await app.settings["staged"].pipeline.advance()
+        running = asyncio.ensure_future(app.settings["staged"].pipeline.advance())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():  # stopped while a shared stage ran: it is not waited for
+            server.stop()
+            say("Stopped before the shared stages were done.")
+            os._exit(0)  # the stage's thread cannot be interrupted; nothing is half-saved
         # The shared namespace lives as long as the server and is most of its heap (a
         # pool widget of 20,000 items was 2 million objects): frozen, full collections
         # no longer walk it, which had stalled every request for a second or more.
@@ -332,10 +350,29 @@ def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) ->
         if store.engine.dialect.name == "sqlite":  # PostgreSQL checkpoints by itself
             checkpoints = ThreadPoolExecutor(1, thread_name_prefix="nbfreeze-checkpoint")
             PeriodicCallback(lambda: checkpoints.submit(store.checkpoint), 1000).start()
-        await asyncio.Event().wait()
+        await stopping
         refreezing.cancel()
+        server.stop()  # no new connections; the requests in flight go on
+        staged: Staged = app.settings["staged"]
+        await staged.drained(DRAIN_SECONDS)
+        await staged.shutdown()
+        store.dispose()
+        say("Stopped: no new requests taken, and every answer acknowledged is saved.")
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(main())
+
+
+def _stop_with_parent() -> None:
+    """Have Linux send this process SIGTERM when the process that forked it ends."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _stop_signals() -> asyncio.Event:
+    """An event set by Ctrl-C (SIGINT) or a service manager's stop (SIGTERM)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    return stop

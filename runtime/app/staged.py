@@ -74,6 +74,7 @@ class Staged:
     store_calls: Executor | None = None  # threads for the store's calls, on PostgreSQL
     group: GroupCommit | None = None  # pool writes share commits, on SQLite
     _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
+    _submitting: int = 0  # submissions between their arrival and their answer
 
     async def stored(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Make a store call from a handler. On PostgreSQL it runs on a thread: while it
@@ -274,6 +275,13 @@ class Staged:
                 except AnswerError:
                     pass  # the stage's widget changed shape since; its answer no longer fits
 
+    async def drained(self, seconds: float) -> None:
+        """Wait until no submission is between its arrival and its answer (at most
+        `seconds`): a stopping server lets the answers being saved be saved."""
+        deadline = time.monotonic() + seconds
+        while self._submitting and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
     async def submit(
         self,
         user: User,
@@ -286,6 +294,15 @@ class Staged:
         where they go next. Without `state`, the answer is what their page's widget
         holds now; with it, it is checked against the widget, as a page's would be.
         With `next_batch`, a pool stage's answer also leases and names the next batch."""
+        self._submitting += 1
+        try:
+            return await self._submit(user, name, request_id, state, next_batch)
+        finally:
+            self._submitting -= 1
+
+    async def _submit(
+        self, user: User, name: str, request_id: str, state: Any | None, next_batch: bool
+    ) -> Submitted:
         named = self.notebook.stage(name)
         # Read once for the page's walk, the answer's check and the next page; a pool's
         # labels go by another way, which reads none.
