@@ -144,7 +144,7 @@ class TestWidgetHostRefusals(NotebookTestCase):
 
     @gen_test
     async def test_null_bytes_and_unknown_routes_are_4xx_with_the_security_headers(self):
-        for path in ("/static/%00", "/nope", "/api/v1/nope", "/favicon.ico"):
+        for path in ("/static/%00", "/nope", "/api/v1/nope"):
             response = await self.http_client.fetch(self.get_url(path), raise_error=False)
             assert 400 <= response.code < 500, (path, response.code)
             assert secured(response), path
@@ -218,3 +218,27 @@ async def stalled_socket(port: int, person, path: str) -> socket.socket:
         head += await loop.sock_recv(raw, 1)
     assert head.startswith(b"HTTP/1.1 101"), head
     return raw
+
+
+class TestErrorPages(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_error_pages_are_the_apps_own_with_a_way_back_and_there_is_a_favicon(self):
+        _, alice = await self.owner_and_labeler()
+        for path, status, words in (
+            ("/owner", 403, b"Only the owner"),
+            ("/nope", 404, b"nothing at this address"),
+        ):
+            response = await alice.fetch(path)
+            assert response.code == status
+            assert b'class="nbf-app"' in response.body and words in response.body, path
+        response = await alice.fetch("/owner")
+        assert b'href="/"' in response.body and b"Back to where you are" in response.body
+        response = await alice.fetch("/favicon.ico")
+        assert response.code == 200 and response.body[:4] == b"\x00\x00\x01\x00"  # an icon
+        assert (await alice.fetch("/static/favicon.svg")).code == 200
+
+    async def owner_and_labeler(self):
+        await self.advance()
+        return await self.owner(), await self.labeler()

@@ -56,7 +56,14 @@ class _Handler(tornado.web.RequestHandler):
             self._unavailable(away)
             self.page("message.html", "In a moment", message=str(away), poll=True, pending=[])
             return
-        super().write_error(status_code, **kwargs)
+        if isinstance(error, tornado.web.HTTPError) and error.reason:
+            message = error.reason
+        elif status_code < 500:
+            message = self._reason
+        else:
+            message = "The server failed to answer this page; the owner can see why in its log."
+        heading = ERROR_HEADINGS.get(status_code, self._reason)
+        self.page("message.html", heading, message=message, poll=False, pending=[], back="/")
 
     def _unavailable(self, away: Unavailable) -> None:
         self.set_status(503)
@@ -88,6 +95,7 @@ class _Handler(tornado.web.RequestHandler):
 
     def page(self, template: str, heading: str, user: User | None = None, **values: Any) -> None:
         _ = self.xsrf_token  # sets the _xsrf cookie the page's scripts send back
+        values.setdefault("back", "")
         steps = self.staged.pages(user) if user else []
         loader = self.application.settings["templates"]
         html = loader.load(template).generate(
@@ -111,6 +119,7 @@ class _PageHandler(_Handler):
 
 
 _NO_INVITE = "This app is by invitation: open the link you were given."
+ERROR_HEADINGS = {400: "Not understood", 403: "Not for you", 404: "Not found", 405: "Not allowed"}
 
 
 class EntryHandler(_Handler):
