@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
@@ -135,9 +136,18 @@ class App:
         self.process.wait(timeout=30)
 
 
-def visit(browser, link: str):
+def visit(browser, link: str, name: str | None = None):
+    """A new person opening `link`; a new labeler gives `name` on the welcome page, or
+    skips it."""
     page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
     page.goto(link)
+    if urlsplit(page.url).path == "/welcome":
+        if name is None:
+            page.get_by_role("link", name="Skip").click()
+        else:
+            page.get_by_label("Your name").fill(name)
+            page.get_by_role("button", name="Continue").click()
+        page.wait_for_url(lambda url: urlsplit(url).path != "/welcome")
     return page
 
 

@@ -181,3 +181,11 @@ def test_a_labeler_submits_over_plain_http_on_a_hostname(hostname_browser, tmp_p
         assert errors == []
     finally:
         app.stop()
+
+
+def test_a_labeler_gives_a_name_on_the_first_visit_and_the_owner_sees_it(browser, flagship):
+    ada = visit(browser, flagship.invite, name="Ada Lovelace")
+    ada.wait_for_url("**/stage/pick")
+    owner = visit(browser, flagship.owner)
+    people = owner.evaluate("async () => (await fetch('/api/v1/dashboard')).json()")
+    assert "Ada Lovelace" in [p["name"] for p in people["labelers"]]

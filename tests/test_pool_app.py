@@ -356,3 +356,22 @@ class TestPreview(StagedTestCase):
         assert "after_cutoff" not in preview["stages"]
         assert preview["waiting"] == ["after_cutoff"]
         assert not [r for r in logged.records if r.levelno >= logging.WARNING]
+
+
+class TestNames(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_a_labeler_from_the_shared_invite_is_asked_a_name_and_the_owner_sees_it(self):
+        await self.advance()
+        ada = Person(self)
+        response = await ada.fetch(f"/?token={self.invite_token}")
+        assert response.headers["Location"] == "/welcome"
+        page = await ada.fetch("/welcome")
+        assert page.code == 200 and b"Your name" in page.body
+        status, reply = await ada.fetch_json("/api/v1/me", {"name": "  Ada Lovelace "})
+        assert status == 200 and reply["user"]["name"] == "Ada Lovelace"
+        assert (await ada.fetch_json("/api/v1/me", {"name": ""}))[0] == 400
+        owner = await self.owner()
+        names = [p["name"] for p in (await owner.get_json("/api/v1/dashboard"))[1]["labelers"]]
+        assert "Ada Lovelace" in names

@@ -136,7 +136,9 @@ class EntryHandler(_Handler):
                 self.page("message.html", "Link not valid", message=message, poll=False, pending=[])
                 return
             self.admit(user)
-            self.redirect("/")  # keep the token out of the address bar and history
+            # keep the token out of the address bar and history; a new labeler who came by
+            # the shared invite may first say what to call them
+            self.redirect("/welcome" if user.name == f"labeler {user.id}" else "/")
             return
         user = self.person()
         if user is None:
@@ -148,6 +150,8 @@ class EntryHandler(_Handler):
                 return
             user = self.staged.store.add_labeler()
             self.admit(user)
+            self.redirect("/welcome")
+            return
         self.redirect(self.staged.where(user))
 
 
@@ -187,6 +191,19 @@ class StagePage(_PageHandler):
             stage=stage,
             cells=self.staged.shell_cells(self.user, stage),
             answered=page.state == "done",
+        )
+
+
+class WelcomePage(_PageHandler):
+    """`GET /welcome`: a labeler who came by the shared invite gives a name, or skips."""
+
+    def get(self) -> None:
+        self.page(
+            "welcome.html",
+            "Welcome",
+            self.user,
+            name="" if self.user.name == f"labeler {self.user.id}" else self.user.name,
+            next=self.staged.where(self.user),
         )
 
 
@@ -316,11 +333,22 @@ class StagesApi(_Api):
         pages = self.staged.pages(self.user)
         self.finish(
             {
-                "user": {"id": self.user.id, "role": self.user.role},
+                "user": {"id": self.user.id, "role": self.user.role, "name": self.user.name},
                 "stages": [stage_json(p) for p in pages],
                 "next": self.staged.where(self.user),
             }
         )
+
+
+class MeApi(_Api):
+    """`POST /api/v1/me`: set the name the owner sees the person by."""
+
+    def post(self) -> None:
+        name = _name_in(self.json_body())
+        user = self.staged.store.rename(self.user.id, name)
+        if user is None:
+            raise Refused(404, "there is no such person in this app")
+        self.finish({"user": {"id": user.id, "role": user.role, "name": user.name}})
 
 
 class StageApi(_Api):
@@ -539,9 +567,11 @@ def routes(
     return [
         (r"/", EntryHandler, common),
         (r"/stage/([^/]+)", StagePage, common),
+        (r"/welcome", WelcomePage, common),
         (r"/waiting", WaitingPage, common),
         (r"/done", DonePage, common),
         (r"/owner", OwnerPage, common),
+        (r"/api/v1/me", MeApi, common),
         (r"/api/v1/stages", StagesApi, common),
         (r"/api/v1/stages/([^/]+)", StageApi, common),
         (r"/api/v1/stages/([^/]+)/submit", SubmitApi, common),

@@ -249,6 +249,18 @@ class Store:
             session.commit()
             return user
 
+    def rename(self, user_id: int, name: str) -> User | None:
+        """Give a person the name the owner sees them by; None when there is no such
+        person (or they were revoked)."""
+        with self._session() as session:
+            user = session.get(User, user_id)
+            if user is None or user.revoked_at is not None:
+                return None
+            user.name = name
+            session.commit()
+        self._users.pop(user_id, None)
+        return self.user(user_id)
+
     def owner(self) -> User:
         """The app's owner, made on first use."""
         with self._session() as session:
