@@ -1,6 +1,7 @@
 """The whole compiler in order: notebook → cells → annotations → names → stages → graph → checks.
 
-Nothing here runs the notebook's code: cells are only parsed.
+Nothing here runs the notebook's code: cells are only parsed. The one exception is a
+star import's module, imported in a child interpreter to list its names (freezer/modules.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 from freezer.annotations import annotate
 from freezer.checks import check
 from freezer.graph import link
-from freezer.ir import ERROR, Cell, Diagnostic, Graph
+from freezer.ir import ERROR, Cell, Diagnostic, Event, Graph
+from freezer.modules import StarNames, star_names
 from freezer.names import analyse
 from freezer.notebook import read_notebook
 from freezer.stages import split_stages
@@ -45,6 +47,7 @@ def _compile(path: Path) -> Graph:
         cell, found = _prepare(raw, name, requirements)
         cells.append(cell)
         problems.extend(found)
+    cells = _list_star_imports(cells, path.resolve().parent)
     stages, found = split_stages(tuple(cells), name)
     problems.extend(found)
     by_index = {cell.index: cell for cell in cells}
@@ -84,17 +87,6 @@ def _prepare(cell: Cell, notebook: str, requirements: list[str]) -> tuple[Cell, 
         Diagnostic(
             ERROR,
             notebook,
-            "`from … import *` binds names that cannot be known without running it.",
-            cell=cell.index,
-            line=line,
-            hint="import the names you use explicitly, or import the module.",
-        )
-        for line in names.star_imports
-    )
-    found.extend(
-        Diagnostic(
-            ERROR,
-            notebook,
             f"syntax error: {message}.",
             cell=cell.index,
             line=line,
@@ -115,6 +107,29 @@ def _prepare(cell: Cell, notebook: str, requirements: list[str]) -> tuple[Cell, 
         last_statement_line=last.lineno if last else None,
     )
     return prepared, found
+
+
+def _list_star_imports(cells: list[Cell], folder: Path) -> list[Cell]:
+    """Each `from m import *` followed by the names it binds, where `m` can be imported."""
+    listed: dict[str, StarNames] = {}
+    result = []
+    for cell in cells:
+        if not any(e.kind == "star" for e in cell.events):
+            result.append(cell)
+            continue
+        events: list[Event] = []
+        for event in cell.events:
+            if event.kind != "star":
+                events.append(event)
+                continue
+            if event.name not in listed:
+                listed[event.name] = star_names(event.name, folder)
+            star = listed[event.name]
+            events.append(replace(event, detail="" if star.names is not None else star.reason))
+            origin = f"from {event.name} import *"
+            events.extend(Event("bind", n, event.line, detail=origin) for n in star.names or ())
+        result.append(replace(cell, events=tuple(events)))
+    return result
 
 
 def _widget(indices: tuple[int, ...], cells: dict[int, Cell]) -> str | None:

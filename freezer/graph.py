@@ -3,6 +3,11 @@
 Stage B depends on stage A when B reads a name whose nearest binding before B, in
 notebook order (as "Run all" sees it), is in A. A stage is `user` (runs per labeler)
 when it is an `each` input or a compute stage that depends on a `user` stage.
+
+A star import whose names the compiler could not list (`from m import *` where `m`
+cannot be imported at check time) binds any name: a read that nothing else binds is
+taken to come from the nearest earlier such import, with a warning, as Python would
+find it there if the notebook runs.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import builtins
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from freezer.ir import ERROR, Cell, Diagnostic, Edge, Event, Stage
+from freezer.ir import ERROR, WARNING, Cell, Diagnostic, Edge, Event, Stage
 
 BUILTINS = frozenset(dir(builtins)) | {
     "display",
@@ -70,6 +75,16 @@ class Where(NamedTuple):
     how: str
 
 
+class Star(NamedTuple):
+    """A star import whose names could not be listed, and why."""
+
+    stage: str
+    cell: int
+    line: int
+    module: str
+    reason: str
+
+
 class _Resolver:
     """Walks the stages in notebook order, keeping where each name was last bound."""
 
@@ -83,6 +98,8 @@ class _Resolver:
         self.problems: list[Diagnostic] = []
         self.mutations: list[Mutation] = []
         self.edges: dict[tuple[str, str], set[str]] = {}
+        self.star: Star | None = None  # the latest unlisted star import so far
+        self.assumed: set[tuple[str, Star]] = set()
 
     def stage(self, stage: Stage) -> Stage:
         """The stage with `depends_on`, `defines` and `uses` filled in."""
@@ -91,7 +108,22 @@ class _Resolver:
         local: dict[str, Where] = {}
         local_deleted: dict[str, Where] = {}
         uses: dict[str, str] = {}
+        modules: list[str] = []
+        stars = [
+            Star(stage.name, c.index, e.line, e.name, e.detail)
+            for c, e in events
+            if e.kind == "star" and e.detail
+        ]
+        local_star: Star | None = None
         for cell, event in events:
+            if event.kind == "star":
+                modules.append(event.name)
+                if event.detail:
+                    local_star = Star(stage.name, cell.index, event.line, event.name, event.detail)
+                    # Any name may be bound again by it, a deleted one too.
+                    local_deleted.clear()
+                    self.deleted_at.clear()
+                continue
             if event.kind == "bind":
                 local[event.name] = Where(stage.name, cell.index, event.line, "bind")
                 local_deleted.pop(event.name, None)
@@ -101,7 +133,8 @@ class _Resolver:
             elif event.name in local_deleted:
                 self._deleted(stage, cell, event, local_deleted[event.name])
             else:
-                source = self._resolve(stage, cell, event)
+                star = local_star or (stars[-1] if event.deferred and stars else None)
+                source = self._resolve(stage, cell, event, star)
                 if source:
                     uses[event.name] = source
                 if source and event.kind == "mutate":
@@ -113,6 +146,7 @@ class _Resolver:
             if event.kind == "delete":
                 local.pop(event.name, None)
                 local_deleted[event.name] = Where(stage.name, cell.index, event.line, event.detail)
+        self.star = local_star or self.star
         for name, where in local.items():
             self.bound_at[name] = where
             self.deleted_at.pop(name, None)
@@ -121,11 +155,20 @@ class _Resolver:
             self.deleted_at[name] = where
         depends = sorted(set(uses.values()), key=self.order.index)
         return replace(
-            stage, depends_on=tuple(depends), defines=tuple(sorted(local)), uses=tuple(sorted(uses))
+            stage,
+            depends_on=tuple(depends),
+            defines=tuple(sorted(local)),
+            uses=tuple(sorted(uses)),
+            star_imports=tuple(modules),
         )
 
-    def _resolve(self, stage: Stage, cell: Cell, event: Event) -> str | None:
-        """The earlier stage that binds the name read, or None (with a diagnostic)."""
+    def _resolve(
+        self, stage: Stage, cell: Cell, event: Event, local_star: Star | None
+    ) -> str | None:
+        """The earlier stage that binds the name read, or None (with a diagnostic).
+
+        `local_star` is an unlisted star import earlier in this stage (or anywhere in it,
+        for a read inside a function), which comes before the earlier stages' ones."""
         name = event.name
         if name in self.bound_at:
             source = self.bound_at[name][0]
@@ -133,11 +176,22 @@ class _Resolver:
             return source
         if name in self.deleted_at:
             self._deleted(stage, cell, event, self.deleted_at[name])
-        elif name not in BUILTINS or event.kind == "delete":
+            return None
+        if name in BUILTINS and event.kind != "delete":
+            return None
+        star = local_star or self.star
+        if star is None:
             self.problems.append(
                 _undefined(self.notebook, stage.name, cell, event, self.first_bind.get(name))
             )
-        return None
+            return None
+        if (name, star) not in self.assumed:
+            self.assumed.add((name, star))
+            self.problems.append(_assumed(self.notebook, stage.name, cell, event, star))
+        if star.stage == stage.name:
+            return None
+        self.edges.setdefault((star.stage, stage.name), set()).add(name)
+        return star.stage
 
     def _deleted(self, stage: Stage, cell: Cell, event: Event, where: Where) -> None:
         if event.name in BUILTINS and event.kind != "delete":
@@ -178,6 +232,22 @@ def _undefined(
     if event.deferred:
         message = message.replace("is used", "is used inside a function", 1)
     return Diagnostic(ERROR, notebook, message, stage, cell.index, event.line, hint)
+
+
+def _assumed(notebook: str, stage: str, cell: Cell, event: Event, star: Star) -> Diagnostic:
+    statement = f"from {star.module} import *"
+    return Diagnostic(
+        WARNING,
+        notebook,
+        f"`{event.name}` is assumed to come from `{statement}` (cell {star.cell}, line "
+        f"{star.line}): nothing earlier binds it, and the module's names could not be "
+        f"listed ({star.reason}).",
+        stage,
+        cell.index,
+        event.line,
+        f"import it by name (`from {star.module} import {event.name}`), or make "
+        f"{star.module} importable where `nbfreeze check` runs.",
+    )
 
 
 def _deleted(notebook: str, stage: str, cell: Cell, event: Event, where: Where) -> Diagnostic:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 ERROR = "error"
 WARNING = "warning"
+UNLISTED = "its names have not been listed"
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,11 @@ class Diagnostic:
 class Event:
     """Something a cell's top-level code does to a global name, in execution order.
 
-    `kind` is `read`, `bind`, `delete` or `mutate`; `deferred` marks what happens only
-    when a function defined in the cell is called (reads in its body, `global` binds).
+    `kind` is `read`, `bind`, `delete`, `mutate` or `star`; `deferred` marks what
+    happens only when a function defined in the cell is called (reads in its body,
+    `global` binds). A `star` event is `from name import *`: its `detail` is empty when
+    the compiler listed the module's names (they follow it as `bind` events), else why
+    it could not (then the star import binds any name that nothing else binds).
     """
 
     kind: str
@@ -71,6 +75,7 @@ class Stage:
     uses: tuple[str, ...]
     options: dict[str, object]
     widget: str | None = None
+    star_imports: tuple[str, ...] = ()  # modules of its `from m import *`, in order
 
 
 @dataclass(frozen=True)

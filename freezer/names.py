@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from freezer.ir import Event
+from freezer.ir import UNLISTED, Event
 
 MUTATING_METHODS = frozenset(
     {
@@ -38,12 +38,11 @@ class _Scope:
 
 @dataclass(frozen=True)
 class CellNames:
-    """What one cell does to the notebook's namespace, its star imports, and the
-    statements that parse but cannot run at the top of a cell (`return` outside a
-    function: the parser accepts them, Python's compiler refuses them)."""
+    """What one cell does to the notebook's namespace, and the statements that parse but
+    cannot run where they are (`return` outside a function, `import *` inside one: the
+    parser accepts them, Python's compiler refuses them)."""
 
     events: tuple[Event, ...]
-    star_imports: tuple[int, ...]
     misplaced: tuple[tuple[int, str], ...] = ()
 
 
@@ -52,7 +51,7 @@ def analyse(tree: ast.Module) -> CellNames:
     visitor = _Visitor()
     for statement in tree.body:
         visitor.visit(statement)
-    return CellNames(tuple(visitor.events), tuple(visitor.star_imports), tuple(visitor.misplaced))
+    return CellNames(tuple(visitor.events), tuple(visitor.misplaced))
 
 
 class _LocalNames(ast.NodeVisitor):
@@ -147,7 +146,6 @@ class _Visitor(ast.NodeVisitor):
     def __init__(self) -> None:
         self.stack: list[_Scope] = [_Scope("module")]
         self.events: list[Event] = []
-        self.star_imports: list[int] = []
         self.misplaced: list[tuple[int, str]] = []
 
     # resolution
@@ -358,10 +356,15 @@ class _Visitor(ast.NodeVisitor):
 
     def _import(self, node: ast.Import | ast.ImportFrom) -> None:
         for alias in node.names:
-            if alias.name == "*":
-                self.star_imports.append(node.lineno)
-                continue
-            self._bind(alias.asname or alias.name.split(".")[0], node)
+            if alias.name != "*":
+                self._bind(alias.asname or alias.name.split(".")[0], node)
+            elif len(self.stack) > 1:
+                self.misplaced.append((node.lineno, "import * only allowed at module level"))
+            else:
+                # `from m import *` binds names only `m` knows: the compiler lists them
+                # where it can import `m` (freezer/modules.py), else assumes any name.
+                module = "." * node.level + (node.module or "")  # type: ignore[union-attr]
+                self.events.append(Event("star", module, node.lineno, detail=UNLISTED))
 
     visit_Import = visit_ImportFrom = _import
 

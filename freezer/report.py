@@ -146,6 +146,7 @@ def stage_json(graph: Graph, stage: Stage) -> dict[str, object]:
         "depends_on": list(stage.depends_on),
         "defines": list(stage.defines),
         "uses": list(stage.uses),
+        "star_imports": list(stage.star_imports),
         "passes_on": list(passes_on(graph, stage)),
         "options": dict(stage.options),
         "widget": stage.widget,

@@ -40,6 +40,7 @@ class Stage:
     defines: tuple[str, ...]
     options: dict[str, Any]
     widget: str | None
+    star_imports: tuple[str, ...] = ()  # the modules of its `from m import *`
 
     @property
     def shown(self) -> bool:
@@ -113,4 +114,5 @@ def _stage(entry: dict[str, Any]) -> Stage:
         defines=tuple(str(d) for d in entry["defines"]),
         options=dict(entry.get("options") or {}),
         widget=entry.get("widget"),
+        star_imports=tuple(str(m) for m in entry.get("star_imports", ())),
     )

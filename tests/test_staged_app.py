@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 from runtime_harness import notebook_bundle
@@ -9,6 +14,8 @@ from staged_harness import StagedTestCase
 from tornado.testing import gen_test
 
 from runtime.server import log_request
+
+STAR_MODULE = "nbfreeze_star_module"
 
 CELLS = (
     "import ipywidgets as widgets\nitems = ['a', 'b', 'c', 'd']",
@@ -321,6 +328,64 @@ class TestCache(StagedTestCase):
         assert status["start"].cached and status["double"].cached
         assert not status["total"].cached
         assert self.staged.pipeline.namespace["total"] == 21
+
+
+class TestStarImport(StagedTestCase):
+    """`from m import *` of a module the check could not import (it is installed only
+    where the app is served): its names reach the later stages, after a restart too,
+    when the star import's stage comes from the cache."""
+
+    listed = False  # can the check import the module (and list its names)?
+    cells = (
+        f"from {STAR_MODULE} import *\nbase = list(range(LIMIT))",
+        "#| stage: cut\nsmall = [x for x in base if x < LIMIT - 1]",
+        "#| stage: ask\n#| input: each\nimport ipywidgets as w\ns = w.IntSlider(value=LIMIT)\ns",
+    )
+
+    def get_app(self):
+        self.site = Path(tempfile.mkdtemp())
+        # A lock cannot be pickled: the stage is cached because the module's own objects
+        # are imported again, not pickled.
+        (self.site / f"{STAR_MODULE}.py").write_text(
+            "import threading\nLIMIT = 4\nlock = threading.Lock()\n"
+        )
+        if self.listed:
+            sys.path.insert(0, str(self.site))
+        return super().get_app()
+
+    def make(self):
+        if str(self.site) not in sys.path:  # after the build: the check could not import it
+            sys.path.insert(0, str(self.site))
+        return super().make()
+
+    def tearDown(self):
+        super().tearDown()
+        sys.path.remove(str(self.site))
+        sys.modules.pop(STAR_MODULE, None)
+        shutil.rmtree(self.site)
+
+    @gen_test
+    async def test_star_imported_names_reach_later_stages_and_survive_a_restart(self):
+        manifest = json.loads((self.bundle_dir / "manifest.json").read_text())
+        assert ("LIMIT" in manifest["stages"][0]["defines"]) == self.listed
+        await self.advance()
+        assert self.staged.pipeline.namespace["small"] == [0, 1, 2]
+        await self.staged.shutdown()
+        self._app = self.make()
+        self.http_server.request_callback = self._app
+        await self.advance()
+        status = self.staged.pipeline.status
+        assert status["start"].cached and status["cut"].cached
+        assert self.staged.pipeline.namespace["LIMIT"] == 4
+        alice = await self.labeler()
+        page = await alice.open_stage("ask")
+        assert page.models[page.model("IntSliderModel")]["value"] == 4
+
+
+class TestStarImportListed(TestStarImport):
+    """The same notebook where the check could import the module and list its names."""
+
+    listed = True
 
 
 class TestTimeLimit(StagedTestCase):

@@ -129,6 +129,14 @@ class _ModuleRef:
     name: str
 
 
+def _star_names(module: types.ModuleType) -> dict[str, Any]:
+    """What `from module import *` binds, as Python takes it."""
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [n for n in vars(module) if not n.startswith("_")]
+    return {name: getattr(module, name) for name in names}
+
+
 class Pipeline:
     """The shared namespace and the state of every shared stage."""
 
@@ -341,8 +349,13 @@ class Pipeline:
 
     def _save(self, stage: Stage, key: str, outputs: list[dict[str, Any]]) -> None:
         values: dict[str, Any] = {}
+        starred: dict[str, Any] = {}
+        for module in stage.star_imports:
+            starred |= _star_names(importlib.import_module(module))
         for name in stage.defines:
             value = self.namespace.get(name)
+            if name in starred and starred[name] is value:
+                continue  # _load imports it again: a module's own objects need no pickle
             values[name] = (
                 _ModuleRef(value.__name__) if isinstance(value, types.ModuleType) else value
             )
@@ -370,7 +383,12 @@ class Pipeline:
             return False
         try:
             data = pickle.loads(path.read_bytes())  # our own file, written by _save
-            values = {
+            values: dict[str, Any] = {}
+            # A star import's names, whether the compiler listed them or not: the stage's
+            # own values after it (which come last) win, as they did when it ran.
+            for module in stage.star_imports:
+                values |= _star_names(importlib.import_module(module))
+            values |= {
                 name: importlib.import_module(v.name) if isinstance(v, _ModuleRef) else v
                 for name, v in data["values"].items()
             }
