@@ -74,6 +74,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a stage may run before it is reported as failed (default 600)",
     )
+    serve.add_argument(
+        "--allow-eval",
+        action="store_true",
+        help="let the pages' scripts evaluate text as code ('unsafe-eval'), which some "
+        "plotting libraries need (docs/security.md)",
+    )
+    serve.add_argument(
+        "--allow-frames",
+        action="append",
+        default=[],
+        type=_frame_origin,
+        metavar="ORIGIN",
+        help="let the pages frame this origin (an IFrame output), e.g. https://www.youtube.com; "
+        "repeat for more (docs/security.md)",
+    )
     invite = commands.add_parser("invite", help="make (or revoke) a labeler's personal link")
     invite.add_argument("app", type=Path, help="the served notebook or its bundle directory")
     who = invite.add_mutually_exclusive_group(required=True)
@@ -86,6 +101,34 @@ def _parser() -> argparse.ArgumentParser:
         help="the address labelers open (default http://127.0.0.1:8866/)",
     )
     return parser
+
+
+def _frame_origin(text: str) -> str:
+    from runtime.server import FRAME_ORIGIN
+
+    if not FRAME_ORIGIN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an origin: give a scheme and host, such as "
+            "https://www.youtube.com or https://*.example.org:8443"
+        )
+    return text
+
+
+def serve_options(args: argparse.Namespace) -> ServeOptions:
+    """The `ServeOptions` that `nbfreeze serve`'s flags ask for."""
+    from runtime.server import ServeOptions
+
+    return ServeOptions(
+        host=args.host,
+        port=args.port,
+        open_access=args.open,
+        db_url=args.db,
+        stage_timeout=args.stage_timeout,
+        workers=args.workers,
+        idle_timeout=args.idle_timeout,
+        allow_eval=args.allow_eval,
+        allow_frames=tuple(args.allow_frames),
+    )
 
 
 def run_invite(app: Path, *, name: str | None, revoke: str | None, db: str | None, url: str) -> int:
@@ -240,18 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_invite(
                 args.app, name=args.name, revoke=args.revoke, db=args.db, url=args.url
             )
-        from runtime.server import ServeOptions
-
-        options = ServeOptions(
-            host=args.host,
-            port=args.port,
-            open_access=args.open,
-            db_url=args.db,
-            stage_timeout=args.stage_timeout,
-            workers=args.workers,
-            idle_timeout=args.idle_timeout,
-        )
-        return run_serve(args.target, options)
+        return run_serve(args.target, serve_options(args))
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

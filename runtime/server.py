@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import gzip
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
@@ -67,34 +69,33 @@ GIL_SWITCH_SECONDS = 0.0005
 # (measured: 8 threads held more of them locked, and every lease skipped past them).
 STORE_THREADS = 3
 DRAIN_SECONDS = 10.0  # how long a stopping server waits for the answers being saved
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        # anywidget imports a widget's _esm from a blob: URL; the page's one inline
-        # script (static/socket.js) is admitted by its hash
-        f"script-src 'self' blob: 'sha256-{SOCKET_HASH}'",
-        "style-src 'self' 'unsafe-inline'",  # widgets and HTML outputs style inline
-        "img-src 'self' data: blob:",
-        "font-src 'self' data:",
-        "media-src 'self' data: blob:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+# What the page's Content-Security-Policy allows, and why (docs/security.md). The serve
+# options allow_eval and allow_frames loosen script-src and frame-src, and nothing else.
+POLICY = {
+    "default-src": "'self'",
+    # anywidget imports a widget's _esm from a blob: URL; the page's one inline
+    # script (static/socket.js) is admitted by its hash
+    "script-src": f"'self' blob: 'sha256-{SOCKET_HASH}'",
+    "style-src": "'self' 'unsafe-inline'",  # widgets and HTML outputs style inline
+    "img-src": "'self' data: blob:",
+    "font-src": "'self' data:",
+    "media-src": "'self' data: blob:",
+    "connect-src": "'self'",
+    "frame-src": "'none'",  # an IFrame output says so in its place (page.js)
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
 }
+# One origin a page may frame: a scheme and host (a leading `*.` for its subdomains),
+# an optional port, nothing a policy would read as another source or directive.
+FRAME_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
 
 
 @dataclass(frozen=True)
 class ServeOptions:
     """How `nbfreeze serve` serves an app: where, who may come in, which database, how
-    many processes, and its time limits."""
+    many processes, its time limits, and what its pages' policy lets scripts do."""
 
     host: str = "127.0.0.1"
     port: int = 8866
@@ -103,11 +104,50 @@ class ServeOptions:
     stage_timeout: float = 600.0  # seconds a shared stage may run
     workers: int = 1  # processes sharing the port (PostgreSQL only)
     idle_timeout: float = IDLE_TIMEOUT  # seconds before a silent visitor's session closes
+    allow_eval: bool = False  # 'unsafe-eval' in script-src, for code-generating libraries
+    allow_frames: tuple[str, ...] = ()  # origins the pages may frame (IFrame outputs)
+
+    def __post_init__(self) -> None:
+        for origin in self.allow_frames:
+            if not FRAME_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin a page may frame: give a scheme and host, "
+                    "such as https://www.youtube.com or https://*.example.org:8443"
+                )
+
+
+def content_security_policy(options: ServeOptions) -> str:
+    """The pages' Content-Security-Policy, loosened only as `options` say."""
+    policy = dict(POLICY)
+    if options.allow_eval:
+        policy["script-src"] += " 'unsafe-eval'"
+    if options.allow_frames:
+        policy["frame-src"] = " ".join(options.allow_frames)
+    return "; ".join(f"{name} {value}" for name, value in policy.items())
+
+
+def security_headers(options: ServeOptions) -> dict[str, str]:
+    """The headers every response of an app served with `options` carries."""
+    return {
+        "Content-Security-Policy": content_security_policy(options),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+HEADERS = security_headers(ServeOptions())  # the default's, as most apps are served
+CSP = HEADERS["Content-Security-Policy"]
 
 
 class SecurityHeaders(tornado.web.OutputTransform):
     """The security headers on every response of either app, whichever handler wrote
     it: pages, the API, static files, WebSocket handshakes, errors and unknown paths."""
+
+    def __init__(
+        self, request: tornado.httputil.HTTPServerRequest, headers: dict[str, str] = HEADERS
+    ) -> None:
+        super().__init__(request)
+        self.headers = headers
 
     def transform_first_chunk(
         self,
@@ -116,14 +156,17 @@ class SecurityHeaders(tornado.web.OutputTransform):
         chunk: bytes,
         finishing: bool,
     ) -> tuple[int, tornado.httputil.HTTPHeaders, bytes]:
-        for name, value in HEADERS.items():
+        for name, value in self.headers.items():
             headers[name] = value
         return status_code, headers, chunk
 
 
-# Responses are gzipped when the browser accepts it (`compress_response`, spelled out
-# because an application given its transforms gets no others).
-TRANSFORMS = [tornado.web.GZipContentEncoding, SecurityHeaders]
+def transforms(options: ServeOptions) -> list[Callable[..., tornado.web.OutputTransform]]:
+    """An app's output transforms: responses gzipped when the browser accepts it
+    (`compress_response`, spelled out because an application given its transforms gets
+    no others), and the security headers of `options`."""
+    headers = security_headers(options)
+    return [tornado.web.GZipContentEncoding, functools.partial(SecurityHeaders, headers=headers)]
 
 
 class StaticHandler(tornado.web.StaticFileHandler):
@@ -205,7 +248,9 @@ def make_app(
     handlers = visitor_routes(
         notebook, sessions, static_url, tokens=tokens or {}, open_access=options.open_access
     )
-    return tornado.web.Application(handlers, transforms=TRANSFORMS, sessions=sessions, **settings)
+    return tornado.web.Application(
+        handlers, transforms=transforms(options), sessions=sessions, **settings
+    )
 
 
 def make_staged_app(
@@ -245,7 +290,11 @@ def make_staged_app(
         "websocket_ping_timeout": 30,
     }
     return tornado.web.Application(
-        handlers, transforms=TRANSFORMS, staged=staged, max_body_size=MAX_BODY_BYTES, **settings
+        handlers,
+        transforms=transforms(options),
+        staged=staged,
+        max_body_size=MAX_BODY_BYTES,
+        **settings,
     )
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -56,8 +57,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 class Server:
     """A bundle served with open access by the real app, on 127.0.0.1, from a thread."""
 
-    def __init__(self, bundle_dir: Path) -> None:
+    def __init__(self, bundle_dir: Path, options: ServeOptions | None = None) -> None:
         self.url = ""
+        self._options = options or ServeOptions(open_access=True, idle_timeout=600)
         self.sessions: Sessions | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -77,9 +79,7 @@ class Server:
 
     async def _main(self, bundle_dir: Path) -> None:
         try:
-            app = make_app(
-                bundle.load(bundle_dir), ServeOptions(open_access=True, idle_timeout=600)
-            )
+            app = make_app(bundle.load(bundle_dir), self._options)
             server = HTTPServer(app, max_body_size=MAX_BODY_BYTES, max_buffer_size=MAX_FRAME_BYTES)
             sock, port = bind_unused_port()
             server.add_sockets([sock])
@@ -214,15 +214,17 @@ def hostname_browser(playwright_driver: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Serve a notebook for this test: `serve(*cells)` or `serve(bundle=bundle_dir)`."""
+    """Serve a notebook for this test: `serve(*cells)` or `serve(bundle=bundle_dir)`;
+    keywords are more `ServeOptions` fields (`serve(*cells, allow_eval=True)`)."""
     servers: list[Server] = []
 
-    def start(*cells: str, bundle: Path | None = None) -> Server:
+    def start(*cells: str, bundle: Path | None = None, **options: Any) -> Server:
         if bundle is None:
             directory = tmp_path / f"notebook-{len(servers)}"
             directory.mkdir()
             bundle = notebook_bundle(directory, cells)
-        servers.append(Server(bundle))
+        served = ServeOptions(open_access=True, idle_timeout=600, **options)
+        servers.append(Server(bundle, served))
         return servers[-1]
 
     yield start

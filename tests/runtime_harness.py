@@ -52,12 +52,15 @@ class NotebookTestCase(AsyncHTTPTestCase):
     cells: tuple[str, ...] = ()
     open_access = True
     tokens: dict[str, str] = {}
+    serve_options: dict[str, Any] = {}  # more ServeOptions fields, e.g. allow_eval=True
 
     def get_app(self) -> Application:
         self._tmp = tempfile.TemporaryDirectory()
         self.tmp = Path(self._tmp.name)
         notebook = bundle.load(notebook_bundle(self.tmp, self.cells))
-        options = ServeOptions(open_access=self.open_access, idle_timeout=IDLE_TIMEOUT)
+        options = ServeOptions(
+            open_access=self.open_access, idle_timeout=IDLE_TIMEOUT, **self.serve_options
+        )
         return make_app(notebook, options, tokens=self.tokens)
 
     def tearDown(self) -> None:

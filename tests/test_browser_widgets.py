@@ -960,6 +960,56 @@ def test_an_anywidget_shows_the_classes_python_gave_it_as_in_jupyter(serve, open
     assert tab.errors == []
 
 
+BYTES_PAIR = '''\
+import anywidget
+import ipywidgets as widgets
+import traitlets
+
+
+class Pair(anywidget.AnyWidget):
+    _esm = """
+    const same = (view, bytes) => {
+      const whole = new Uint8Array(view.buffer);  // what libraries do with a buffer
+      return whole.length === bytes.length && whole.every((b, i) => b === bytes[i]);
+    };
+    function render({ model, el }) {
+      const a = same(model.get("a"), [1, 2, 3]);
+      const b = same(model.get("b"), [4, 5, 6, 7]);
+      el.className = "t-pair";
+      el.textContent = `a ${a}, b ${b}`;
+      model.set("back", new DataView(new Uint8Array([9, 8, 7]).buffer));
+      model.save_changes();
+    }
+    export default { render };
+    """
+    a = traitlets.Bytes(b"").tag(sync=True)
+    b = traitlets.Bytes(b"").tag(sync=True)
+    back = traitlets.Any().tag(sync=True)
+
+
+w = Pair(a=bytes([1, 2, 3]), b=bytes([4, 5, 6, 7]))
+seen = widgets.Label()
+seen.add_class("t-seen")
+
+
+def report(change):
+    # A buffer of its own: the memoryview's whole underlying object is the bytes sent.
+    seen.value = f"{bytes(change.new).hex()} of {bytes(change.new.obj).hex()}"
+
+
+w.observe(report, "back")
+widgets.VBox([w, seen])'''
+
+
+def test_each_binary_buffer_is_its_own_buffer_on_the_page_and_in_python(serve, open_tab):
+    # As in Jupyter: a model's Bytes arrive as DataViews of their own ArrayBuffers (not
+    # windows on the WebSocket frame), and what the page sends is received as it is.
+    tab = open_tab(serve(BYTES_PAIR))
+    expect(tab.page.locator(".t-pair")).to_have_text("a true, b true")
+    expect(tab.page.locator(".t-seen")).to_have_text("090807 of 090807")
+    assert tab.errors == []
+
+
 class HeldRequests:
     """A route handler that holds back the requests it gets until `release()`."""
 

@@ -97,3 +97,26 @@ def test_a_relative_sqlite_database_keeps_naming_the_file_the_user_meant(tmp_pat
     assert _absolute_sqlite("sqlite:///:memory:") == "sqlite:///:memory:"
     assert _absolute_sqlite("postgresql+psycopg://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
     assert _absolute_sqlite(None) is None
+
+
+def test_serve_flags_become_the_serve_options():
+    from freezer.cli import _parser, serve_options
+
+    args = _parser().parse_args(
+        ["serve", "nb.ipynb", "--allow-eval", "--allow-frames", "https://www.youtube.com"]
+        + ["--allow-frames", "https://*.example.org:8443"]
+    )
+    options = serve_options(args)
+    assert options.allow_eval
+    assert options.allow_frames == ("https://www.youtube.com", "https://*.example.org:8443")
+    assert not serve_options(_parser().parse_args(["serve", "nb.ipynb"])).allow_eval
+
+
+def test_a_frame_origin_that_is_not_an_origin_is_a_usage_error():
+    result = subprocess.run(
+        [sys.executable, "-m", "freezer", "serve", "nb.ipynb", "--allow-frames", "https://a/ *"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "--allow-frames" in result.stderr and "origin" in result.stderr

@@ -119,6 +119,41 @@ class TestErrors(NotebookTestCase):
         assert page.outputs[4][-1]["ename"] == "ZeroDivisionError"
 
 
+class TestWhatThePageDoesNotRun(NotebookTestCase):
+    cells = (
+        "from IPython.display import HTML, Javascript, display\n"
+        "display(Javascript('document.title = 1'))",
+        "display(HTML('<b>chart</b><script>draw()</script>'))",
+        "import ipywidgets as widgets\n"
+        "out = widgets.Output()\n"
+        "with out:\n"
+        "    display(Javascript('document.title = 2'))\n"
+        "out",
+    )
+
+    @gen_test
+    async def test_a_javascript_output_says_in_place_that_it_does_not_run(self):
+        page = await self.open_page()
+        html = page.html(1)
+        assert "nbf-notice" in html and "JavaScript" in html and "does not run" in html
+        assert "anywidget" in html  # what to do instead
+        assert "<script" not in html and "document.title" not in html
+
+    @gen_test
+    async def test_an_html_output_with_a_script_says_its_script_does_not_run(self):
+        page = await self.open_page()
+        html = page.html(2)
+        assert "<b>chart</b>" in html
+        assert "nbf-notice" in html and "does not run" in html
+
+    @gen_test
+    async def test_a_javascript_output_captured_by_an_output_widget_says_so_too(self):
+        page = await self.open_page()
+        [output] = page.models[page.outputs[3][-1]["widget"]]["outputs"]
+        assert "application/javascript" not in output["data"]
+        assert "does not run" in output["data"]["text/plain"]
+
+
 class TestOutputWidget(NotebookTestCase):
     cells = (
         "import ipywidgets as widgets\n"

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import re
 
+import pytest
 from runtime_harness import NotebookTestCase
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.testing import gen_test
@@ -14,7 +15,7 @@ from tornado.websocket import websocket_connect
 
 from runtime.frontend import STATIC
 from runtime.host import render
-from runtime.server import CSP
+from runtime.server import CSP, ServeOptions
 
 CELLS = ("md:# Labels\nPick the *right* ones.", "import ipywidgets\nipywidgets.IntSlider()")
 
@@ -178,3 +179,44 @@ class TestFrames(NotebookTestCase):
         assert all(
             bytes(b[0]) == bytes(range(256)) * (len(b[0]) // 256) for b in page.buffers.values()
         )
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    return {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+
+
+class TestPolicy(NotebookTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_by_default_no_script_is_evaluated_from_text_and_nothing_is_framed(self):
+        response = await self.http_client.fetch(self.get_url("/"))
+        policy = directives(response.headers["Content-Security-Policy"])
+        assert "'unsafe-eval'" not in policy["script-src"]
+        assert policy["frame-src"] == ["'none'"]
+        assert policy["frame-ancestors"] == ["'none'"]
+
+
+class TestLoosenedPolicy(NotebookTestCase):
+    cells = CELLS
+    serve_options = {"allow_eval": True, "allow_frames": ("https://www.youtube.com",)}
+
+    @gen_test
+    async def test_the_serve_options_open_eval_and_the_frames_they_name_and_nothing_else(self):
+        for path in ("/", "/static/page.js"):
+            response = await self.http_client.fetch(self.get_url(path))
+            policy = directives(response.headers["Content-Security-Policy"])
+            assert policy["script-src"][-1] == "'unsafe-eval'"
+            assert policy["frame-src"] == ["https://www.youtube.com"]
+            default = directives(CSP)
+            changed = {k for k in default if policy[k] != default[k]}
+            assert changed == {"script-src", "frame-src"}
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://a.example; script-src *", "*", "'unsafe-inline'", "javascript:", "https://a b", ""],
+)
+def test_a_frame_origin_that_is_not_one_origin_is_refused(origin):
+    with pytest.raises(ValueError, match="origin"):
+        ServeOptions(allow_frames=(origin,))

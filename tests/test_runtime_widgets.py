@@ -125,7 +125,6 @@ class TestValidation(NotebookTestCase):
             (slider, {"value": "many"}, "IntSlider.value refused"),
             (slider, {"value": 3, "description": ["x"]}, "IntSlider.description refused"),
             (pick, {"index": 7}, "Dropdown.index refused"),
-            (slider, {"no_such_trait": 1}, "has no synced trait 'no_such_trait'"),
             (slider, {"_model_name": "Evil"}, "read-only"),
         ]
         for comm_id, state, expected in cases:
@@ -137,6 +136,24 @@ class TestValidation(NotebookTestCase):
         assert widgets[slider].value == 0 and widgets[slider].description == "n"
         assert widgets[pick].index == 0
         await self.still_works(page)
+
+    @gen_test
+    async def test_a_key_the_model_does_not_declare_is_ignored_and_the_rest_applied(self):
+        # As ipywidgets' Widget.set_state does in a kernel (it sets only `self.keys`), and
+        # as plotly's FigureWidget front end relies on (it sends keys the model lacks).
+        page = await self.open_page()
+        slider = page.model("IntSliderModel")
+        with self.assertLogs("runtime.host.comm", level="DEBUG") as logged:
+            answer = await page.set(slider, value=5, no_such_trait=1)
+        assert not replies(answer, "reply_error")
+        assert self.session_of(page).comms.widgets[slider].value == 5
+        echo = [m for m in replies(answer, "comm_msg") if m["data"]["method"] == "echo_update"]
+        assert [m["data"]["state"] for m in echo] == [{"value": 5}]
+        assert any("no_such_trait" in line for line in logged.output)
+        # The declared keys are still checked: a refused value refuses the whole update.
+        answer = await page.set(slider, value="many", no_such_trait=1)
+        assert "IntSlider.value refused" in replies(answer, "reply_error")[0]["message"]
+        assert self.session_of(page).comms.widgets[slider].value == 5
 
     @gen_test
     async def test_an_unknown_comm_id_gets_an_error_and_the_session_lives_on(self):
@@ -314,3 +331,61 @@ class TestAnywidget(NotebookTestCase):
 
         await page.set(counter, value=10)
         assert self.session_of(page).comms.widgets[counter].value == 10
+
+    @gen_test
+    async def test_an_anywidget_ignores_undeclared_keys_but_never_takes_code_from_the_page(self):
+        page = await self.open_page()
+        counter = page.model("AnyModel")
+        widget = self.session_of(page).comms.widgets[counter]
+        answer = await page.set(counter, value=3, _js2py_widget_layoutDelta={"x": 1})
+        assert not replies(answer, "reply_error")
+        assert widget.value == 3
+        for trait in ("_esm", "_css", "_anywidget_id", "_model_module"):
+            answer = await page.set(counter, **{trait: "export default {}"})
+            [error] = replies(answer, "reply_error")
+            assert f"Counter.{trait} is read-only" in error["message"]
+        assert "export default { render" in widget._esm
+
+
+class TestBinaryBuffers(NotebookTestCase):
+    """Each buffer of a page's frame reaches Python as a buffer of its own, as a kernel
+    gives it (a memoryview of its own message part), not a window on the whole frame."""
+
+    cells = (
+        "import anywidget, traitlets\n"
+        "class Pair(anywidget.AnyWidget):\n"
+        "    _esm = 'export default { render() {} }'\n"
+        "    a = traitlets.Bytes(b'').tag(sync=True)\n"
+        "    b = traitlets.Bytes(b'').tag(sync=True)\n"
+        "    back = traitlets.Any().tag(sync=True)\n"
+        "    got = traitlets.List().tag(sync=True)\n"
+        "pair = Pair(a=b'\\x01\\x02\\x03', b=b'\\x04\\x05\\x06\\x07')\n"
+        "def seen(change):\n"
+        "    new = change['new']\n"
+        "    pair.got = [[type(v).__name__, bytes(v).hex(), bytes(v.obj).hex()] for v in new]\n"
+        "pair.observe(seen, 'back')\n"
+        "pair",
+    )
+
+    @gen_test
+    async def test_python_gets_each_buffer_as_its_own_and_sends_each_as_its_own_part(self):
+        page = await self.open_page()
+        pair = page.model("AnyModel")
+        [opened] = [
+            m for m in page.messages if m.get("comm_id") == pair and m["type"] == "comm_open"
+        ]
+        paths = opened["data"]["buffer_paths"]
+        parts = dict(zip(map(tuple, paths), page.buffers[page.messages.index(opened)], strict=True))
+        assert parts == {("a",): b"\x01\x02\x03", ("b",): b"\x04\x05\x06\x07"}
+
+        data = {
+            "method": "update",
+            "state": {"back": [None, None]},
+            "buffer_paths": [["back", 0], ["back", 1]],
+        }
+        answer = await page.handled(
+            {"type": "comm_msg", "comm_id": pair, "data": data}, [b"\x09\x08", b"\x07"]
+        )
+        assert not replies(answer, "reply_error")
+        got = self.session_of(page).comms.widgets[pair].got
+        assert got == [["memoryview", "0908", "0908"], ["memoryview", "07", "07"]]

@@ -264,6 +264,18 @@ def unbundled_module(state: dict[str, Any]) -> str | None:
     return None
 
 
+# What a widget's front end loads and runs: the page may not choose it (docs/security.md).
+_CODE_TRAITS = frozenset({"_esm", "_css", "_anywidget_id"})
+
+
+def _page_may_not_set(name: str) -> bool:
+    """Whether `name` is a trait that names or holds front-end code: the model and view
+    classes, and an anywidget's module and style sheet."""
+    if name in _CODE_TRAITS:
+        return True
+    return name.startswith(("_model_", "_view_")) and name != "_view_count"
+
+
 def _check_update(
     widget: Widget,
     data: dict[str, Any],
@@ -285,25 +297,27 @@ def _check_state(
 ) -> None:
     """Refuse state (`data["state"]`) that the class's traits would not accept. As in a
     kernel, a page may set read-only traits (a Controller's front end sets its `buttons`
-    and `axes`), but not change the model and view names. A model the page's code made
-    may carry front-end attributes its Python class lacks (a Controller's button has a
-    `description` on the page): those are dropped, as a kernel drops them."""
+    and `axes`), but not change the model and view names, nor an anywidget's code. A key
+    the model does not declare is dropped with a debug line, as ipywidgets' `set_state`
+    ignores it in a kernel: front ends send such keys (plotly's FigureWidget does, a
+    Controller's button has a `description` on the page)."""
     name_of, state = cls.__name__, data["state"]
-    traits = cls.class_traits(sync=True)
-    if made_on_page:
-        for name in [n for n in state if n not in traits]:
-            del state[name]
+    declared = cls.class_traits(sync=True) if widget is None else widget.traits(sync=True)
     try:
         _put_buffers(state, data.get("buffer_paths", []), buffers)
     except (LookupError, TypeError):
         raise ProtocolError("buffer_paths do not fit the state", summary(message)) from None
+    keys = declared.keys() if widget is None else set(widget.keys) & declared.keys()
+    undeclared = [name for name in state if name not in keys]
+    for name in undeclared:
+        del state[name]
+    if undeclared:
+        log.debug("%s has no synced trait %s: ignored, as a kernel ignores it", name_of, undeclared)
     for name, value in state.items():
-        trait = traits.get(name)
-        if trait is None:
-            raise ProtocolError(f"{name_of} has no synced trait {name!r}", summary(message))
+        trait = declared[name]
         if widget is None:
             continue  # a new widget's values are checked by its traits as it is made
-        if name.startswith(("_model_", "_view_")) and name != "_view_count":
+        if _page_may_not_set(name):
             if value == getattr(widget, name):
                 continue  # the page repeating what it was told
             raise ProtocolError(f"{name_of}.{name} is read-only", summary(message))

@@ -10,6 +10,8 @@ instead of a full export per output.
 from __future__ import annotations
 
 import functools
+import html as html_lib
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,11 +29,47 @@ from runtime.frontend import TEMPLATES
 FIRST_SCREEN_CHARS = 6000
 
 
+JAVASCRIPT = "application/javascript"
+# The page runs the widget front ends it serves and nothing a notebook's output carries
+# (docs/security.md): such an output says so where it would have been.
+JAVASCRIPT_NOTICE = (
+    "This output is JavaScript (IPython.display.Javascript), which a served page does not "
+    "run: it runs only the widget front ends the server serves. To run code in the page, "
+    "write it as an anywidget (its _esm module)."
+)
+SCRIPT_NOTICE = (
+    "The <script> in this HTML output does not run here: a served page runs only the "
+    "widget front ends the server serves. To run code in the page, write it as an "
+    "anywidget (its _esm module)."
+)
+_SCRIPT_TAG = re.compile(r"<script\b", re.I)
+
+
+def unrun(data: dict[str, Any]) -> dict[str, Any]:
+    """An output's data with JavaScript, which the page would not run, replaced by text
+    saying so (for an Output widget, which renders the data on the page)."""
+    if JAVASCRIPT not in data:
+        return data
+    return {"text/plain": JAVASCRIPT_NOTICE}
+
+
 def output_html(output: dict[str, Any]) -> str:
-    """One output (a stream, display_data, execute_result or error) as HTML."""
+    """One output (a stream, display_data, execute_result or error) as HTML; one whose
+    script would not run says so."""
+    data = output.get("data", {})
+    if JAVASCRIPT in data:
+        return notice_html(JAVASCRIPT_NOTICE)
     cell = nbformat.from_dict({"cell_type": "code", "source": "", "metadata": {}})
     cell.outputs = [nbformat.from_dict(output)]
-    return _render(cell)
+    html = _render(cell)
+    if _SCRIPT_TAG.search(str(data.get("text/html", ""))):
+        html += notice_html(SCRIPT_NOTICE)
+    return html
+
+
+def notice_html(text: str) -> str:
+    """A notice on the page, in place of or beside an output."""
+    return f'<div class="nbf-notice nbf-notice-warning" role="note">{html_lib.escape(text)}</div>'
 
 
 def markdown_html(source: str) -> str:

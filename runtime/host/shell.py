@@ -230,6 +230,7 @@ class SessionShell:
         self._flush_stream()
         output["data"] = _jsonable(output["data"])
         if self._captures:
+            output["data"] = render.unrun(output["data"])
             self._append(self._captures[-1], output)
         elif self.cell is not None:
             self._send(self.cell, output)

@@ -104,7 +104,10 @@ def _binary_message(frame: bytes) -> tuple[dict[str, Any], list[memoryview]]:
     spans = list(zip(offsets, offsets[1:], strict=False))
     if offsets[0] != 4 * (count + 1) or any(a > b for a, b in spans):
         raise ProtocolError("the binary frame's part offsets are out of order or out of range")
-    parts = [view[a:b] for a, b in spans]
+    # Each buffer is a copy of its own, as a kernel gives each message part: a memoryview
+    # of the whole frame would keep it alive and show code (`.obj`, numpy's `.base`) the
+    # frame instead of the bytes.
+    parts = [memoryview(bytes(view[a:b])) for a, b in spans]
     try:
         text = bytes(parts[0]).decode()
     except UnicodeDecodeError:

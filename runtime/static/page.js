@@ -27,9 +27,11 @@ function decode(data) {
   if (n < 1 || 4 * (n + 1) > data.byteLength) throw new Error(`bad frame: ${n} parts`);
   const offsets = Array.from({ length: n }, (_, i) => view.getUint32(4 * (i + 1)));
   offsets.push(data.byteLength);
+  // Each part is a copy in an ArrayBuffer of its own, as Jupyter's front end makes it:
+  // widgets read `view.buffer` whole (`new Uint8Array(view.buffer)`).
   const parts = offsets
     .slice(0, -1)
-    .map((start, i) => new DataView(data, start, offsets[i + 1] - start));
+    .map((start, i) => new DataView(data.slice(start, offsets[i + 1])));
   return [JSON.parse(utf8.decode(parts[0])), parts.slice(1)];
 }
 
@@ -420,6 +422,47 @@ function afterNextPaint(callback) {
   // A hidden page runs no animation frames.
   if (document.visibilityState === 'visible') requestAnimationFrame(() => setTimeout(callback));
   else setTimeout(callback);
+}
+
+// ---- What the page's Content-Security-Policy blocks says so, where it would have been,
+// with the serve option that allows it (docs/security.md): a blank box tells no one why.
+
+let evalReported = false;
+
+document.addEventListener('securitypolicyviolation', (event) => {
+  if (event.effectiveDirective === 'frame-src') blockedFrames(event.blockedURI);
+  else if (event.blockedURI === 'eval' && !evalReported) {
+    evalReported = true;
+    const text =
+      "Code on this page needs JavaScript's eval (it makes code as it runs, as regl-based " +
+      "plots do), which this server's Content-Security-Policy forbids, so it may not be " +
+      'drawn. The server can allow it: nbfreeze serve --allow-eval (see docs/security.md).';
+    console.error(`nbfreeze: ${text}`);
+    notice(text, 'error');
+  }
+});
+
+function originOf(url) {
+  try {
+    return new URL(url, location.href).origin;
+  } catch {
+    return null;
+  }
+}
+
+function blockedFrames(blocked) {
+  const origin = originOf(blocked);
+  for (const frame of document.querySelectorAll('iframe')) {
+    if (!origin || originOf(frame.src) !== origin) continue;
+    const item = Object.assign(document.createElement('div'), {
+      className: 'nbf-notice nbf-notice-warning',
+      textContent:
+        `This frame of ${origin} is blocked by this server's Content-Security-Policy. ` +
+        `The server can allow it: nbfreeze serve --allow-frames ${origin} (see docs/security.md).`,
+    });
+    item.setAttribute('role', 'note');
+    frame.replaceWith(item);
+  }
 }
 
 // ---- Notices and the busy indicator.
