@@ -27,9 +27,11 @@ function decode(data) {
   if (n < 1 || 4 * (n + 1) > data.byteLength) throw new Error(`bad frame: ${n} parts`);
   const offsets = Array.from({ length: n }, (_, i) => view.getUint32(4 * (i + 1)));
   offsets.push(data.byteLength);
+  // Each part is a copy in an ArrayBuffer of its own, as Jupyter's front end makes it:
+  // widgets read `view.buffer` whole (`new Uint8Array(view.buffer)`).
   const parts = offsets
     .slice(0, -1)
-    .map((start, i) => new DataView(data, start, offsets[i + 1] - start));
+    .map((start, i) => new DataView(data.slice(start, offsets[i + 1])));
   return [JSON.parse(utf8.decode(parts[0])), parts.slice(1)];
 }
 
