@@ -89,18 +89,26 @@ function licenses(metafile) {
   return `Third-party software bundled in widgets*.js and widgets.css\n\n${parts.join(rule)}`;
 }
 
+// The versions federation.js offers other libraries' front ends: the locked ones.
+const lock = JSON.parse(readFileSync(join(here, 'package-lock.json'), 'utf8'));
+const federation = readFileSync(join(here, 'src', 'federation.js'), 'utf8');
+const shared = [...federation.matchAll(/^ {2}'(@[^']+)': /gm)].map((m) => m[1]);
+const sharedVersions = Object.fromEntries(
+  shared.map((name) => {
+    const version = lock.packages[`node_modules/${name}`]?.version;
+    if (!version) throw new Error(`build.mjs: ${name} is not in package-lock.json`);
+    return [name, version];
+  }),
+);
+
 if (existsSync(outdir)) {
   for (const f of readdirSync(outdir)) if (OWNED.test(f)) rmSync(join(outdir, f));
 }
 
-const result = await esbuild.build({
+const common = {
   absWorkingDir: here,
-  entryPoints: ['src/widgets.js'],
   outdir,
-  entryNames: '[name]',
   assetNames: '[name]-[hash]',
-  chunkNames: 'widgets-[name]-[hash]',
-  splitting: true,
   bundle: true,
   format: 'esm',
   platform: 'browser',
@@ -112,13 +120,38 @@ const result = await esbuild.build({
   metafile: true,
   // JupyterLab's icons are SVG text in its modules (a webpack convention).
   loader: { '.woff2': 'file', '.svg': 'text' },
-  define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
   plugins: [plugin],
   logLevel: 'warning',
+};
+
+// JupyterLab's apputils, for other libraries' front ends (src/apputils.js says why apart).
+const apputils = await esbuild.build({
+  ...common,
+  entryPoints: ['src/apputils.js'],
+  entryNames: 'widgets-[name]-[hash]',
+  define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
+});
+const apputilsFile = Object.keys(apputils.metafile.outputs)
+  .map((f) => f.replace(/^.*[\\/]/, ''))
+  .find((f) => f.endsWith('.js'));
+
+const result = await esbuild.build({
+  ...common,
+  entryPoints: ['src/widgets.js'],
+  entryNames: '[name]',
+  chunkNames: 'widgets-[name]-[hash]',
+  splitting: true,
+  define: {
+    'process.env.NODE_ENV': '"production"',
+    global: 'globalThis',
+    NBFREEZE_SHARED_VERSIONS: JSON.stringify(sharedVersions),
+    NBFREEZE_APPUTILS: JSON.stringify(`./${apputilsFile}`),
+  },
 });
 
-writeFileSync(join(outdir, 'widgets.LICENSES.txt'), licenses(result.metafile));
-for (const [file, { bytes }] of Object.entries(result.metafile.outputs).sort()) {
+const outputs = { ...apputils.metafile.outputs, ...result.metafile.outputs };
+writeFileSync(join(outdir, 'widgets.LICENSES.txt'), licenses({ outputs }));
+for (const [file, { bytes }] of Object.entries(outputs).sort()) {
   const kib = (bytes / 1024).toFixed(1).padStart(7);
   console.log(`${file.replace(/^.*[\\/]/, '').padEnd(28)} ${kib} KiB`);
 }

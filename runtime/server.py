@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import functools
 import gzip
+import json
 import logging
 import os
 import re
@@ -45,7 +46,7 @@ from runtime.app.pipeline import Pipeline
 from runtime.app.staged import Staged
 from runtime.bundle import Notebook
 from runtime.frontend import SOCKET_HASH, STATIC, TEMPLATES
-from runtime.host import comm, shell
+from runtime.host import comm, frontends, shell
 from runtime.host.handlers import NotFound
 from runtime.host.handlers import routes as visitor_routes
 from runtime.host.session import Sessions
@@ -207,6 +208,67 @@ class StaticHandler(tornado.web.StaticFileHandler):
         return self._gzipped[key]
 
 
+# webpack's content-hashed names: remoteEntry.e01ddc1715812041a9e5.js, 147.995621b3….js,
+# 14ad542071f6e259fbe2.png; their content never changes under the same name.
+_HASHED = re.compile(r"(^|[.-])[0-9a-f]{8,}(\.[\w]+)+$")
+
+
+class ExtensionFileHandler(StaticHandler):
+    """A widget library's own front end, from its installed files: `/labextensions/
+    <package>/static/<file>` and `/nbextensions/<name>/<file>`, for the packages
+    `frontends.installed()` found and only inside their directories (`static/` of a
+    labextension). Compressed like our own files; hashed names cached as immutable,
+    the others revalidated (their name stays when the package is upgraded)."""
+
+    def initialize(self, kind: str) -> None:  # type: ignore[override]
+        self.kind = kind
+        super().initialize(path="/nonexistent")  # replaced per request, in get()
+
+    async def get(self, package: str, path: str, include_body: bool = True) -> None:  # type: ignore[override]
+        found = frontends.installed()
+        if self.kind == "lab":
+            lab = found.labextensions.get(package)
+            directory = lab.directory / "static" if lab else None
+        else:
+            directory = found.nbextensions.get(package)
+        if directory is None:
+            raise tornado.web.HTTPError(404)
+        self.root = str(directory)
+        await super().get(path, include_body)
+
+    def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:
+        return self.CACHE_MAX_AGE if _HASHED.search(path.rsplit("/", 1)[-1]) else 0
+
+    def set_extra_headers(self, path: str) -> None:
+        super().set_extra_headers(path)
+        if _HASHED.search(path.rsplit("/", 1)[-1]):
+            self.set_header("Cache-Control", f"public, max-age={self.CACHE_MAX_AGE}, immutable")
+        else:
+            self.set_header("Cache-Control", "no-cache")
+
+
+class FrontEndsIndex(tornado.web.RequestHandler):
+    """`/api/v1/frontends`: where each installed widget front end is, asked for by a
+    page only when it first meets a model whose module it does not bundle."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-cache")
+        self.finish(json.dumps(frontends.installed().index()))
+
+
+_PACKAGE_PATH = r"((?:@[\w.-]+/)?[\w.-]+)"
+
+
+def frontend_routes() -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
+    """The routes serving installed widget front ends, the same in both apps."""
+    return [
+        (r"/api/v1/frontends", FrontEndsIndex, {}),
+        (rf"/labextensions/{_PACKAGE_PATH}/static/(.+)", ExtensionFileHandler, {"kind": "lab"}),
+        (rf"/nbextensions/{_PACKAGE_PATH}/(.+)", ExtensionFileHandler, {"kind": "nb"}),
+    ]
+
+
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """The access log: refusals and failures at once, every answered request only at
     DEBUG. A team labeling sends hundreds of requests a second; a line for each would
@@ -248,6 +310,7 @@ def make_app(
     handlers = visitor_routes(
         notebook, sessions, static_url, tokens=tokens or {}, open_access=options.open_access
     )
+    handlers += frontend_routes()
     return tornado.web.Application(
         handlers, transforms=transforms(options), sessions=sessions, **settings
     )
@@ -275,7 +338,7 @@ def make_staged_app(
     else:
         group = GroupCommit(store.engine)
     staged = Staged(notebook, store, pipeline, pool, live={}, store_calls=store_calls, group=group)
-    handlers = staged_routes(staged, options.open_access)
+    handlers = frontend_routes() + staged_routes(staged, options.open_access)
     settings = {
         "static_path": str(STATIC),
         "static_handler_class": StaticHandler,

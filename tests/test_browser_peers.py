@@ -28,6 +28,7 @@ NOTEBOOKS = sorted(p.name for p in PEERS.glob("*.ipynb")) if PEERS.is_dir() else
 # served, docs/runtime.md), and an embedded YouTube video, which the page's
 # Content-Security-Policy refuses to frame (nothing is fetched from outside).
 MARKDOWN_IMAGE = "Failed to load resource: the server responded with a status of 404"
+REFUSED = "nbfreeze: the server refused a message"
 YOUTUBE_FRAME = "Framing 'https://www.youtube.com/' violates the following Content Security"
 
 
@@ -78,11 +79,19 @@ def using_interact(page: Page) -> None:
     expect(first.locator(".widget-output")).to_have_text("11")
 
 
+def bqplot_figures(page: Page) -> None:
+    # The app layouts hold bqplot figures: each draws its SVG with its marks.
+    figures = page.locator(".bqplot.figure")
+    expect(figures.first).to_be_visible()
+    expect(figures.first.locator("svg path").first).to_be_attached()
+
+
 def output_widget(page: Page) -> None:
     outputs = page.locator(".nbf-cell > .nbf-widget > .widget-output")
-    # `with out:` captured printed lines, a YouTube video (not framed) and a slider.
+    # `with out:` captured printed lines, a YouTube video (not framed: a notice says so
+    # in its place) and a slider.
     expect(outputs.first).to_contain_text("9 Hello world!")
-    expect(outputs.first.locator("iframe")).to_have_count(1)
+    expect(outputs.first).to_contain_text("This frame of https://www.youtube.com is blocked")
     expect(outputs.first.locator(".widget-hslider")).to_be_visible()
     # The notebook's logging handler writes into an Output widget, traceback and all.
     expect(outputs.nth(3)).to_contain_text("[INFO] Starting program")
@@ -97,6 +106,7 @@ class Expected:
     errors: tuple[str, ...] = ()  # the cell errors the page shows, in order
     console: tuple[str, ...] = ()  # console errors that are expected (not our code's)
     check: Callable[[Page], None] | None = None
+    notices: tuple[str, ...] = ()  # how what the page says it cannot show starts
 
 
 EXPECTED = {
@@ -111,18 +121,33 @@ EXPECTED = {
         ),
     ),
     "Image Browser.ipynb": Expected(widgets=1, check=images(1)),
+    # bqplot is installed (a test dependency): its figures draw from its own front end.
+    # Its sliders are linked in the page to scales whose bounds start as None, which
+    # the sliders' traits refuse (a kernel refuses them too, in its log).
     "Layout Templates.ipynb": Expected(
         widgets=22,
-        errors=(
-            missing("bqplot", 17),
-            "cell 18, line 2: NameError: name 'np' is not defined",
-            "cell 19, line 9: NameError: name 'fig' is not defined",
-            missing("bqplot", 52),
+        # The refusals, logged by our page; and, a known defect (docs/widgets.md), some
+        # of bqplot's views inside these layouts fail to draw from its labextension.
+        console=(
+            MARKDOWN_IMAGE,
+            REFUSED,
+            "Could not create a view for model id",
+            "Error: Could not create child view",
+            "Error: Could not add child view to box",
+            "uncaught: Cannot read properties of undefined (reading 'widget_manager')",
         ),
-        console=(MARKDOWN_IMAGE,),
+        check=bqplot_figures,
+        notices=tuple(
+            f"FloatSlider.{trait} refused the value" for trait in ("max", "min", "value")
+        ),
     ),
     "Lorenz Differential Equations.ipynb": Expected(widgets=1, check=images(4)),
-    "Output Widget.ipynb": Expected(widgets=7, console=(YOUTUBE_FRAME,), check=output_widget),
+    "Output Widget.ipynb": Expected(
+        widgets=7,
+        console=(YOUTUBE_FRAME,),
+        check=output_widget,
+        notices=("This frame of https://www.youtube.com is blocked",),
+    ),
     "Using Interact.ipynb": Expected(widgets=28, check=using_interact),
     "Widget Asynchronous.ipynb": Expected(
         widgets=3,
@@ -164,7 +189,9 @@ def test_a_peer_notebook_shows_its_widgets_or_says_what_it_cannot(
     for text, pattern in zip(errors, expected.errors, strict=True):
         assert re.match(rf"{re.escape(name)}, {pattern}", text), text
     assert 'File "/' not in page.locator("body").inner_text()  # no server traceback
-    assert page.locator(".nbf-notice").all_inner_texts() == []
+    notices = page.locator(".nbf-notice").all_inner_texts()  # as many as the page's timing
+    assert bool(notices) == bool(expected.notices), notices
+    assert all(text.startswith(expected.notices) for text in notices), notices
 
     if expected.check is not None:
         expected.check(page)

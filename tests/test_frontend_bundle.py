@@ -25,6 +25,9 @@ BUNDLE_FILE = re.compile(r"^(widgets[.-].+|fa-.+\.woff2)$")
 # URLs that are text in the bundle (XML namespaces, links in error messages, package
 # metadata), never fetched. A new one fails the test so that someone looks at it.
 URL_TEXT_HOSTS = {"www.w3.org", "github.com", "evilmartians.com", "www.w3ctech.com"}
+# In widgets-apputils-*.js: JSON Schema ids (ajv's, as the settings schema names them)
+# and React's error-decoder link in its messages; names, never fetched.
+URL_TEXT_HOSTS |= {"json-schema.org", "raw.githubusercontent.com", "reactjs.org"}
 # import {..} from "x", import * as m from "x", import "x", import("x"): what a module loads.
 MODULE_SPECIFIER = re.compile(
     r"""(?<![\w$."'-])import\s*(?:\{[^}]*\}\s*from|\*\s*as\s+[\w$]+\s*from|\(|[\w$]+\s*from)?\s*["']([^"']+)["']"""

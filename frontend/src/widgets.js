@@ -5,7 +5,8 @@
  * views and CSS as Jupyter) while the models live on our server instead of a kernel.
  * `WidgetManager` is a `ManagerBase` that does what html-manager's `HTMLManager` does
  * (display views, render Output widgets with JupyterLab's rendermime), except that
- * classes come only from this bundle (nothing is fetched at run time), comms travel over
+ * classes come from this bundle or, for another widget library, from its front end as
+ * installed beside its Python package (src/federation.js), comms travel over
  * the page's socket (page.js hands the server's comms to `handle_comm_open`, and opens
  * those of models the page's own code creates, such as a Controller's buttons), and the
  * Output widget's code is loaded only when a page has one.
@@ -19,6 +20,7 @@ import { load as loadSanitizer } from './sanitize.js';
 import './widgets.css';
 
 let anywidget = null; // loaded with the first anywidget model (src/anywidget.js)
+let federation = null; // loaded with the first model of another library (src/federation.js)
 
 /** Widget modules the bundle holds: name -> [protocol major version, loader]. */
 const MODULES = {
@@ -62,16 +64,26 @@ export class WidgetManager extends ManagerBase {
   }
 
   /**
-   * A model or view class, from the bundled modules only. An unknown module (a
-   * third-party widget library) or version is an error naming the class, which the
-   * manager shows in place of the widget.
+   * A model or view class: from the bundle for the standard widgets and anywidget, else
+   * from the widget library's installed front end (src/federation.js). A module found
+   * nowhere, or a bundled module's other major version, is an error naming the class,
+   * which the manager shows in place of the widget.
    */
   async loadClass(className, moduleName, moduleVersion) {
     const what = `${className} from ${moduleName}@${moduleVersion} is not supported here`;
     const entry = Object.hasOwn(MODULES, moduleName) ? MODULES[moduleName] : null;
     if (!entry) {
-      const bundled = Object.keys(MODULES).join(', ');
-      throw new Error(`${what}: its front-end module is not bundled (bundled: ${bundled}).`);
+      // Another widget library: its own front end, where Jupyter finds it (federation.js).
+      federation ??= import('./federation.js');
+      let module;
+      try {
+        module = await (await federation).loadModule(moduleName);
+      } catch (error) {
+        throw new Error(`${what}: ${error.message ?? error}.`);
+      }
+      const cls = module?.[className];
+      if (!cls) throw new Error(`${what}: its front end has no class ${className}.`);
+      return cls;
     }
     const major = String(moduleVersion ?? '')
       .replace(/^[\^~=v]+/, '')

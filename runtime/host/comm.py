@@ -21,6 +21,7 @@ import ipywidgets.widgets.widget as ipywidgets_widget
 from comm.base_comm import BaseComm, CommManager
 from ipywidgets.widgets.widget import Widget, _put_buffers
 
+from runtime.host import frontends
 from runtime.host.scoped import ScopedDict
 from runtime.host.wire import Buffer, ProtocolError, summary
 
@@ -86,7 +87,9 @@ class SessionComms(CommManager):
         name = f"{cls.__module__}.{cls.__qualname__}"
         message = (
             f"{name} is not supported here: its front-end module {module} is not bundled "
-            f"(bundled: {', '.join(BUNDLED_MODULES)}), so it is not shown."
+            f"(bundled: {', '.join(BUNDLED_MODULES)}) and not installed as a labextension "
+            "or nbextension where Jupyter looks (`jupyter --paths`), so it is not shown. "
+            "Install the Python package that provides it."
         )
         if (name, module) not in _reported:
             _reported.add((name, module))
@@ -253,13 +256,16 @@ def get_comm_manager() -> SessionComms:
 
 
 def unbundled_module(state: dict[str, Any]) -> str | None:
-    """`module@version` of a model or view module the page does not bundle, else None."""
+    """`module@version` of a model or view module the page can load from nowhere (not
+    bundled, and no front end of that name installed where Jupyter looks), else None."""
     for kind in ("model", "view"):
         module, version = state.get(f"_{kind}_module"), state.get(f"_{kind}_module_version")
         if module is None:
             continue
         major = str(version or "").lstrip("^~=v").split(".")[0]
-        if BUNDLED_MODULES.get(module) != major:
+        if BUNDLED_MODULES.get(module) == major:
+            continue
+        if module in BUNDLED_MODULES or not frontends.installed().installed(str(module)):
             return f"{module}@{version}"
     return None
 

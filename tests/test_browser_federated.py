@@ -1,0 +1,216 @@
+"""Widget libraries' own front ends, in Chromium: each library's installed labextension
+(or classic nbextension) is loaded by the page when it first meets one of its models,
+draws as in Jupyter, and what a person does on it reaches Python.
+
+The libraries are the real packages from PyPI (the `dev` extra declares them); their
+front ends are the ones pip installed under `share/jupyter/labextensions`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from browser import screenshot
+from PIL import Image
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+ECHO = (
+    "import ipywidgets as widgets\n"
+    "echo = widgets.Label('nothing yet')\n"
+    "echo.add_class('t-python')\n"
+    "echo"
+)
+
+
+def frontend_requests(tab) -> list[str]:
+    return [
+        r
+        for r in tab.page.evaluate("() => performance.getEntries().map((e) => e.name)")
+        if "/labextensions/" in r or "/nbextensions/" in r or "federation" in r
+    ]
+
+
+def test_a_bqplot_figure_draws_its_lines_and_a_click_on_a_point_reaches_python(serve, open_tab):
+    server = serve(
+        ECHO,
+        "import numpy as np\n"
+        "import bqplot as bq\n"
+        "x = np.arange(10)\n"
+        "xs, ys = bq.LinearScale(), bq.LinearScale()\n"
+        "line = bq.Lines(x=x, y=x ** 2, scales={'x': xs, 'y': ys}, colors=['red'])\n"
+        "dots = bq.Scatter(x=x, y=x ** 2, scales={'x': xs, 'y': ys}, default_size=200)\n"
+        "def clicked(mark, event):\n"
+        "    echo.value = f\"clicked point {event['data']['index']}\"\n"
+        "dots.on_element_click(clicked)\n"
+        "axes = [bq.Axis(scale=xs), bq.Axis(scale=ys, orientation='vertical')]\n"
+        "fig = bq.Figure(marks=[line, dots], axes=axes, title='Squares')\n"
+        "fig",
+    )
+    tab = open_tab(server)
+    page = tab.page
+    path = page.locator(".nbf-widget svg g.curve path.line").first
+    expect(path).to_be_attached()
+    # The path goes through all ten points: an SVG path with that many segments.
+    assert path.get_attribute("d").count("L") >= 9
+    expect(page.locator(".nbf-widget svg path.dot")).to_have_count(10)
+    expect(page.locator(".nbf-widget svg text.mainheading")).to_have_text("Squares")
+    page.locator(".nbf-widget svg path.dot").nth(3).click(force=True)
+    expect(page.locator(".t-python")).to_have_text("clicked point 3")
+    assert not [e for e in tab.errors if "error" in e.lower()], tab.errors
+    assert any("/labextensions/bqplot/static/remoteEntry." in r for r in frontend_requests(tab))
+    assert any("/labextensions/bqscales/static/remoteEntry." in r for r in frontend_requests(tab))
+    screenshot(page, "federated-bqplot.png")
+
+
+def test_an_ipycanvas_canvas_has_its_pixels_and_a_mouse_down_reaches_python(serve, open_tab):
+    server = serve(
+        ECHO,
+        "from ipycanvas import Canvas\n"
+        "canvas = Canvas(width=200, height=100)\n"
+        "canvas.fill_style = 'red'\n"
+        "canvas.fill_rect(10, 10, 100, 50)\n"
+        "def down(x, y):\n"
+        "    echo.value = f'mouse down at {round(x)},{round(y)}'\n"
+        "canvas.on_mouse_down(down)\n"
+        "canvas",
+    )
+    tab = open_tab(server)
+    page = tab.page
+    canvas = page.locator("canvas").first
+    expect(canvas).to_be_visible()
+    pixel = page.wait_for_function(
+        """() => {
+            const c = document.querySelector('.nbf-widget canvas');
+            const p = c && c.getContext('2d').getImageData(50, 30, 1, 1).data;
+            return p && p[3] ? Array.from(p) : null;
+        }"""
+    ).json_value()
+    assert pixel == [255, 0, 0, 255]
+    blank = page.evaluate(
+        "() => Array.from(document.querySelector('.nbf-widget canvas')"
+        ".getContext('2d').getImageData(150, 80, 1, 1).data)"
+    )
+    assert blank[3] == 0
+    box = canvas.bounding_box()
+    page.mouse.click(box["x"] + 40, box["y"] + 20)
+    expect(page.locator(".t-python")).to_have_text("mouse down at 40,20")
+    assert not tab.errors, tab.errors
+    screenshot(page, "federated-ipycanvas.png")
+
+
+def test_a_pythreejs_scene_renders_into_a_webgl_canvas(serve, open_tab):
+    server = serve(
+        "import pythreejs as p3\n"
+        "box = p3.Mesh(p3.BoxGeometry(1, 1, 1), p3.MeshLambertMaterial(color='red'))\n"
+        "light = p3.DirectionalLight(position=[3, 5, 1], intensity=0.6)\n"
+        "cam = p3.PerspectiveCamera(position=[3, 3, 3], up=[0, 0, 1], children=[light])\n"
+        "scene = p3.Scene(children=[box, cam, p3.AmbientLight(intensity=0.5)])\n"
+        "controls = [p3.OrbitControls(controlling=cam)]\n"
+        "r = p3.Renderer(camera=cam, scene=scene, controls=controls, width=300, height=200)\n"
+        "r",
+    )
+    tab = open_tab(server)
+    canvas = tab.page.locator(".nbf-widget canvas").first
+    expect(canvas).to_be_visible()
+    assert canvas.bounding_box()["width"] == 300
+
+    # What the page shows of it: the red cube (WebGL draws, the view shows the frame).
+    def red_pixels() -> int:
+        image = Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")
+        return sum(1 for r, g, b in image.getdata() if r > 120 and g < 60 and b < 60)
+
+    deadline = time.monotonic() + 10
+    while red_pixels() < 100 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert red_pixels() >= 100
+    # pythreejs's OrbitControls logs this once while its camera model is still being
+    # made (not investigated; the controls work): any other error fails the test.
+    known = "Cannot create property '_listenId' on string 'uninitialized'"
+    assert not [e for e in tab.errors if known not in e], tab.errors
+    screenshot(tab.page, "federated-pythreejs.png")
+
+
+def test_an_ipyvuetify_button_draws_and_its_click_reaches_python(serve, open_tab):
+    server = serve(
+        ECHO,
+        "import ipyvuetify as v\n"
+        "button = v.Btn(children=['Hello vuetify'], color='primary')\n"
+        "def clicked(widget, event, data):\n"
+        "    echo.value = 'vuetify clicked'\n"
+        "button.on_event('click', clicked)\n"
+        "button",
+    )
+    tab = open_tab(server)
+    button = tab.page.get_by_role("button", name="Hello vuetify")
+    expect(button).to_be_visible()
+    button.click()
+    expect(tab.page.locator(".t-python")).to_have_text("vuetify clicked")
+    screenshot(tab.page, "federated-ipyvuetify.png")
+
+
+def test_a_page_of_standard_widgets_loads_no_other_front_end(serve, open_tab):
+    server = serve("import ipywidgets as widgets\nwidgets.IntSlider(3)")
+    tab = open_tab(server)
+    expect(tab.page.locator(".widget-slider")).to_be_visible()
+    assert frontend_requests(tab) == []
+    assert "/api/v1/frontends" not in json.dumps(
+        tab.page.evaluate("() => performance.getEntries().map((e) => e.name)")
+    )
+
+
+AMD_MODULE = """\
+define(["@jupyter-widgets/base", "underscore"], function (base, _) {
+  class GreetingModel extends base.DOMWidgetModel {}
+  class GreetingView extends base.DOMWidgetView {
+    render() {
+      this.el.classList.add("t-greeting");
+      this.el.textContent = _.escape("Hello, " + this.model.get("name"));
+      this.el.addEventListener("click", () => {
+        this.model.set("clicks", this.model.get("clicks") + 1);
+        this.touch();
+      });
+    }
+  }
+  return { GreetingModel, GreetingView };
+});
+"""
+
+
+def test_a_library_with_only_a_classic_nbextension_loads_through_amd(
+    serve, open_tab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    extension = tmp_path / "jupyter" / "nbextensions" / "nbf-greeting"
+    extension.mkdir(parents=True)
+    (extension / "index.js").write_text(AMD_MODULE)
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    server = serve(
+        ECHO,
+        "from traitlets import Int, Unicode\n"
+        "class Greeting(widgets.DOMWidget):\n"
+        "    _model_name = Unicode('GreetingModel').tag(sync=True)\n"
+        "    _model_module = Unicode('nbf-greeting').tag(sync=True)\n"
+        "    _model_module_version = Unicode('^1.0.0').tag(sync=True)\n"
+        "    _view_name = Unicode('GreetingView').tag(sync=True)\n"
+        "    _view_module = Unicode('nbf-greeting').tag(sync=True)\n"
+        "    _view_module_version = Unicode('^1.0.0').tag(sync=True)\n"
+        "    name = Unicode('AMD').tag(sync=True)\n"
+        "    clicks = Int(0).tag(sync=True)\n"
+        "greeting = Greeting()\n"
+        "def clicked(change):\n"
+        "    echo.value = f\"{change['new']} clicks\"\n"
+        "greeting.observe(clicked, 'clicks')\n"
+        "greeting",
+    )
+    tab = open_tab(server)
+    greeting = tab.page.locator(".t-greeting")
+    expect(greeting).to_have_text("Hello, AMD")
+    greeting.click()
+    expect(tab.page.locator(".t-python")).to_have_text("1 clicks")
+    assert any("/nbextensions/nbf-greeting/index.js" in r for r in frontend_requests(tab))
+    assert not tab.errors, tab.errors
