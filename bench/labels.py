@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -80,6 +81,7 @@ from sqlalchemy.exc import ProgrammingError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from client import HTTP, Connection, Person, TornadoConnection, open_all  # noqa: E402
 from labels_profile import summary  # noqa: E402
 
 from runtime.store.database import Annotation  # noqa: E402
@@ -95,6 +97,9 @@ LABELERS = 200  # --labelers N for another count
 OVERLAP = 2  # --overlap N: more labels per item, a longer flat-out phase, same heap
 BATCH = 10
 STAGE = "label"
+
+
+Kind = Callable[[int], HTTP]  # a connection to the server on this port: the --client
 
 
 OFFERED = 2100  # labels/s the paced labelers ask for together: above the 2,000 target
@@ -273,117 +278,6 @@ def fresh_postgres_database() -> tuple[str, Callable[[], None]]:
     return url.set(database=name).render_as_string(hide_password=False), drop
 
 
-# ---- the clients: HTTP/1.1 over one keep-alive connection, or tornado's client
-
-
-@dataclass
-class Response:
-    status: int
-    cookies: dict[str, str]
-    body: bytes
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-class Connection:
-    """One labeler's keep-alive connection, reused for request after request."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-
-    async def request(
-        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
-    ) -> Response:
-        if self.writer is None:
-            await self.open()
-        assert self.reader is not None and self.writer is not None
-        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        if method == "POST":
-            lines.append(f"Content-Length: {len(body)}")
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        status_line, *header_lines = head.split("\r\n")
-        fields: dict[str, str] = {}
-        cookies: dict[str, str] = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            name, value = name.strip().lower(), value.strip()
-            if name == "set-cookie":
-                key, _, rest = value.partition("=")
-                cookies[key] = rest.split(";", 1)[0].strip('"')
-            elif name:
-                fields[name] = value
-        length = int(fields.get("content-length", "0"))
-        data = await self.reader.readexactly(length) if length else b""
-        if fields.get("connection", "").lower() == "close":
-            self.close()
-        return Response(int(status_line.split(" ", 2)[1]), cookies, data)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-class TornadoConnection:
-    """The same calls through tornado's AsyncHTTPClient, as tests/test_scale_out.py
-    makes them: its simple client opens a new TCP connection for every request."""
-
-    client = None
-
-    def __init__(self, port: int) -> None:
-        from tornado.httpclient import AsyncHTTPClient
-
-        self.base = f"http://127.0.0.1:{port}"
-        if TornadoConnection.client is None:
-            TornadoConnection.client = AsyncHTTPClient(max_clients=LABELERS)
-
-    async def open(self) -> None:
-        pass
-
-    async def request(
-        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
-    ) -> Response:
-        from tornado.httpclient import HTTPRequest
-
-        request = HTTPRequest(
-            self.base + target,
-            method=method,
-            headers=headers,
-            body=body if method == "POST" else None,
-            follow_redirects=False,
-        )
-        response = await self.client.fetch(request, raise_error=False)  # type: ignore[union-attr]
-        cookies = {}
-        for header in response.headers.get_list("Set-Cookie"):
-            key, _, rest = header.partition("=")
-            cookies[key] = rest.split(";", 1)[0].strip('"')
-        return Response(response.code, cookies, response.body or b"")
-
-    def close(self) -> None:
-        pass
-
-
-async def open_all(make: Callable[[], Connection], count: int) -> list[Connection]:
-    """`count` connections, opened 16 at a time (the listen backlog is 128)."""
-    made = [make() for _ in range(count)]
-    gate = asyncio.Semaphore(16)
-
-    async def one(connection: Connection) -> None:
-        async with gate:
-            await connection.open()
-
-    await asyncio.gather(*(one(c) for c in made))
-    return made
-
-
 def pct(values: list[float], q: int) -> float:
     if not values:
         return float("nan")
@@ -485,25 +379,12 @@ class Collections:
 class Labeler:
     """A simulated person: their own cookie jar, their own connection."""
 
-    def __init__(self, connection: Connection, number: int) -> None:
+    def __init__(self, connection: HTTP, number: int) -> None:
         self.connection = connection
         self.number = number
-        self.cookies: dict[str, str] = {}
+        self.person = Person()
         self.sent = 0
         self.items: list[str] | None = None  # the batch in hand, if an answer brought it
-
-    def headers(self, post: bool = False) -> dict[str, str]:
-        found = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        if post:
-            found["X-XSRFToken"] = self.cookies["_xsrf"]
-            found["Content-Type"] = "application/json"
-        return found
-
-    async def join(self, invite: str) -> None:
-        response = await self.connection.request("GET", f"/?token={invite}", {})
-        if response.status != 302 or "nbfreeze_user" not in response.cookies:
-            raise RuntimeError(f"the invite link: HTTP {response.status} {response.body[:200]!r}")
-        self.cookies.update(response.cookies)
 
     async def work(self, run: Run, stop: asyncio.Event, pace: float | None = None) -> None:
         """Label batch after batch until `stop`: flat out, or (with `pace`) starting one
@@ -521,7 +402,7 @@ class Labeler:
                     return
             if self.items is None:
                 started = time.perf_counter()
-                response = await self.connection.request("GET", f"{path}/batch", self.headers())
+                response = await self.connection.get(f"{path}/batch", self.person)
                 took = time.perf_counter() - started
                 if stop.is_set():
                     return
@@ -544,11 +425,8 @@ class Labeler:
             labels = {key: "yes" if (self.number + i) % 3 else "no" for i, key in enumerate(items)}
             body = {"request_id": f"{self.number}-{self.sent}", "labels": labels}
             started = time.perf_counter()
-            response = await self.connection.request(
-                "POST",
-                f"{path}/submit",
-                self.headers(post=True),
-                json.dumps(body | {"next_batch": True}).encode(),
+            response = await self.connection.post_json(
+                f"{path}/submit", body | {"next_batch": True}, self.person
             )
             took = time.perf_counter() - started
             if stop.is_set():
@@ -630,7 +508,7 @@ def check_store(url: str, run: Run) -> None:
 
 
 async def drive(
-    port: int, invite: str, runs: tuple[Run, Run], server: Server, plan: Plan, kind: type
+    port: int, invite: str, runs: tuple[Run, Run], server: Server, plan: Plan, kind: Kind
 ) -> None:
     """The labelers join, label at a person's pace for a while, then flat out."""
     paced, run = runs
@@ -640,7 +518,7 @@ async def drive(
 
     async def join(labeler: Labeler) -> None:
         async with gate:
-            await labeler.join(invite)
+            await labeler.person.join(labeler.connection, invite)
 
     await asyncio.gather(*(join(labeler) for labeler in labelers))
     await phase(labelers, paced, server, plan.paced_seconds, LABELERS * BATCH / OFFERED)
@@ -684,7 +562,7 @@ def nbfreeze_run(
     name: str,
     work: Path,
     plan: Plan,
-    kind: type,
+    kind: Kind,
     db: str | None,
     workers: int,
     profile: Path | None,
@@ -748,17 +626,16 @@ class Floor:
         return len(self.calls) / self.wall
 
 
-async def hammer(port: int, floor: Floor, plan: Plan, kind: type, server: Server) -> None:
+async def hammer(port: int, floor: Floor, plan: Plan, kind: Kind, server: Server) -> None:
     connections = await open_all(lambda: kind(port), LABELERS)
-    headers = {"Content-Type": "application/json"}
     labels = {f'"{i}"': "yes" for i in range(BATCH)}
     counter = iter(range(10**9))
 
-    async def loop(connection: Connection, until: float) -> None:
+    async def loop(connection: HTTP, until: float) -> None:
         while time.perf_counter() < until:
-            body = json.dumps({"request_id": f"f-{next(counter)}", "labels": labels}).encode()
+            body = {"request_id": f"f-{next(counter)}", "labels": labels}
             started = time.perf_counter()
-            response = await connection.request("POST", "/submit", headers, body)
+            response = await connection.post_json("/submit", body)
             took = time.perf_counter() - started
             if response.status == 200:
                 floor.calls.append(took)
@@ -777,7 +654,7 @@ async def hammer(port: int, floor: Floor, plan: Plan, kind: type, server: Server
         connection.close()
 
 
-def floor_run(name: str, work: Path, plan: Plan, kind: type, db: str) -> Floor:
+def floor_run(name: str, work: Path, plan: Plan, kind: Kind, db: str) -> Floor:
     port = free_port()
     argv = [sys.executable, str(FLOOR), "--port", str(port), "--db", db]
     server = Server(name.split()[0].lower() + "-floor", argv, work, port)
@@ -996,7 +873,9 @@ def main() -> None:
         plan = replace(plan, items=args.items)
     if args.seconds:
         plan = replace(plan, seconds=args.seconds)
-    kind = Connection if args.client == "keep-alive" else TornadoConnection
+    kind: Kind = Connection
+    if args.client == "tornado":
+        kind = functools.partial(TornadoConnection, max_clients=LABELERS)
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     runs: list[tuple[Run, Run]] = []

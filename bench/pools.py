@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -40,9 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from client import Person, TornadoConnection, decode, expect, widget_socket
 from nbformat import v4
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.websocket import websocket_connect
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "pools.md"
@@ -104,41 +101,16 @@ class Figures:
     batch: int
 
 
-class Browser:
-    """One labeler's cookies, and the calls their page makes."""
-
-    def __init__(self, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.cookies: dict[str, str] = {}
-        self.client = AsyncHTTPClient()
-
-    def headers(self) -> dict[str, str]:
-        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        return {"Cookie": cookie, "X-XSRFToken": self.cookies.get("_xsrf", "")}
-
-    async def get(self, path: str) -> tuple[int, bytes]:
-        request = HTTPRequest(
-            self.base + path, headers=self.headers(), follow_redirects=False, request_timeout=600
-        )
-        response = await self.client.fetch(request, raise_error=False)
-        for header in response.headers.get_list("Set-Cookie"):
-            name, _, rest = header.partition("=")
-            self.cookies[name] = rest.split(";", 1)[0]
-        return response.code, response.body or b""
-
-
 async def open_page(port: int, invite: str) -> tuple[int, int, int, float, int]:
     """A labeler's page of the pool: (frames, comm_opens, bytes, seconds, batch size)."""
-    browser = Browser(port)
-    await browser.get(f"/?token={invite}")
-    await browser.get("/")
-    code, body = await browser.get("/api/v1/stages/label/batch")
-    if code != 200:
-        raise RuntimeError(f"batch: {code} {body[:300]!r}")
-    batch = len(json.loads(body)["items"])
+    http = TornadoConnection(port, timeout=600)
+    person = Person()
+    await person.join(http, invite)
+    person.take(await http.get("/", person))
+    response = expect(await http.get("/api/v1/stages/label/batch", person), 200, "batch")
+    batch = len(response.json()["items"])
     started = time.monotonic()
-    request = HTTPRequest(f"ws://127.0.0.1:{port}/api/v1/ws?stage=label", headers=browser.headers())
-    ws = await websocket_connect(request, max_message_size=1 << 30)
+    ws = await widget_socket(http.base, person, stage="label")
     frames = opens = size = 0
     while True:
         frame = await ws.read_message()
@@ -146,11 +118,7 @@ async def open_page(port: int, invite: str) -> tuple[int, int, int, float, int]:
             raise RuntimeError("the server closed the page")
         frames += 1
         size += len(frame)
-        if isinstance(frame, bytes):
-            head, tail = struct.unpack_from("!2I", frame, 4)  # the JSON part's offsets
-            message = json.loads(frame[head:tail])
-        else:
-            message = json.loads(frame)
+        message, _ = decode(frame)
         opens += message["type"] == "comm_open"
         if message["type"] == "status" and message.get("state") == "idle":
             break
@@ -214,12 +182,13 @@ def measure(size: int, work: Path, timeout: float) -> Figures:
 
 
 async def check_open(port: int, owner: str) -> None:
-    browser = Browser(port)
-    await browser.get(f"/?token={owner}")
-    code, body = await browser.get("/api/v1/pipeline")
-    states = {name: s["state"] for name, s in json.loads(body)["stages"].items()}
-    if code != 200 or states.get("label") != "labeling":
-        raise RuntimeError(f"the pool is not open: {code} {body[:300]!r}")
+    http = TornadoConnection(port, timeout=600)
+    person = Person()
+    await person.join(http, owner)
+    response = expect(await http.get("/api/v1/pipeline", person), 200, "the pipeline")
+    states = {name: s["state"] for name, s in response.json()["stages"].items()}
+    if states.get("label") != "labeling":
+        raise RuntimeError(f"the pool is not open: {response.body[:300]!r}")
 
 
 def table(rows: list[Figures]) -> list[str]:

@@ -9,7 +9,8 @@ replays the earlier ones. `nbfreeze serve NOTEBOOK` serves it as a real subproce
 every simulated labeler opens the invite link, keeping its own cookies
 (`nbfreeze_user`, `_xsrf`) and sending `X-XSRFToken` with each POST, as `docs/api.md`
 says. Each labeler talks over its own keep-alive connection, as a browser would; the
-client is plain asyncio streams, in this process, on the same machine.
+client is `bench/client.py`'s (plain asyncio streams), in this process, on the same
+machine.
 
 What is measured (every labeler is new, and every submit is its first answer to that
 stage and carries `state`, so the server checks it by building the widget again):
@@ -59,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from client import Connection, Person, expect, open_all
 from nbformat import v4
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,69 +196,7 @@ class Server:
         self._log.close()
 
 
-# ---- the client: HTTP/1.1 over one keep-alive connection
-
-
-@dataclass
-class Response:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-class Connection:
-    """One client connection, reused for request after request."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(
-        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
-    ) -> Response:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        if method == "POST":
-            lines.append(f"Content-Length: {len(body)}")
-        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        status_line, *header_lines = head.split("\r\n")
-        status = int(status_line.split(" ", 2)[1])
-        received = []
-        for line in header_lines:
-            if line:
-                name, _, value = line.partition(":")
-                received.append((name.strip().lower(), value.strip()))
-        fields = dict(received)
-        close = fields.get("connection", "").lower() == "close"
-        if fields.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                chunks.append((await self.reader.readexactly(size + 2))[:-2])
-            while await self.reader.readuntil(b"\r\n") != b"\r\n":
-                pass  # trailers
-            data = b"".join(chunks)
-        elif "content-length" in fields:
-            data = await self.reader.readexactly(int(fields["content-length"]))
-        elif status in (204, 304):
-            data = b""
-        else:
-            data, close = await self.reader.read(), True
-        if close:
-            self.close()
-        return Response(status, received, data)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
+# ---- the labelers
 
 
 @dataclass
@@ -264,51 +204,27 @@ class Labeler:
     """A simulated person: their own cookie jar, and where they are."""
 
     number: int
-    cookies: dict[str, str] = field(default_factory=dict)
+    person: Person = field(default_factory=Person)
     at: str = ""
-
-    def take_cookies(self, response: Response) -> None:
-        for name, value in response.headers:
-            if name == "set-cookie":
-                key, _, rest = value.partition("=")
-                self.cookies[key] = rest.split(";", 1)[0].strip('"')
-
-    def headers(self, post: bool = False) -> dict[str, str]:
-        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        found = {"Cookie": cookie}
-        if post:
-            found["X-XSRFToken"] = self.cookies["_xsrf"]
-            found["Content-Type"] = "application/json"
-        return found
-
-
-def expect(response: Response, status: int, what: str) -> None:
-    if response.status != status:
-        raise RuntimeError(f"{what}: HTTP {response.status}: {response.body[:300]!r}")
 
 
 async def join(connection: Connection, invite: str, number: int) -> Labeler:
     """Open the invite link (a new labeler, its cookies), then ask where to go."""
     labeler = Labeler(number)
-    response = await connection.request("GET", f"/?token={invite}", {})
-    expect(response, 302, "the invite link")
-    labeler.take_cookies(response)
-    response = await connection.request("GET", "/api/v1/stages", labeler.headers())
-    expect(response, 200, "GET /api/v1/stages")
-    labeler.take_cookies(response)
+    await labeler.person.join(connection, invite)
+    response = expect(
+        await connection.get("/api/v1/stages", labeler.person), 200, "GET /api/v1/stages"
+    )
+    labeler.person.take(response)
     labeler.at = response.json()["next"]
-    if "nbfreeze_user" not in labeler.cookies or "_xsrf" not in labeler.cookies:
-        raise RuntimeError(f"the invite link set no session: {labeler.cookies}")
     return labeler
 
 
 async def submit(connection: Connection, labeler: Labeler, stage: str, state: dict) -> float:
     """One submit call; the labeler's `at` becomes the reply's `next`. Its seconds."""
-    body = json.dumps({"request_id": uuid.uuid4().hex, "state": state}).encode()
+    body = {"request_id": uuid.uuid4().hex, "state": state}
     started = time.perf_counter()
-    response = await connection.request(
-        "POST", f"/api/v1/stages/{stage}/submit", labeler.headers(post=True), body
-    )
+    response = await connection.post_json(f"/api/v1/stages/{stage}/submit", body, labeler.person)
     took = time.perf_counter() - started
     expect(response, 200, f"submit {stage}")
     labeler.at = response.json()["next"]
@@ -317,7 +233,7 @@ async def submit(connection: Connection, labeler: Labeler, stage: str, state: di
 
 async def next_page(connection: Connection, labeler: Labeler) -> float:
     started = time.perf_counter()
-    response = await connection.request("GET", labeler.at, labeler.headers())
+    response = await connection.get(labeler.at, labeler.person)
     took = time.perf_counter() - started
     expect(response, 200, f"GET {labeler.at}")
     return took
@@ -371,17 +287,6 @@ async def gather_limited(jobs: list[Callable[[], Awaitable[None]]], limit: int) 
     await asyncio.gather(*(worker() for _ in range(limit)))
 
 
-async def open_slots(port: int, count: int) -> list[Connection]:
-    """`count` keep-alive connections, opened a few at a time (the listen backlog is 128)."""
-    slots = [Connection(port) for _ in range(count)]
-
-    async def warm(connection: Connection) -> None:
-        connection.reader, connection.writer = await asyncio.open_connection("127.0.0.1", port)
-
-    await gather_limited([lambda c=c: warm(c) for c in slots], 16)
-    return slots
-
-
 async def join_all(slots: list[Connection], invite: str, count: int, first: int) -> list[Labeler]:
     labelers: list[Labeler | None] = [None] * count
 
@@ -419,7 +324,7 @@ async def staged_phases(
     port: int, invite: str, pid: int, plan: Plan, spy: list[str] | None
 ) -> dict[str, Phase]:
     rounds = plan.throughput_rounds
-    slots = await open_slots(port, LABELERS)
+    slots = await open_all(lambda: Connection(port), LABELERS)
     solo = await join_all(slots[:1], invite, plan.solo_labelers, 0)
     cohort = await join_all(slots, invite, LABELERS * rounds, 10_000)
     walkers = await join_all(slots, invite, LABELERS, 20_000)
@@ -455,7 +360,7 @@ async def staged_phases(
 
     # The answers were saved as given: read one back.
     check = walkers[7]
-    response = await slots[0].request("GET", "/api/v1/stages/comment", check.headers())
+    response = await slots[0].get("/api/v1/stages/comment", check.person)
     expect(response, 200, "GET /api/v1/stages/comment")
     saved = response.json()["answer"][""]["value"]
     if saved != ANSWERS[1][1](check.number)[""]["value"]:
@@ -466,23 +371,22 @@ async def staged_phases(
 
 
 async def floor_phases(port: int, pid: int, plan: Plan) -> dict[str, Phase]:
-    slots = await open_slots(port, LABELERS)
-    headers = {"Content-Type": "application/json"}
+    slots = await open_all(lambda: Connection(port), LABELERS)
     counter = iter(range(10**9))
 
     async def post(connection: Connection) -> float:
         n = next(counter)
         stage, answer = ANSWERS[n % 3]
-        body = json.dumps({"request_id": uuid.uuid4().hex, "state": answer(n)}).encode()
+        body = {"request_id": uuid.uuid4().hex, "state": answer(n)}
         started = time.perf_counter()
-        response = await connection.request("POST", f"/submit/{stage}", headers, body)
+        response = await connection.post_json(f"/submit/{stage}", body)
         took = time.perf_counter() - started
         expect(response, 200, "floor POST")
         return took
 
     async def get(connection: Connection) -> float:
         started = time.perf_counter()
-        response = await connection.request("GET", "/page", {})
+        response = await connection.get("/page")
         took = time.perf_counter() - started
         expect(response, 200, "floor GET")
         return took

@@ -70,9 +70,17 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from client import (
+    HTTP,
+    Person,
+    TornadoConnection,
+    WebSocket,
+    decode,
+    expect,
+    websocket,
+    widget_socket,
+)
 from nbformat import v4
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
-from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -276,10 +284,6 @@ class Server:
 # ---- clients
 
 
-def cookies(response: HTTPResponse) -> str:
-    return "; ".join(c.split(";", 1)[0] for c in response.headers.get_list("Set-Cookie"))
-
-
 class Watcher:
     """A WebSocket client's messages: when the first `status: idle` came, and the close."""
 
@@ -301,7 +305,7 @@ class Watcher:
             return
         if self.idle.done():
             return
-        prefix = '{"type":"'  # how runtime/wire.py writes every message; else parse it
+        prefix = '{"type":"'  # how runtime/host/wire.py writes every message; else parse it
         if message.startswith(prefix):
             kind = message[len(prefix) : message.index('"', len(prefix))]
         else:
@@ -315,61 +319,48 @@ class Watcher:
 class Visit:
     get_s: float
     page_s: float
-    ws: WebSocketClientConnection
+    ws: WebSocket
     watcher: Watcher
 
 
-def nbfreeze_socket(base: str, page: HTTPResponse) -> HTTPRequest:
-    """The WebSocket request of the visitor that loaded `page` from the server at `base`."""
-    return HTTPRequest(
-        base.replace("http", "ws", 1) + "/api/v1/ws",
-        headers={"Cookie": cookies(page), "Origin": base},
-        request_timeout=120,
-    )
-
-
-async def nbfreeze_visit(http: AsyncHTTPClient, base: str) -> Visit:
+async def nbfreeze_visit(http: HTTP) -> Visit:
     """A new visitor: GET /, connect, wait for the first `status: idle`."""
+    person = Person()
     start = time.perf_counter()
-    response = await http.fetch(f"{base}/", request_timeout=120)
+    response = expect(await http.get("/"), 200, "GET /")
     got = time.perf_counter()
+    person.take(response)
     watcher = Watcher()
-    request = nbfreeze_socket(base, response)
-    ws = await websocket_connect(request, on_message_callback=watcher, ping_interval=None)
+    ws = await widget_socket(http.base, person, on_message=watcher)
     idle = await asyncio.wait_for(watcher.idle, 120)
     return Visit(got - start, idle - start, ws, watcher)
 
 
-async def voila_visit(http: AsyncHTTPClient, base: str) -> tuple[float, str, str]:
+async def voila_visit(http: HTTP) -> tuple[float, str, Person]:
     """A new Voilà visitor's GET: seconds, its kernel id, its cookies."""
+    person = Person()
     start = time.perf_counter()
-    response = await http.fetch(f"{base}/", request_timeout=120)
+    response = expect(await http.get("/"), 200, "Voilà's GET /")
     seconds = time.perf_counter() - start
+    person.take(response)
     html = response.body.decode()
     marker = '"kernelId": "'
     kernel = html[html.index(marker) + len(marker) :].split('"', 1)[0]
-    return seconds, kernel, cookies(response)
+    return seconds, kernel, person
 
 
-async def voila_connect(base: str, kernel: str, cookie: str) -> WebSocketClientConnection:
+async def voila_connect(http: HTTP, kernel: str, person: Person) -> WebSocket:
     """Connect to a kernel's channels as Voilà's page does; messages are dropped."""
-    url = f"{base.replace('http', 'ws', 1)}/api/kernels/{kernel}/channels"
-    request = HTTPRequest(
-        f"{url}?session_id={uuid.uuid4().hex}", headers={"Cookie": cookie, "Origin": base}
-    )
-    return await websocket_connect(request, on_message_callback=lambda message: None)
+    path = f"/api/kernels/{kernel}/channels?session_id={uuid.uuid4().hex}"
+    return await websocket(http.base, path, person, on_message=lambda message: None)
 
 
-async def voila_shutdown(http: AsyncHTTPClient, base: str, kernel: str) -> None:
+async def voila_shutdown(http: HTTP, kernel: str) -> None:
     """What Voilà's page does on `beforeunload`."""
     xsrf = uuid.uuid4().hex
-    await http.fetch(
-        f"{base}/voila/api/shutdown/{kernel}",
-        method="POST",
-        body=b"",
-        headers={"Cookie": f"_xsrf={xsrf}", "X-XSRFToken": xsrf},
-        request_timeout=60,
-    )
+    headers = {"Cookie": f"_xsrf={xsrf}", "X-XSRFToken": xsrf}
+    response = await http.request("POST", f"/voila/api/shutdown/{kernel}", headers)
+    expect(response, 204, "Voilà's kernel shutdown")
 
 
 # ---- the figures
@@ -380,11 +371,11 @@ def p50(values: list[float]) -> float:
 
 
 async def nbfreeze_page_times(server: Server, repeats: int) -> dict[str, Any]:
-    http = AsyncHTTPClient()
+    http = TornadoConnection(server.port)
     gets, pages = [], []
     counts: dict[str, int] = {}
     for i in range(repeats + 3):  # three warm-up visits
-        visit = await nbfreeze_visit(http, server.base)
+        visit = await nbfreeze_visit(http)
         visit.ws.close()
         await visit.watcher.closed
         await asyncio.sleep(0.05)  # let the session close before the next visitor
@@ -396,11 +387,11 @@ async def nbfreeze_page_times(server: Server, repeats: int) -> dict[str, Any]:
 
 
 async def voila_page_times(server: Server, repeats: int) -> dict[str, Any]:
-    http = AsyncHTTPClient()
+    http = TornadoConnection(server.port)
     gets = []
     for i in range(repeats + 1):  # one warm-up visit
-        seconds, kernel, _ = await voila_visit(http, server.base)
-        await voila_shutdown(http, server.base, kernel)
+        seconds, kernel, _ = await voila_visit(http)
+        await voila_shutdown(http, kernel)
         await asyncio.sleep(0.2)  # the kernel's process exits
         if i >= 1:
             gets.append(seconds)
@@ -409,9 +400,9 @@ async def voila_page_times(server: Server, repeats: int) -> dict[str, Any]:
 
 async def nbfreeze_memory(server: Server, sessions: int, concurrency: int) -> dict[str, Any]:
     """RSS at start, before, with `sessions` idle sessions, and after the server culls them."""
-    http = AsyncHTTPClient(max_clients=concurrency * 2)
+    http = TornadoConnection(server.port, max_clients=concurrency * 2)
     start, _ = server.rss()
-    warm = await nbfreeze_visit(http, server.base)
+    warm = await nbfreeze_visit(http)
     warm.ws.close()
     await warm.watcher.closed
     await asyncio.sleep(1.5)  # the next cull (every second) collects and trims
@@ -421,7 +412,7 @@ async def nbfreeze_memory(server: Server, sessions: int, concurrency: int) -> di
 
     async def one() -> Visit:
         async with gate:
-            return await nbfreeze_visit(http, server.base)
+            return await nbfreeze_visit(http)
 
     opened = time.perf_counter()
     visits = await asyncio.gather(*(one() for _ in range(sessions)))
@@ -455,14 +446,14 @@ async def nbfreeze_memory(server: Server, sessions: int, concurrency: int) -> di
 
 
 async def voila_memory(server: Server, visitors: int) -> dict[str, Any]:
-    http = AsyncHTTPClient()
+    http = TornadoConnection(server.port)
     before = await server.settled_rss()
     kernels, sockets = [], []
     opened = time.perf_counter()
     for _ in range(visitors):
-        _, kernel, cookie = await voila_visit(http, server.base)
+        _, kernel, person = await voila_visit(http)
         kernels.append(kernel)
-        sockets.append(await voila_connect(server.base, kernel, cookie))
+        sockets.append(await voila_connect(http, kernel, person))
     open_s = time.perf_counter() - opened
     with_sessions = await server.settled_rss()
     processes = server.rss()[1]
@@ -471,7 +462,7 @@ async def voila_memory(server: Server, visitors: int) -> dict[str, Any]:
     await asyncio.sleep(2.0)
     disconnected, left = server.rss()
     for kernel in kernels:
-        await voila_shutdown(http, server.base, kernel)
+        await voila_shutdown(http, kernel)
     after = await server.settled_rss()
     return {
         "n": visitors,
@@ -490,7 +481,7 @@ async def first_widget(
 ) -> dict[str, dict]:
     """Median ms from navigation start to the first visible widget, fresh context per load,
     for each of `urls` (name -> URL), loaded in turn."""
-    http = AsyncHTTPClient()
+    http = TornadoConnection(server.port)
     times: dict[str, list[float]] = {name: [] for name in urls}
     seen = dict.fromkeys(urls, "")
     for i in range(loads + 1):  # one warm-up load (the server's first page)
@@ -512,7 +503,7 @@ async def first_widget(
             finally:
                 await context.close()
             if voila:
-                await voila_shutdown(http, server.base, kernel)
+                await voila_shutdown(http, kernel)
                 await asyncio.sleep(0.2)
             if i >= 1:
                 times[name].append(stamp["ms"])
@@ -549,14 +540,16 @@ class FrontEndAlone:
         self.work = work
         self._server: http.server.ThreadingHTTPServer | None = None
 
-    async def build(self, base: str) -> str:
-        """Write the page for the nbfreeze server at `base`; return its URL."""
-        response = await AsyncHTTPClient().fetch(f"{base}/", request_timeout=60)
+    async def build(self, connection: HTTP) -> str:
+        """Write the page for the nbfreeze server `connection` is to; return its URL."""
+        person = Person()
+        response = expect(await connection.get("/"), 200, "GET /")
+        person.take(response)
         shell = response.body.decode()
-        ws = await websocket_connect(nbfreeze_socket(base, response))
+        ws = await widget_socket(connection.base, person)
         models: list[tuple[str, dict]] = []
         while True:  # the models opened before the first widget output, and that output
-            message = json.loads(await ws.read_message())
+            message, _ = decode(await ws.read_message())
             if message["type"] == "comm_open":
                 models.append((message["comm_id"], message["data"]["state"]))
             elif message["type"] == "output" and message.get("widget"):
@@ -647,7 +640,10 @@ async def measure(notebook: Notebook, plan: Plan, browser: Any) -> dict[str, Any
         reference = cwd / "front-end-alone"
         reference.mkdir()
         with FrontEndAlone(reference) as alone:
-            urls = {"nbfreeze": f"{server.base}/", "alone": await alone.build(server.base)}
+            urls = {
+                "nbfreeze": f"{server.base}/",
+                "alone": await alone.build(TornadoConnection(server.port)),
+            }
             loaded = await first_widget(browser, urls, server, False, plan.browser_loads)
         figures["nbfreeze"]["browser"] = loaded["nbfreeze"]
         figures["alone"] = {"browser": loaded["alone"]}
