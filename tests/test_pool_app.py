@@ -62,6 +62,12 @@ class TestPool(StagedTestCase):
         text = html.unescape(page.html(4))
         assert "('t0', 'good')" in text and "('t5', 'good')" in text
         assert "['t2', 't3', 't4', 't5']" in text and "12" in text
+        # The finished pool's page is what Bob answered, to read: no widget, no bounce.
+        done = await bob.fetch("/stage/label")
+        body = html.unescape(done.body.decode())
+        assert done.code == 200 and "what you answered" in body
+        assert "<td>t2</td><td>bad</td>" in body and "<td>t0</td><td>good</td>" in body
+        assert "nbf-submit" not in body and "waiting.js" not in body
 
     @gen_test
     async def test_a_page_shows_only_the_batch_and_submits_its_live_labels(self):

@@ -159,6 +159,11 @@ class StagePage(_PageHandler):
     """`GET /stage/NAME`: a stage's page, its widget live over the socket."""
 
     def get(self, name: str) -> None:
+        closed = self.staged.closed_pool_labels(self.user, name)
+        if closed is not None:  # a finished pool: what the person answered, to read
+            stage = self.staged.notebook.stage(name)
+            self.page("answered.html", stage.title, self.user, labels=closed)
+            return
         try:
             page = self.staged.page_for(self.user, name)
         except Refused as refused:
