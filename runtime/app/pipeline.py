@@ -301,7 +301,11 @@ class Pipeline:
                 self.store, stage.name, list(ids), overlap=self.pools[stage.name].overlap
             )
         pool = self.pools[stage.name]
-        progress = pools.progress(self.store, stage.name, pool.overlap)
+        # Off the event loop: counting reads every item of the pool.
+        loop = asyncio.get_running_loop()
+        progress = await loop.run_in_executor(
+            self.executor, pools.progress, self.store, stage.name, pool.overlap
+        )
         if not progress.done:
             reason = f"{progress.complete} of {progress.items} items have all their labels"
             self._set(stage, LABELING, reason)

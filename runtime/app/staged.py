@@ -82,6 +82,7 @@ class Staged:
     group: GroupCommit | None = None  # pool writes share commits, on SQLite
     _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
     _submitting: int = 0  # submissions between their arrival and their answer
+    _counting: set[str] = field(default_factory=set)  # pools whose progress is being counted
 
     async def stored(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Make a store call from a handler. On PostgreSQL it runs on a thread: while it
@@ -111,13 +112,24 @@ class Staged:
 
     def progress(self, name: str) -> pools.Progress:
         """How far the pool `name` is, as a labeler's page shows it: counted at most once
-        per PROGRESS_SECONDS, since every batch handed out shows it."""
+        per PROGRESS_SECONDS, since every batch handed out shows it. Counting reads every
+        item of the pool (a third of a second for a million), so once a first count is
+        kept, a later one is made on a thread while pages show the one before."""
         moment = time.monotonic()
         kept = self._progress.get(name)
-        if kept is None or moment - kept[0] >= PROGRESS_SECONDS:
-            counted = pools.progress(self.store, name, self.pipeline.pools[name].overlap)
-            kept = self._progress[name] = (moment, counted)
+        overlap = self.pipeline.pools[name].overlap
+        if kept is None:
+            kept = self._progress[name] = (moment, pools.progress(self.store, name, overlap))
+        elif moment - kept[0] >= PROGRESS_SECONDS and name not in self._counting:
+            self._counting.add(name)
+            counting = self.pool.submit(pools.progress, self.store, name, overlap)
+            counting.add_done_callback(lambda done: self._counted(name, moment, done))
         return kept[1]
+
+    def _counted(self, name: str, moment: float, done: Any) -> None:
+        self._counting.discard(name)
+        if done.exception() is None:
+            self._progress[name] = (moment, done.result())
 
     def pages(self, user: User, answered: Iterable[str] | None = None) -> list[Page]:
         """The person's pages; `answered`, the stages they answered, if already read."""
