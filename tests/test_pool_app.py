@@ -381,3 +381,19 @@ class TestNames(StagedTestCase):
         owner = await self.owner()
         names = [p["name"] for p in (await owner.get_json("/api/v1/dashboard"))[1]["labelers"]]
         assert "Ada Lovelace" in names
+
+
+class TestLabelerProgress(StagedTestCase):
+    cells = CELLS
+
+    @gen_test
+    async def test_a_pool_page_says_what_you_did_and_what_happens_to_what_you_left(self):
+        await self.advance()
+        alice = await self.labeler()
+        batch = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
+        assert (await alice.submit("label", labels_body({batch[0]: "good"})))[0] == 200
+        body = html.unescape((await alice.fetch("/stage/label")).body.decode())
+        assert "You have labeled 1 item here." in body
+        assert "stays yours and comes back with the next batch" in body
+        again = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
+        assert batch[1] in again  # the one left unlabeled came back

@@ -25,6 +25,7 @@ from runtime.app.walk import current
 from runtime.host import wire
 from runtime.host.handlers import FrameWriter
 from runtime.host.session import Session
+from runtime.store import pools
 from runtime.store.database import OWNER, User, unavailable
 
 log = logging.getLogger(__name__)
@@ -183,11 +184,17 @@ class StagePage(_PageHandler):
         note = ""
         if stage.input == "pool":
             done = self.staged.progress(stage.name)
-            so_far = f"{done.complete} of {done.items} items have all their labels so far."
+            mine = pools.labeled_by(self.staged.store, stage.name, self.user.id)
+            you = f"You have labeled {mine} item{'' if mine == 1 else 's'} here."
+            so_far = f"Everyone: {done.complete} of {done.items} items have all their labels."
             if page.state == "done":
-                note = f"Nothing new for you: here is your last batch, to change a label. {so_far}"
+                note = f"Nothing new for you: here is your last batch, to change a label. {you}"
             else:
-                note = f"Label the items below, then submit; more come after. {so_far}"
+                note = (
+                    f"{you} Label the items below, then submit; an item you leave unlabeled "
+                    "stays yours and comes back with the next batch."
+                )
+            note = f"{note} {so_far}"
         self.page(
             "stage.html",
             stage.title,

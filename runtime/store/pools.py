@@ -479,6 +479,15 @@ def progress(store: Store, stage: str, overlap: int) -> Progress:
     return Progress(items, labels, complete, overlap)
 
 
+_LABELED_BY = select(func.count()).where(Annotation.stage == _STAGE, Annotation.user_id == _USER)
+
+
+def labeled_by(store: Store, stage: str, user_id: int) -> int:
+    """How many items of the pool stage the labeler has labeled (one index range)."""
+    with store.reading() as connection:
+        return connection.scalar(_LABELED_BY, {"in_stage": stage, "by_user": user_id}) or 0
+
+
 def has_work(store: Store, stage: str, user_id: int, overlap: int) -> bool:
     """Could the labeler get (or do they hold) items of this pool now? Items held by an
     expired lease count: the next lease reclaims them."""
