@@ -214,3 +214,26 @@ def test_a_library_with_only_a_classic_nbextension_loads_through_amd(
     expect(tab.page.locator(".t-python")).to_have_text("1 clicks")
     assert any("/nbextensions/nbf-greeting/index.js" in r for r in frontend_requests(tab))
     assert not tab.errors, tab.errors
+
+
+def test_ipydatagrid_and_ipyleaflet_draw_when_the_server_allows_eval(serve, open_tab):
+    # Both generate code in the page (ipydatagrid's expressions, a leaflet dependency):
+    # `nbfreeze serve --allow-eval` lets them (docs/security.md). The map's tiles come
+    # from the network, which the policy keeps out: the map is drawn, its tiles blocked.
+    server = serve(
+        "import pandas as pd\nfrom ipydatagrid import DataGrid\n"
+        "DataGrid(pd.DataFrame({'a': [1, 2, 3], 'b': ['x', 'y', 'z']}))",
+        "import ipyleaflet\nipyleaflet.Map(center=(52, 0), zoom=3)",
+        allow_eval=True,
+    )
+    tab = open_tab(server)
+    page = tab.page
+    grid = page.locator(".nbf-widget canvas").first
+    expect(grid).to_be_visible()
+    box = grid.bounding_box()
+    assert box is not None and box["width"] > 50 and box["height"] > 30
+    expect(page.locator(".leaflet-container .leaflet-control-zoom-in")).to_be_visible()
+    assert page.locator(".nbf-error, .nbf-notice").count() == 0
+    screenshot(page, "federated-datagrid-leaflet.png")
+    blocked_tiles = "tile.openstreetmap.org"
+    assert not [e for e in tab.errors if blocked_tiles not in e], tab.errors
