@@ -397,3 +397,15 @@ class TestLabelerProgress(StagedTestCase):
         assert "stays yours and comes back with the next batch" in body
         again = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
         assert batch[1] in again  # the one left unlabeled came back
+
+    @gen_test
+    async def test_a_pool_page_leads_with_its_task_and_folds_the_notebooks_earlier_output(self):
+        await self.advance()
+        alice = await self.labeler()
+        body = (await alice.fetch("/stage/label")).body.decode()
+        # Cells are numbered from 1: the first stage's code, the Markdown, the pool's code.
+        task, submit = body.index('data-cell="3"'), body.index('class="nbf-submit"')
+        folded = body.index('<details class="nbf-lead-in">')
+        assert task < submit < folded  # the widget's cell and Submit, then the rest
+        assert body.index('data-cell="1"') > folded  # the first stage's output, folded
+        assert body.index("Is this text good?") < submit  # the instructions lead

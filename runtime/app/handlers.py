@@ -202,6 +202,7 @@ class StagePage(_PageHandler):
             note=note,
             stage=stage,
             cells=self.staged.shell_cells(self.user, stage),
+            task_first=stage.input == "pool",
             answered=page.state == "done",
         )
 

@@ -205,16 +205,24 @@ class Staged:
             if key in pool.ids
         ]
 
-    def shell_cells(self, user: User, stage: Stage) -> list[tuple[int, str]]:
-        """The cells a stage's page shows: its lead-in stages' and its own."""
+    def shell_cells(
+        self, user: User, stage: Stage
+    ) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        """The cells a stage's page shows: its lead-in stages', and its own (Markdown as
+        HTML, code cells as empty containers the session fills)."""
         chosen = [s for s in lead_in(self.notebook, user.role, stage) if self._runs_for(user, s)]
+        return (
+            [cell for part in chosen for cell in self._cells(part)],
+            self._cells(stage),
+        )
+
+    def _cells(self, stage: Stage) -> list[tuple[int, str]]:
         cells = []
-        for part in [*chosen, stage]:
-            for cell in self.notebook.cells_of(part):
-                if cell.type == "markdown":
-                    cells.append((cell.index, render.markdown_html(cell.text)))
-                elif cell.type == "code":
-                    cells.append((cell.index, ""))
+        for cell in self.notebook.cells_of(stage):
+            if cell.type == "markdown":
+                cells.append((cell.index, render.markdown_html(cell.text)))
+            elif cell.type == "code":
+                cells.append((cell.index, ""))
         return cells
 
     def _runs_for(self, user: User, stage: Stage) -> bool:
