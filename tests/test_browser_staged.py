@@ -14,6 +14,7 @@ import nbformat
 import pytest
 from browser import HOSTNAME, READY, SCREENSHOTS, App, visit
 from conftest import notebook_from
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGSHIP = ROOT / "examples" / "digits.ipynb"
@@ -189,3 +190,18 @@ def test_a_labeler_gives_a_name_on_the_first_visit_and_the_owner_sees_it(browser
     owner = visit(browser, flagship.owner)
     people = owner.evaluate("async () => (await fetch('/api/v1/dashboard')).json()")
     assert "Ada Lovelace" in [p["name"] for p in people["labelers"]]
+
+
+def test_the_owner_makes_a_labelers_link_and_copies_it(browser, flagship):
+    owner = visit(browser, flagship.owner)
+    owner.goto(urlsplit(flagship.owner)._replace(path="/owner", query="").geturl())
+    owner.get_by_label("Their name").fill("Grace")
+    owner.get_by_role("button", name="Make their link").click()
+    link = owner.get_by_label("Their personal link: send it to them alone")
+    expect(link).to_be_visible()
+    assert "?token=" in link.input_value()
+    owner.get_by_role("button", name="Copy").click()
+    expect(owner.locator("#nbf-invite-result")).to_have_text("Copied.")
+    shot(owner, "owner-invite")
+    grace = visit(browser, link.input_value())
+    grace.wait_for_url("**/stage/pick")  # a personal link: no welcome page, a name already

@@ -122,14 +122,28 @@ async function post(path, name) {
   return answer;
 }
 
+const linkBox = invite.querySelector('.nbf-invite-link');
+const link = invite.querySelector('#nbf-invite-link');
+
 invite.addEventListener('submit', async (event) => {
   event.preventDefault();
   try {
     const answer = await post('/api/v1/invites', invite.elements.name.value);
-    result.textContent = `${answer.name}: ${answer.link}`;
+    link.value = answer.link;
+    linkBox.hidden = false;
+    result.textContent = `A link for ${answer.name} is ready.`;
+    link.select();
   } catch (error) {
     result.textContent = error.message;
   }
+});
+
+// The selection's copy command, not the Clipboard API: that one needs a secure context
+// (https or localhost), which a server on a LAN name over plain http is not.
+document.querySelector('#nbf-copy').addEventListener('click', () => {
+  link.select();
+  const copied = document.execCommand('copy');
+  result.textContent = copied ? 'Copied.' : 'Select the link and copy it (Ctrl+C).';
 });
 
 document.querySelector('#nbf-revoke').addEventListener('click', async () => {
