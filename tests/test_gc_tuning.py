@@ -1,8 +1,8 @@
 """The served process keeps the shared namespace out of the cyclic collector's reach.
 
-A pool widget is thousands of objects (a card of widgets and comms per item) that live
-as long as the server; every full collection used to walk them all while every request
-waited. `nbfreeze serve` freezes them (`gc.freeze`) once the shared stages have run, and
+The shared namespace (a notebook's data, its models, a pool's items) is many objects
+that live as long as the server; every full collection used to walk them all while
+every request waited. `nbfreeze serve` freezes them (`gc.freeze`) once the shared stages have run, and
 again when another stage finishes or a pool opens; what requests make is still collected.
 """
 
@@ -57,7 +57,8 @@ def test_the_served_process_freezes_the_pool_widget_before_it_says_ready(tmp_pat
     finally:
         process.terminate()
         process.wait(timeout=30)
-    # Each item's card is a dozen widgets or more, with their comms and traits.
+    # Everything the process holds once the shared stages ran: the imported libraries,
+    # the notebook's values, the pool's items.
     assert froze and froze[-1] > 10 * ITEMS
 
 

@@ -2,9 +2,10 @@
 reach, and a probe that times its collections.
 
 What the shared stages leave behind lives as long as the server and is most of its heap:
-a `ChoiceLabeler` of 20,000 items alone is some 2 million tracked objects (a card of
-widgets and comms per item). Every full collection walked all of them, 1 to 4 s with
-the event loop and the store threads held, every request in flight stalled behind it.
+a notebook's data, its models, the pool's items (a `ChoiceLabeler` of 20,000 items was
+some 2 million tracked objects while it built a card of widgets per item). Every full
+collection walked all of them, 1 to 4 s with the event loop and the store threads held,
+every request in flight stalled behind it.
 `freeze()` once the shared stages have run, and again whenever another finishes or a
 pool opens, moves them to the permanent generation: later collections walk only what
 requests made since.
