@@ -33,15 +33,11 @@ log = logging.getLogger(__name__)
 COOKIE = "nbfreeze_user"
 COOKIE_DAYS = 90
 MAX_REQUEST_ID = 100
-# Store calls at once, on PostgreSQL; fewer than the connections the store keeps open
-# (store.CONNECTIONS, and store.POOL_CONNECTIONS for pool writes). A pool write is one
-# call there; more of them at once only contend for the same first open items
-# (measured: 8 threads held more of them locked, and every lease skipped past them).
-STORE_THREADS = 3
 
 
 class _Handler(tornado.web.RequestHandler):
-    """Security headers, the person asking, and JSON refusals."""
+    """The person asking, their pages, and the app's own error pages (the security
+    headers are `runtime.server`'s, on every response)."""
 
     def initialize(self, staged: Staged, open_access: bool) -> None:
         self.staged = staged
