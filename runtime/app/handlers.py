@@ -26,7 +26,7 @@ from runtime.host import wire
 from runtime.host.handlers import FrameWriter
 from runtime.host.session import Session
 from runtime.store import pools
-from runtime.store.database import OWNER, User, unavailable
+from runtime.store.database import OWNER, User, numbered_name, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class EntryHandler(_Handler):
             self.admit(user)
             # keep the token out of the address bar and history; a new labeler who came by
             # the shared invite may first say what to call them
-            self.redirect("/welcome" if user.name == f"labeler {user.id}" else "/")
+            self.redirect("/welcome" if user.name == numbered_name(user) else "/")
             return
         user = self.person()
         if user is None:
@@ -211,7 +211,7 @@ class WelcomePage(_PageHandler):
             "welcome.html",
             "Welcome",
             self.user,
-            name="" if self.user.name == f"labeler {self.user.id}" else self.user.name,
+            name="" if self.user.name == numbered_name(self.user) else self.user.name,
             next=self.staged.where(self.user),
         )
 

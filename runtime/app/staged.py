@@ -29,11 +29,6 @@ from runtime.store.group_commit import GroupCommit
 PROGRESS_SECONDS = 1.0
 
 
-def render_item_key(item_id: Any) -> str:
-    """An item id as a person reads it."""
-    return item_id if isinstance(item_id, str) else repr(item_id)
-
-
 RETRY_SECONDS = 2  # what a 503's Retry-After asks for
 T = TypeVar("T")
 
@@ -188,22 +183,16 @@ class Staged:
         return page
 
     def closed_pool_labels(self, user: User, name: str) -> list[tuple[str, str]] | None:
-        """The labels a labeler gave in the pool stage `name` once it is done (item,
-        label, in the pool's order), or None when it is not a finished pool of theirs."""
+        """The labels a labeler gave in the pool stage `name` once it is done (each item
+        id as text, and its label), or None when it is not a finished pool of theirs."""
         stage = self.notebook.stage(name)
         pool = self.pipeline.pools.get(name)
         if stage is None or stage.input != "pool" or user.role == OWNER or pool is None:
             return None
         if not self.pipeline.done(name):
             return None
-        mine = {
-            r.item_key: r.label for r in pools.annotations(self.store, name) if r.user_id == user.id
-        }
-        return [
-            (render_item_key(pool.ids[key]), label)
-            for key, label in mine.items()
-            if key in pool.ids
-        ]
+        mine = pools.labels_of(self.store, name, user.id)
+        return [(str(pool.ids[key]), label) for key, label in mine.items() if key in pool.ids]
 
     def shell_cells(
         self, user: User, stage: Stage

@@ -175,6 +175,11 @@ class PoolRequest(Base):
     request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
 
 
+def numbered_name(user: User) -> str:
+    """The name a labeler who came through a shared link has until they give one."""
+    return f"labeler {user.id}"
+
+
 def hash_token(token: str) -> str:
     """Tokens are stored as their SHA-256: a leaked database lets nobody in."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -245,7 +250,7 @@ class Store:
             user = User(name="labeler", role=LABELER)
             session.add(user)
             session.flush()
-            user.name = f"labeler {user.id}"
+            user.name = numbered_name(user)
             session.commit()
             return user
 

@@ -461,6 +461,18 @@ _LABELS_OF_REQUEST = select(Annotation.item_key, Annotation.label).where(
 )
 
 
+_LABELS_OF_USER = select(Annotation.item_key, Annotation.label).where(
+    Annotation.stage == _STAGE, Annotation.user_id == _USER
+)
+
+
+def labels_of(store: Store, stage: str, user_id: int) -> dict[str, str]:
+    """Every label the labeler gave in this stage, by item key."""
+    with store.reading() as connection:
+        who = {"in_stage": stage, "by_user": user_id}
+        return dict(connection.execute(_LABELS_OF_USER, who).all())
+
+
 def last_batch(store: Store, stage: str, user_id: int) -> dict[str, str]:
     """The labels of the labeler's most recent submission of this stage, by item key."""
     who = {"in_stage": stage, "by_user": user_id}
