@@ -2,8 +2,9 @@
 
 The shared namespace (a notebook's data, its models, a pool's items) is many objects
 that live as long as the server; every full collection used to walk them all while
-every request waited. `nbfreeze serve` freezes them (`gc.freeze`) once the shared stages have run, and
-again when another stage finishes or a pool opens; what requests make is still collected.
+every request waited. `nbfreeze serve` freezes them (`gc.freeze`) once the shared
+stages have run, and again when another stage finishes or a pool opens; what requests
+make is still collected.
 """
 
 from __future__ import annotations
