@@ -77,13 +77,14 @@ def raw_annotations(pool: Pool, rows: list[pools.Row]) -> list[dict[str, Any]]:
     ]
 
 
-def give_merged(widget: Any, pool: Pool, rows: list[pools.Row]) -> None:
+def give_merged(widget: Any, pool: Pool, rows: list[pools.Row], raw: list[dict[str, Any]]) -> None:
     """Hand a pool stage's widget everyone's labels as the stages after it see them: the
-    labels merged by majority, the items whose top labels tie, and every raw label."""
+    labels merged by majority, the items whose top labels tie, and every raw label
+    (`raw`, the rows as `raw_annotations` gives them)."""
     merged = merge(pools.labels_by_item(rows))
     widget.labels = {pool.ids[k]: label for k, label in merged.labels.items() if k in pool.ids}
     widget.ties = {pool.ids[k]: list(v) for k, v in merged.ties.items() if k in pool.ids}
-    widget.annotations = raw_annotations(pool, rows)
+    widget.annotations = raw
 
 
 @dataclass
@@ -312,11 +313,7 @@ class Pipeline:
             return
         rows = pools.annotations(self.store, stage.name)
         raw = raw_annotations(pool, rows)
-
-        def close() -> None:
-            give_merged(pool.widget, pool, rows)
-
-        await self.session.call(close)
+        await self.session.call(give_merged, pool.widget, pool, rows, raw)
         status = self.status[stage.name]
         status.key = hashlib.sha256(
             json.dumps(raw, sort_keys=True, default=str).encode()

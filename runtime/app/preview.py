@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from freezer.widgets import showing_first
-from runtime.app.pipeline import HeadlessSession, Pipeline, Silent, give_merged
+from runtime.app.pipeline import (
+    HeadlessSession,
+    Pipeline,
+    Silent,
+    give_merged,
+    raw_annotations,
+)
 from runtime.app.stage_run import run_cells, stage_widget
 from runtime.app.walk import requirements
 from runtime.bundle import Stage
@@ -47,7 +53,7 @@ async def preview(pipeline: Pipeline, pool_name: str) -> Preview:
     def run() -> None:
         with showing_first(()):  # the widget is only a holder of the labels here
             run_cells(session, notebook, pool_stage)
-        give_merged(stage_widget(session, pool_stage), pool, rows)
+        give_merged(stage_widget(session, pool_stage), pool, rows, raw_annotations(pool, rows))
         for stage in ready:
             session.recording = outputs.setdefault(stage.name, [])
             run_cells(session, notebook, stage)
