@@ -298,15 +298,11 @@ class _Api(_Handler):
 
     def json_body(self) -> dict[str, Any]:
         try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise Refused(400, "the request body is not JSON") from None
-        except RecursionError:
-            raise Refused(400, "the request body nests too deeply to be read") from None
+            body = wire.read_json(self.request.body or b"{}", "the request body")
+        except wire.ProtocolError as error:
+            raise Refused(400, str(error)) from None
         if not isinstance(body, dict):
             raise Refused(400, "the request body must be a JSON object")
-        if not wire.is_unicode(body):
-            raise Refused(400, f"the request body is refused: {wire.NOT_UNICODE}")
         return body
 
 
@@ -558,8 +554,8 @@ def _submit_request(frame: str | bytes) -> str | None:
     if not isinstance(frame, str) or '"submit"' not in frame:
         return None
     try:
-        message = json.loads(frame)
-    except (ValueError, RecursionError):
+        message = wire.read_json(frame, "the frame")
+    except wire.ProtocolError:
         return None  # the session refuses it, as any frame it cannot read
     if not isinstance(message, dict) or message.get("type") != "submit":
         return None

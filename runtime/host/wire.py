@@ -63,19 +63,25 @@ def summary(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_message(text: str) -> dict[str, Any]:
-    try:
-        message = json.loads(text)
-    except ValueError as error:
-        raise ProtocolError(f"the frame is not JSON: {error}") from None
-    except RecursionError:
-        raise ProtocolError(
-            "the frame is not JSON this server reads: it nests too deeply"
-        ) from None
+    message = read_json(text, "the frame")
     if not isinstance(message, dict):
         raise ProtocolError("the frame is not a JSON object")
-    if _SURROGATE_ESCAPE.search(text) and not is_unicode(message):
-        raise ProtocolError(NOT_UNICODE)
     return message
+
+
+def read_json(text: str | bytes, what: str) -> Any:
+    """JSON a page or a client sent (`what` names it in the refusal): refused when it is
+    not JSON, nests too deeply for Python's parser, or holds text that is not Unicode."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise ProtocolError(f"{what} is not JSON: {error}") from None
+    except RecursionError:
+        raise ProtocolError(f"{what} is not JSON this server reads: it nests too deeply") from None
+    suspect = not isinstance(text, str) or _SURROGATE_ESCAPE.search(text)
+    if suspect and not is_unicode(value):
+        raise ProtocolError(f"{what} is refused: {NOT_UNICODE}")
+    return value
 
 
 # JSON may escape half of a UTF-16 surrogate pair on its own ("\ud800"): Python reads it
