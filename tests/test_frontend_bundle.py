@@ -83,10 +83,12 @@ def test_bundle_fetches_nothing_from_outside() -> None:
 
 
 def test_page_scripts_import_only_our_own_files() -> None:
-    for name in ("page.js", "stage.js", "socket.js", "ids.js"):
+    pages = ("page.js", "stage.js", "socket.js", "ids.js", "dashboard.js", "welcome.js", "api.js")
+    for name in pages:
         source = (STATIC / name).read_text("utf-8")
         for specifier in MODULE_SPECIFIER.findall(source):
-            assert specifier in ("./widgets.js", "./ids.js"), f"{name} imports {specifier}"
+            allowed = ("./widgets.js", "./ids.js", "./api.js")
+            assert specifier in allowed, f"{name} imports {specifier}"
         assert not re.search(r"https?://", source), f"{name} holds a URL"
 
 

@@ -3,6 +3,8 @@
  * agreement on pools, and each labeler's count and pace, from GET /api/v1/dashboard.
  * Text only goes in through textContent, so nothing a labeler typed can become markup.
  */
+import { post } from './api.js';
+
 const stages = document.querySelector('#nbf-stages tbody');
 const labelers = document.querySelector('#nbf-labelers tbody');
 
@@ -105,30 +107,13 @@ async function refresh() {
 const invite = document.querySelector('#nbf-invite');
 const result = document.querySelector('#nbf-invite-result');
 
-function xsrf() {
-  const found = document.cookie.split('; ').find((part) => part.startsWith('_xsrf='));
-  return found ? decodeURIComponent(found.slice(6)) : '';
-}
-
-async function post(path, name) {
-  const response = await fetch(path, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', 'X-XSRFToken': xsrf() },
-    body: JSON.stringify({ name }),
-    credentials: 'same-origin',
-  });
-  const answer = await response.json();
-  if (!response.ok) throw new Error(answer.error || response.statusText);
-  return answer;
-}
-
 const linkBox = invite.querySelector('.nbf-invite-link');
 const link = invite.querySelector('#nbf-invite-link');
 
 invite.addEventListener('submit', async (event) => {
   event.preventDefault();
   try {
-    const answer = await post('/api/v1/invites', invite.elements.name.value);
+    const answer = await post('/api/v1/invites', { name: invite.elements.name.value });
     link.value = answer.link;
     linkBox.hidden = false;
     result.textContent = `A link for ${answer.name} is ready.`;
@@ -148,7 +133,7 @@ document.querySelector('#nbf-copy').addEventListener('click', () => {
 
 document.querySelector('#nbf-revoke').addEventListener('click', async () => {
   try {
-    const answer = await post('/api/v1/invites/revoke', invite.elements.name.value);
+    const answer = await post('/api/v1/invites/revoke', { name: invite.elements.name.value });
     result.textContent = `revoked ${answer.revoked} labeler(s) named ${answer.name}`;
   } catch (error) {
     result.textContent = error.message;

@@ -2,13 +2,10 @@
  * The welcome page: a labeler who came by the shared invite gives the name the owner
  * sees them by (POST /api/v1/me), then goes on to their first page.
  */
+import { post } from './api.js';
+
 const form = document.querySelector('form.nbf-welcome');
 const status = form.querySelector('.nbf-welcome-status');
-
-function xsrf() {
-  const found = document.cookie.split('; ').find((part) => part.startsWith('_xsrf='));
-  return found ? decodeURIComponent(found.slice(6)) : '';
-}
 
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -19,13 +16,7 @@ form.addEventListener('submit', async (event) => {
   }
   status.textContent = 'Saving…';
   try {
-    const response = await fetch('/api/v1/me', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-XSRFToken': xsrf() },
-      body: JSON.stringify({ name }),
-      credentials: 'same-origin',
-    });
-    if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+    await post('/api/v1/me', { name });
     location.assign(form.dataset.next);
   } catch (error) {
     status.textContent = `Not saved: ${error.message}`;
