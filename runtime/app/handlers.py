@@ -7,6 +7,8 @@ request needs the XSRF token; every refusal is a clear 4xx with a JSON `error`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 from pathlib import Path
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 COOKIE = "nbfreeze_user"
 COOKIE_DAYS = 90
 MAX_REQUEST_ID = 100
+DRAFT_SECONDS = 0.5  # how long a page's changes pause before it is sent its draft
 
 
 class _Handler(tornado.web.RequestHandler):
@@ -200,7 +203,15 @@ class StagePage(_PageHandler):
             cells=self.staged.shell_cells(self.user, stage),
             task_first=stage.input == "pool",
             answered=page.state == "done",
+            draft_key=self.draft_key(stage.name),
         )
+
+    def draft_key(self, name: str) -> str:
+        """Where the page keeps its unsubmitted answer in the browser's storage: the
+        person's and the stage's, and not their id in clear."""
+        secret = self.application.settings["cookie_secret"].encode()
+        mac = hmac.new(secret, f"draft/{self.user.id}/{name}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:24]
 
 
 class WelcomePage(_PageHandler):
@@ -507,6 +518,7 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
         except Refused as refused:
             raise tornado.web.HTTPError(refused.status, reason=str(refused)) from None
         self.session: Session | None = None
+        self._draft_timer: object | None = None
         self.start_frames()
 
     def open(self) -> None:
@@ -516,9 +528,20 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
     async def on_message(self, message: str | bytes) -> None:
         if self.session is None:
             return
-        request = _submit_request(message)
-        if request is None:
+        own = _page_message(message)
+        if own is None:
             await self.session.receive(message)
+            self._draft_soon()
+            return
+        if own["type"] == "draft":
+            restored = await self.staged.restore_draft(
+                self.user, self.stage, self.session, own.get("draft")
+            )
+            self.send_frame(json.dumps({"type": "draft_restored" if restored else "draft_refused"}))
+            return
+        request = own.get("request_id")
+        if not (isinstance(request, str) and 0 < len(request) <= MAX_REQUEST_ID):
+            await self.session.receive(message)  # refused there, as any frame it cannot use
             return
         try:
             done = await self.staged.submit(self.user, self.stage.name, request, None)
@@ -539,7 +562,30 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
             }
         self.send_frame(json.dumps(reply))
 
+    def _draft_soon(self) -> None:
+        """Send the page what it holds unsubmitted, once its changes pause: the page keeps
+        it, to put back after a reload or a lost connection (docs/serving.md)."""
+        if self.stage.kind != "input":
+            return
+        loop = IOLoop.current()
+        if self._draft_timer is not None:
+            loop.remove_timeout(self._draft_timer)
+        self._draft_timer = loop.call_later(DRAFT_SECONDS, self._send_draft)
+
+    async def _send_draft(self) -> None:
+        self._draft_timer = None
+        session = self.session
+        if session is None:
+            return
+        try:
+            draft = await self.staged.draft_of(self.user, self.stage, session)
+        except Refused:
+            return  # the stage's code failed; the page already shows why
+        self.send_frame(json.dumps({"type": "draft", "draft": draft}))
+
     def on_close(self) -> None:
+        if self._draft_timer is not None:
+            IOLoop.current().remove_timeout(self._draft_timer)
         session, self.session = self.session, None
         if session is not None:
             self.staged.closed(self.user, self.stage, session)
@@ -549,19 +595,18 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
         self.close(4000, reason)
 
 
-def _submit_request(frame: str | bytes) -> str | None:
-    """The request id of a page's `submit` message, or None for any other frame."""
-    if not isinstance(frame, str) or '"submit"' not in frame:
+def _page_message(frame: str | bytes) -> dict[str, Any] | None:
+    """A page's own `submit` or `draft` message, or None for any other frame (a widget's,
+    for the session)."""
+    if not isinstance(frame, str) or ('"submit"' not in frame and '"draft"' not in frame):
         return None
     try:
         message = wire.read_json(frame, "the frame")
     except wire.ProtocolError:
         return None  # the session refuses it, as any frame it cannot read
-    if not isinstance(message, dict) or message.get("type") != "submit":
+    if not isinstance(message, dict) or message.get("type") not in ("submit", "draft"):
         return None
-    request = message.get("request_id")
-    valid = isinstance(request, str) and 0 < len(request) <= MAX_REQUEST_ID
-    return request if valid else None
+    return message
 
 
 def routes(

@@ -15,6 +15,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import traitlets
+
 from freezer.widgets import item_key, showing_first
 from runtime.app.pipeline import LABELING, HeadlessSession, Pipeline, Silent
 from runtime.app.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
@@ -73,6 +75,8 @@ class Staged:
     pipeline: Pipeline
     pool: Executor
     live: dict[tuple[int, str], Session]
+    # The batch each live pool page shows (item keys), by (person, stage).
+    batches: dict[tuple[int, str], list[str]] = field(default_factory=dict)
     store_calls: Executor | None = None  # threads for the store's calls, on PostgreSQL
     group: GroupCommit | None = None  # pool writes share commits, on SQLite
     _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
@@ -269,6 +273,7 @@ class Staged:
             ids = self.pipeline.pools[stage.name].ids
             labeler = stage_widget(session, stage)
             labeler.show([ids[key] for key in batch])
+            self.batches[(user.id, stage.name)] = batch
             if earlier:
                 labeler.labels = {ids[key]: label for key, label in earlier.items()}
 
@@ -285,6 +290,65 @@ class Staged:
     def closed(self, user: User, stage: Stage, session: Session) -> None:
         if self.live.get((user.id, stage.name)) is session:
             del self.live[(user.id, stage.name)]
+            self.batches.pop((user.id, stage.name), None)
+
+    async def draft_of(self, user: User, stage: Stage, session: Session) -> dict[str, Any]:
+        """What the person's page holds and has not submitted, for the page to keep
+        across a reload: a pool's labels by item key, or another stage's answer."""
+        if stage.input == "pool":
+
+            def read() -> dict[str, Any]:
+                labels = stage_widget(session, stage).labels
+                return {"labels": {item_key(i): str(label) for i, label in labels.items()}}
+
+            return await self._in_session(session, read)
+        return {
+            "answer": await self._in_session(
+                session, lambda: answer_of(stage_widget(session, stage))
+            )
+        }
+
+    async def restore_draft(self, user: User, stage: Stage, session: Session, draft: Any) -> bool:
+        """Put a draft the page kept back into its fresh widget. A pool's labels count
+        for the items of the batch shown now only; another stage's answer is checked as
+        a submitted one is. False when nothing of it fits any more."""
+        if not isinstance(draft, dict):
+            return False
+        if stage.input == "pool":
+            pool = self.pipeline.pools.get(stage.name)
+            labels = draft.get("labels")
+            batch = set(self.batches.get((user.id, stage.name), ()))
+            if pool is None or not isinstance(labels, dict):
+                return False
+            kept = {
+                key: label
+                for key, label in labels.items()
+                if key in batch and label in pool.choices
+            }
+            if not kept:
+                return False
+
+            def put_labels() -> None:
+                labeler = stage_widget(session, stage)
+                choice = {str(c): c for c in labeler.choices}  # labels travel as text
+                given = {pool.ids[key]: choice[label] for key, label in kept.items()}
+                try:
+                    labeler.labels = {**labeler.labels, **given}
+                except (traitlets.TraitError, ValueError, KeyError) as error:
+                    raise AnswerError(str(error)) from None
+
+            await self._in_session(session, put_labels)
+            return True
+        answer = draft.get("answer")
+        if stage.kind != "input" or not isinstance(answer, dict):
+            return False
+        try:
+            await self._in_session(
+                session, lambda: apply_answer(stage_widget(session, stage), answer)
+            )
+        except Refused:
+            return False
+        return True
 
     def _replay(
         self,

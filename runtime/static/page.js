@@ -350,6 +350,20 @@ const handlers = {
     document.dispatchEvent(new CustomEvent('nbf:submit_error', { detail: message }));
   },
 
+  // What the page holds unsubmitted (stage.js keeps it across a reload), and whether
+  // the draft it sent back on opening was put into the widget.
+  draft(message) {
+    document.dispatchEvent(new CustomEvent('nbf:draft', { detail: message }));
+  },
+
+  draft_restored(message) {
+    document.dispatchEvent(new CustomEvent('nbf:draft_restored', { detail: message }));
+  },
+
+  draft_refused(message) {
+    document.dispatchEvent(new CustomEvent('nbf:draft_refused', { detail: message }));
+  },
+
   reply_error(message) {
     console.error('nbfreeze: the server refused a message:', message.message, message.request);
     notice(message.message, 'warning', 8000);
@@ -492,7 +506,12 @@ if (!document.getElementById('nbf-status')) {
 socket.onclose = () => {
   showRest();
   body.dataset.nbfState = 'closed';
-  notice('The connection to the server was closed. Reload the page to start again.', 'error');
+  if (body.dataset.nbfLeaving) return; // the page is going to its next one
+  const text =
+    body.dataset.nbfReconnects === '1'
+      ? 'The connection to the server was lost: what you have not submitted is kept in this browser. Reconnecting…'
+      : 'The connection to the server was closed. Reload the page to start again.';
+  notice(text, 'error');
 };
 socket.onmessage = (event) => deliver([event.data]);
 deliver(early.splice(0));

@@ -6,6 +6,7 @@
  * its database away) is sent again by itself. A labeling widget asks for a submit (its Enter key)
  * with a bubbling `nbfreeze:submit` event.
  */
+import { forget } from './drafts.js';
 import { newId } from './ids.js';
 
 const { socket } = globalThis.nbfreezeSocket; // opened by socket.js, inline
@@ -19,6 +20,8 @@ function settle(event, ok) {
   if (!pending || event.detail.request_id !== pending) return;
   pending = null;
   if (ok) {
+    forget();
+    document.body.dataset.nbfLeaving = '1';
     const late = event.detail.late?.length || 0;
     status.textContent = late
       ? `Saved, but ${late} label${late === 1 ? '' : 's'} came too late: others labeled those items while you worked.`
@@ -61,7 +64,7 @@ function whenIdle(then) {
 
 function send() {
   if (socket.readyState !== WebSocket.OPEN) {
-    status.textContent = 'Not connected to the server: reload the page, then submit.';
+    status.textContent = 'Not connected to the server: reconnecting, then submit again.';
     button.disabled = false;
     return;
   }
@@ -77,6 +80,10 @@ form.addEventListener('submit', (event) => {
   button.disabled = true;
   status.textContent = 'Saving your last change…';
   whenIdle(send);
+});
+
+document.addEventListener('nbf:draft_restored', () => {
+  status.textContent = 'Your answers not yet submitted are back, as you left them.';
 });
 
 document.addEventListener('nbfreeze:submit', () => {
