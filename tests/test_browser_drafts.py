@@ -104,3 +104,24 @@ def test_a_draft_that_no_longer_fits_is_dropped_without_a_word_of_error(browser,
     page.wait_for_function(f"() => !({KEPT})()", timeout=TIMEOUT_MS)
     expect(page.get_by_label("Your city")).to_have_value("")
     assert not page.locator(".nbf-notice-error").count()
+
+
+def test_a_labeler_sees_their_own_progress_and_what_a_partial_submit_keeps(browser, app):
+    page = visit(browser, app.invite)
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url("**/stage/sort", timeout=TIMEOUT_MS)
+    opened(page)
+    you = page.locator(".nbf-you")
+    expect(you).to_have_text("You: 0 labeled, 4 left in this batch.", timeout=TIMEOUT_MS)
+    for number in range(3):
+        page.get_by_role("button", name="good").nth(number).click()
+    expect(you).to_have_text(
+        "You: 3 labeled, 1 left in this batch, under a minute.", timeout=TIMEOUT_MS
+    )
+
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator(".nbf-submit-status")).to_have_text(
+        "Saved. The item you left unlabeled is still yours: back in this batch.",
+        timeout=TIMEOUT_MS,
+    )
+    expect(you).to_have_text("You: 3 labeled, 1 left in this batch, under a minute.")

@@ -84,7 +84,7 @@ def test_bundle_fetches_nothing_from_outside() -> None:
 
 def test_page_scripts_import_only_our_own_files() -> None:
     pages = (
-        *("page.js", "stage.js", "socket.js", "ids.js", "drafts.js"),
+        *("page.js", "stage.js", "socket.js", "ids.js", "drafts.js", "pace.js"),
         *("dashboard.js", "welcome.js", "api.js"),
     )
     for name in pages:

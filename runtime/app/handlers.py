@@ -7,6 +7,7 @@ request needs the XSRF token; every refusal is a clear 4xx with a JSON `error`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -180,7 +181,7 @@ class StagePage(_PageHandler):
             )
             return
         stage = page.stage
-        note = ""
+        note, labeled = "", None
         if stage.input == "pool":
             done = self.staged.progress(stage.name)
             mine = pools.labeled_by(self.staged.store, stage.name, self.user.id)
@@ -189,6 +190,7 @@ class StagePage(_PageHandler):
             if page.state == "done":
                 note = f"Nothing new for you: here is your last batch, to change a label. {you}"
             else:
+                labeled = mine
                 note = (
                     f"{you} Label the items below, then submit; an item you leave unlabeled "
                     "stays yours and comes back with the next batch."
@@ -204,6 +206,7 @@ class StagePage(_PageHandler):
             task_first=stage.input == "pool",
             answered=page.state == "done",
             draft_key=self.draft_key(stage.name),
+            labeled=labeled,
         )
 
     def draft_key(self, name: str) -> str:
@@ -523,7 +526,9 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
 
     def open(self) -> None:
         self.session = self.staged.open_session(self.user, self.stage, self)
-        IOLoop.current().add_callback(self.session.start)
+        self._started = asyncio.ensure_future(self.session.start())
+        if self.stage.input == "pool":
+            self._draft_soon()  # the batch's size, for the labeler's progress line
 
     async def on_message(self, message: str | bytes) -> None:
         if self.session is None:
@@ -534,6 +539,7 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
             self._draft_soon()
             return
         if own["type"] == "draft":
+            await self._started  # a draft goes into the widget the stage's code builds
             restored = await self.staged.restore_draft(
                 self.user, self.stage, self.session, own.get("draft")
             )
@@ -559,6 +565,7 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
                 "request_id": request,
                 "next": done.next,
                 "late": done.late,
+                "left": done.left,
             }
         self.send_frame(json.dumps(reply))
 

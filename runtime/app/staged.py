@@ -64,6 +64,7 @@ class Submitted:
     next: str
     late: list[str] = field(default_factory=list)
     batch: list[str] | None = None  # the next batch of a pool, when it was asked for
+    left: int = 0  # items of the page's pool batch left unlabeled: they come back
 
 
 @dataclass
@@ -299,7 +300,9 @@ class Staged:
 
             def read() -> dict[str, Any]:
                 labels = stage_widget(session, stage).labels
-                return {"labels": {item_key(i): str(label) for i, label in labels.items()}}
+                shown = len(self.batches.get((user.id, stage.name), ()))
+                given = {item_key(i): str(label) for i, label in labels.items()}
+                return {"labels": given, "batch": shown}
 
             return await self._in_session(session, read)
         return {
@@ -408,16 +411,18 @@ class Staged:
         page = self.page_for(user, name, answers)
         stage = page.stage
         if stage.input == "pool":
-            saved, keys = await self._submit_labels(user, stage, request_id, state, next_batch)
+            saved, keys, left = await self._submit_labels(
+                user, stage, request_id, state, next_batch
+            )
             pool = self.pipeline.pools[stage.name]
             if next_batch:
                 if not keys:  # PostgreSQL may have skipped items others were leasing
                     keys = await self.stored(self.batch, user, stage)
                 where = f"/stage/{stage.name}" if keys else self.where(user)
-                return Submitted(where, saved.late, keys)
+                return Submitted(where, saved.late, keys, left)
             if await self.stored(pools.has_work, self.store, stage.name, user.id, pool.overlap):
-                return Submitted(f"/stage/{stage.name}", saved.late)  # the next batch
-            return Submitted(self.where(user), saved.late)
+                return Submitted(f"/stage/{stage.name}", saved.late, left=left)  # the next batch
+            return Submitted(self.where(user), saved.late, left=left)
         if stage.kind == "compute":
             answer: dict[str, Any] = {}
         elif state is None:
@@ -431,9 +436,10 @@ class Staged:
 
     async def _submit_labels(
         self, user: User, stage: Stage, request_id: str, labels: Any | None, next_batch: bool
-    ) -> tuple[pools.Saved, list[str]]:
+    ) -> tuple[pools.Saved, list[str], int]:
         """Save a batch of a pool stage: the page's labels, or `labels` keyed by item key.
-        With `next_batch`, lease the labeler's next batch in the same transaction."""
+        With `next_batch`, lease the labeler's next batch in the same transaction. Also
+        says how many items of the batch the person's page shows were left unlabeled."""
         pool = self.pipeline.pools.get(stage.name)
         if pool is None:  # its code is running again (a restart): it reopens shortly
             raise Unavailable(STARTING)
@@ -464,7 +470,8 @@ class Staged:
         except pools.LabelRefused as refused:
             raise Refused(400, str(refused)) from None
         self.pipeline.soon()
-        return saved, keys
+        left = len(set(self.batches.get((user.id, stage.name), ())) - labels.keys())
+        return saved, keys, left
 
     async def _live_answer(self, user: User, stage: Stage) -> dict[str, Any]:
         session = self.live.get((user.id, stage.name))

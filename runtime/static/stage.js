@@ -15,6 +15,24 @@ const form = document.querySelector('form.nbf-submit');
 const status = form.querySelector('.nbf-submit-status');
 const button = form.querySelector('button');
 let pending = null;
+const FLASH = 'nbfreeze-flash';
+
+/** Say `text` on the page the person goes to next (a submit loads it at once). */
+function tell(text) {
+  try {
+    sessionStorage.setItem(FLASH, text);
+  } catch {
+    // Without storage the next page only shows its own note.
+  }
+}
+
+try {
+  const told = sessionStorage.getItem(FLASH);
+  sessionStorage.removeItem(FLASH);
+  if (told) status.textContent = told;
+} catch {
+  // Nothing was told.
+}
 
 function settle(event, ok) {
   if (!pending || event.detail.request_id !== pending) return;
@@ -22,6 +40,11 @@ function settle(event, ok) {
   if (ok) {
     forget();
     document.body.dataset.nbfLeaving = '1';
+    const left = event.detail.left || 0;
+    if (left && event.detail.next === location.pathname) {
+      const items = left === 1 ? 'The item you left unlabeled is' : `The ${left} items you left unlabeled are`;
+      tell(`Saved. ${items} still yours: back in this batch.`);
+    }
     const late = event.detail.late?.length || 0;
     status.textContent = late
       ? `Saved, but ${late} label${late === 1 ? '' : 's'} came too late: others labeled those items while you worked.`
