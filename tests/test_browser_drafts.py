@@ -125,3 +125,31 @@ def test_a_labeler_sees_their_own_progress_and_what_a_partial_submit_keeps(brows
         timeout=TIMEOUT_MS,
     )
     expect(you).to_have_text("You: 3 labeled, 1 left in this batch, under a minute.")
+
+
+def test_the_next_batch_replaces_the_last_in_the_page_without_a_page_load(browser, app):
+    page = visit(browser, app.invite)
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url("**/stage/sort", timeout=TIMEOUT_MS)
+    opened(page)
+    page.evaluate("window.nbfSamePage = true")  # gone if the browser loads a page
+    first = page.get_by_text("note 0", exact=True)
+    expect(first).to_be_visible()
+    for number in range(4):
+        page.get_by_role("button", name="good").nth(number).click()
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator(".nbf-submit-status")).to_have_text(
+        "Saved. Here is your next batch.", timeout=TIMEOUT_MS
+    )
+    expect(page.get_by_text("note 4", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    expect(first).to_have_count(0)
+    expect(page.locator(".nbf-you")).to_have_text(
+        "You: 4 labeled, 4 left in this batch, under a minute.", timeout=TIMEOUT_MS
+    )
+    assert page.evaluate("window.nbfSamePage === true")
+
+    for number in range(4):
+        page.get_by_role("button", name="bad").nth(number).click()
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_url("**/stage/report", timeout=TIMEOUT_MS)  # nothing left: the next page
+    page.get_by_text("(7, 'bad')]", exact=False).wait_for(timeout=TIMEOUT_MS)

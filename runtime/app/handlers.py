@@ -549,8 +549,18 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
         if not (isinstance(request, str) and 0 < len(request) <= MAX_REQUEST_ID):
             await self.session.receive(message)  # refused there, as any frame it cannot use
             return
+        pool = self.stage.input == "pool"
         try:
-            done = await self.staged.submit(self.user, self.stage.name, request, None)
+            done = await self.staged.submit(self.user, self.stage.name, request, None, pool)
+            swapped = (
+                pool
+                and bool(done.batch)
+                and done.next == f"/stage/{self.stage.name}"
+                and await self.staged.swap_batch(self.user, self.stage, self.session, done.batch)
+            )
+            labeled = swapped and await self.staged.stored(
+                pools.labeled_by, self.staged.store, self.stage.name, self.user.id
+            )
         except Exception as error:
             away = _away(error)
             if away is None and not isinstance(error, Refused):
@@ -567,6 +577,9 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
                 "late": done.late,
                 "left": done.left,
             }
+            if swapped:  # the next batch is in the page already: it stays
+                reply |= {"swapped": True, "labeled": labeled}
+                self._draft_soon()  # the new batch's size, for the progress line
         self.send_frame(json.dumps(reply))
 
     def _draft_soon(self) -> None:

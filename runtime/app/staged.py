@@ -293,6 +293,28 @@ class Staged:
             del self.live[(user.id, stage.name)]
             self.batches.pop((user.id, stage.name), None)
 
+    async def swap_batch(self, user: User, stage: Stage, session: Session, keys: list[str]) -> bool:
+        """Show a labeler their next batch in the page they are on: no page load, no
+        replay of their stages. False when the widget would not take it (the page then
+        loads the next batch as a new page)."""
+        ids = self.pipeline.pools[stage.name].ids
+
+        def swap() -> None:
+            labeler = stage_widget(session, stage)
+            try:
+                with labeler.hold_sync():  # the new items and no labels, in one update
+                    labeler.labels = {}
+                    labeler.show([ids[key] for key in keys])
+            except (traitlets.TraitError, ValueError, KeyError) as error:
+                raise AnswerError(str(error)) from None
+
+        try:
+            await self._in_session(session, swap)
+        except Refused:
+            return False
+        self.batches[(user.id, stage.name)] = list(keys)
+        return True
+
     async def draft_of(self, user: User, stage: Stage, session: Session) -> dict[str, Any]:
         """What the person's page holds and has not submitted, for the page to keep
         across a reload: a pool's labels by item key, or another stage's answer."""

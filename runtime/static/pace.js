@@ -30,20 +30,35 @@ function remember(slot, pace) {
 }
 
 if (line) {
-  const before = Number(line.dataset.labeled);
+  let before = Number(line.dataset.labeled);
   const slot = `nbfreeze-pace:${line.dataset.stage}`;
   let pace = remembered(slot); // seconds per item
-  let start = null; // when, and at how many labels, this page's first count came
-  document.addEventListener('nbf:draft', (event) => {
-    const { labels, batch } = event.detail.draft;
-    if (typeof batch !== 'number') return;
-    const done = Object.keys(labels).length;
+  // Since when, and from how many labels, the pace is measured: the page's opening, or
+  // the first count after a restored draft or a new batch.
+  let start = { at: performance.now(), done: 0 };
+  document.addEventListener('nbf:draft_restored', () => {
+    start = null;
+  });
+  /** The batch has `done` items labeled now: measure the pace since `start`. */
+  const measure = (done) => {
     const now = performance.now();
     if (start === null) start = { at: now, done };
     if (done > start.done) {
       pace = (now - start.at) / 1000 / (done - start.done);
       remember(slot, pace);
     }
+  };
+  document.addEventListener('nbf:submitted', (event) => {
+    if (!event.detail.swapped) return;
+    measure(event.detail.labeled - before);
+    before = event.detail.labeled; // the next batch is in the page: count it afresh
+    start = null;
+  });
+  document.addEventListener('nbf:draft', (event) => {
+    const { labels, batch } = event.detail.draft;
+    if (typeof batch !== 'number') return;
+    const done = Object.keys(labels).length;
+    measure(done);
     const left = Math.max(batch - done, 0);
     const time = left && pace ? `, ${duration(left * pace)}` : '';
     line.textContent = `You: ${before + done} labeled, ${left} left in this batch${time}.`;

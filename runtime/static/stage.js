@@ -39,17 +39,25 @@ function settle(event, ok) {
   pending = null;
   if (ok) {
     forget();
-    document.body.dataset.nbfLeaving = '1';
-    const left = event.detail.left || 0;
-    if (left && event.detail.next === location.pathname) {
-      const items = left === 1 ? 'The item you left unlabeled is' : `The ${left} items you left unlabeled are`;
-      tell(`Saved. ${items} still yours: back in this batch.`);
-    }
+    const { left = 0, swapped, next } = event.detail;
     const late = event.detail.late?.length || 0;
-    status.textContent = late
-      ? `Saved, but ${late} label${late === 1 ? '' : 's'} came too late: others labeled those items while you worked.`
-      : 'Saved.';
-    setTimeout(() => location.assign(event.detail.next), late ? 2500 : 0);
+    const items = left === 1 ? 'The item you left unlabeled is' : `The ${left} items you left unlabeled are`;
+    let said = swapped ? 'Saved. Here is your next batch.' : 'Saved.';
+    if (left) said = `Saved. ${items} still yours: back in this batch.`;
+    if (late) {
+      const labels = `${late} label${late === 1 ? '' : 's'}`;
+      said = `Saved, but ${labels} came too late: others labeled those items while you worked.`;
+    }
+    status.textContent = said;
+    if (swapped) {
+      // The next batch is already in the page (a pool): stay, ready for the next submit.
+      delete form.dataset.requestId;
+      button.disabled = false;
+      return;
+    }
+    document.body.dataset.nbfLeaving = '1';
+    if (left && !late && next === location.pathname) tell(said);
+    setTimeout(() => location.assign(next), late ? 2500 : 0);
   } else if (event.detail.retry) {
     // The server is restarting or its database is away: the same request again, later.
     status.textContent = `Not saved yet: ${event.detail.message}. Trying again…`;
