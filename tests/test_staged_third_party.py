@@ -254,8 +254,8 @@ class PointLabeler(widgets.VBox):
             self.dots.y = [self.points[i][1] for i in self.shown]
 
     def _picked(self, change):
-        picked = [self.shown[int(n)] for n in change["new"] if int(n) < len(self.shown)] \\
-            if change["new"] is not None else []
+        chosen = [] if change["new"] is None else change["new"]  # None: nothing selected
+        picked = [self.shown[int(n)] for n in chosen if int(n) < len(self.shown)]
         self.labels = {**self.labels, **dict.fromkeys(picked, self.choice.value)}
 '''
 POOL = (
