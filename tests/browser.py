@@ -108,11 +108,16 @@ class Server:
 class App:
     """`nbfreeze serve` in a subprocess: its owner and invite links."""
 
-    def __init__(self, notebook: Path) -> None:
-        sock, self.port = bind_unused_port()
-        sock.close()
+    def __init__(self, notebook: Path, *args: str, port: int | None = None) -> None:
+        """Serve `notebook` with more `args` (`--allow-eval`), on `port` (a free one by
+        default; the same port again serves a restart at the links people have)."""
+        if port is None:
+            sock, port = bind_unused_port()
+            sock.close()
+        self.port = port
+        command = [sys.executable, "-m", "freezer", "serve", str(notebook), "--port", str(port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "freezer", "serve", str(notebook), "--port", str(self.port)],
+            [*command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

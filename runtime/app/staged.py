@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -19,7 +20,15 @@ import traitlets
 
 from freezer.widgets import item_key, showing_first
 from runtime.app.pipeline import LABELING, HeadlessSession, Pipeline, Silent
-from runtime.app.stage_run import AnswerError, answer_of, apply_answer, run_cells, stage_widget
+from runtime.app.stage_run import (
+    AnswerError,
+    Built,
+    answer_of,
+    apply_answer,
+    built_state,
+    run_cells,
+    stage_widget,
+)
 from runtime.app.walk import OPEN, WAITING, Page, current, lead_in, walk
 from runtime.bundle import Notebook, Stage
 from runtime.host import render
@@ -83,6 +92,10 @@ class Staged:
     _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
     _submitting: int = 0  # submissions between their arrival and their answer
     _counting: set[str] = field(default_factory=set)  # pools whose progress is being counted
+    # What each live page's stage cells built, against which its answer is told apart.
+    _built: weakref.WeakKeyDictionary[Session, Built] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     async def stored(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Make a store call from a handler. On PostgreSQL it runs on a thread: while it
@@ -266,8 +279,11 @@ class Staged:
                     run_cells(session, self.notebook, part)
             if stage.input != "pool":
                 run_cells(session, self.notebook, stage)
-                if stage.name in answers and stage.kind == "input":
-                    apply_answer(stage_widget(session, stage), answers[stage.name])
+                if stage.kind == "input":
+                    widget = stage_widget(session, stage)
+                    self._built[session] = built_state(widget)
+                    if stage.name in answers:
+                        apply_answer(widget, answers[stage.name])
                 return
             with showing_first(batch):  # the labeler is built for the batch alone
                 run_cells(session, self.notebook, stage)
@@ -499,27 +515,31 @@ class Staged:
         session = self.live.get((user.id, stage.name))
         if session is None:
             raise Refused(409, f"“{stage.title}” is not open in a page; reload it, then submit")
-        return await self._in_session(session, lambda: answer_of(stage_widget(session, stage)))
+        built = self._built.get(session)
+        return await self._in_session(
+            session, lambda: answer_of(stage_widget(session, stage), built)
+        )
 
     async def _checked_answer(
         self, user: User, stage: Stage, state: Any, answers: dict[str, dict[str, Any]]
     ) -> dict[str, Any]:
 
-        def check(session: Session) -> None:
+        def check(session: Session) -> dict[str, Any]:
             self._replay(session, user, stage, answers)
             run_cells(session, self.notebook, stage)
-            apply_answer(stage_widget(session, stage), state)
+            widget = stage_widget(session, stage)
+            built = built_state(widget)
+            apply_answer(widget, state)
+            return answer_of(widget, built)
 
-        return await self._headless(check, stage)
+        return await self._headless(check)
 
-    async def _headless(self, check: Callable[[Session], None], stage: Stage) -> dict[str, Any]:
+    async def _headless(self, check: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
         session = HeadlessSession(
             self.notebook, Silent(), self.pool, namespace=dict(self.pipeline.namespace)
         )
         try:
-            return await self._in_session(
-                session, lambda: (check(session), answer_of(stage_widget(session, stage)))[1]
-            )
+            return await self._in_session(session, lambda: check(session))
         finally:
             await session.close()
 
