@@ -251,7 +251,8 @@ def test_the_guides_custom_widget_is_a_pool_labeler_in_the_app(browser, reviews_
             if batch == 0:
                 status = page.locator(".nbf-submit-status")
                 page.get_by_role("button", name="Submit").click()
-                expect(status).to_have_text("", timeout=20_000)  # the next batch's fresh page
+                # The next batch replaces this one in the same page.
+                expect(status).to_have_text("Saved. Here is your next batch.", timeout=20_000)
         page.get_by_role("button", name="Submit").click()
         page.wait_for_url(re.compile(r".*/(stage/tally|waiting.*|done.*)$"), timeout=20_000)
     page.wait_for_url("**/stage/tally", timeout=20_000)

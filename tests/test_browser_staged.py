@@ -56,7 +56,8 @@ def pick_both_batches(page, answer: str) -> None:
     label_cards(page, [answer] * 12)
     page.get_by_role("button", name="Submit").click()
     page.wait_for_function(
-        "() => document.querySelector('.nbf-submit-status').textContent === ''",
+        "() => document.querySelector('.nbf-submit-status').textContent"
+        " === 'Saved. Here is your next batch.'",
         timeout=ANSWER_TIMEOUT_MS,
     )
     label_cards(page, [answer] * 12)
