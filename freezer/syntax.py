@@ -1,7 +1,8 @@
 """IPython syntax to plain Python, with the magics a frozen app can and cannot keep.
 
 IPython's own transformer turns `%magic`, `!cmd` and `%%cell` syntax into calls on
-`get_ipython()`; we then find those calls in the AST, drop the display-only ones and
+`get_ipython()`; we then find those calls in the AST, keep `%matplotlib` (the runtime's
+shell switches the session's backend, as a kernel does), drop the display-only ones and
 `%pip install` (with a warning), and reject the rest, all located by cell and line.
 """
 
@@ -15,7 +16,9 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 from freezer.ir import ERROR, WARNING, Cell, Diagnostic
 
-DISPLAY_ONLY = ("matplotlib", "autoreload", "config", "gui")
+DISPLAY_ONLY = ("autoreload", "config", "gui")
+# The `%matplotlib` backends a page shows: the inline backend's PNGs, ipympl's canvas.
+MATPLOTLIB_BACKENDS = ("inline", "widget", "ipympl")
 TIMING_CELL_MAGIC = "%%time"
 _TRANSFORMER = TransformerManager()
 _SHELL = {"system": "a shell escape (`!cmd`)", "getoutput": "a shell escape (`x = !cmd`)"}
@@ -94,6 +97,10 @@ def _drop_magics(
         if verdict.error:
             problems.append(Diagnostic(ERROR, notebook, verdict.error, hint=verdict.hint, **where))
             continue
+        if verdict.kept:
+            if verdict.warning:
+                problems.append(Diagnostic(WARNING, notebook, verdict.warning, **where))
+            continue
         statement = _statement_of(tree, node)
         if statement is None:
             problems.append(
@@ -139,6 +146,7 @@ class _Verdict:
     hint: str | None = None
     warning: str = ""
     requirements: tuple[str, ...] = ()
+    kept: bool = False  # the call stays in the code: the runtime runs it
 
 
 def _literal_args(node: ast.Call) -> list[str]:
@@ -176,6 +184,8 @@ def _judge(node: ast.Call) -> _Verdict:
         return _Verdict(
             name, error=f"`%pip {rest}` cannot run in a frozen stage.", hint="delete it."
         )
+    if name == "matplotlib":
+        return _matplotlib(rest)
     if name == "load_ext" and rest.strip() == "autoreload" or name in DISPLAY_ONLY:
         written = f"%{name} {rest}".strip()
         return _Verdict(name, warning=f"`{written}` only affects Jupyter; it is dropped.")
@@ -186,8 +196,22 @@ def _judge(node: ast.Call) -> _Verdict:
     return _Verdict(
         name,
         error=f"the magic `%{name}` cannot run in a frozen stage.",
-        hint="only %matplotlib, %load_ext autoreload, %autoreload, %config, %gui, %%time and "
-        "%pip install are allowed (and dropped); rewrite the line in plain Python.",
+        hint="only %matplotlib (kept), %load_ext autoreload, %autoreload, %config, %gui, %%time "
+        "and %pip install (dropped) are allowed; rewrite the line in plain Python.",
+    )
+
+
+def _matplotlib(rest: str) -> _Verdict:
+    """`%matplotlib` stays: `inline` (or no name) and `widget`/`ipympl` work as in
+    Jupyter; a GUI toolkit's backend cannot draw in a page, so it falls back to inline."""
+    words = [word for word in rest.split() if not word.startswith("-")]
+    if not words or words[0] in MATPLOTLIB_BACKENDS:
+        return _Verdict("matplotlib", kept=True)
+    return _Verdict(
+        "matplotlib",
+        warning=f"`%matplotlib {rest.strip()}` cannot draw in a page; the app shows its "
+        "figures as PNGs (`%matplotlib inline`); use `%matplotlib widget` for interactive ones.",
+        kept=True,
     )
 
 

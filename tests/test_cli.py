@@ -45,8 +45,17 @@ def test_check_exits_1_and_lists_every_error(write_notebook):
 
 
 def test_warnings_alone_exit_0(write_notebook):
-    result = nbfreeze("check", str(write_notebook("%matplotlib inline\nx = 1")))
+    result = nbfreeze("check", str(write_notebook("%autoreload 2\nx = 1")))
     assert result.returncode == 0 and "warning" in result.stderr
+
+
+def test_check_accepts_matplotlib_widget_without_a_word(write_notebook):
+    notebook = write_notebook(
+        "%matplotlib widget\nimport matplotlib.pyplot as plt", "plt.plot([1])"
+    )
+    result = nbfreeze("check", str(notebook))
+    assert result.returncode == 0, result.stderr
+    assert "0 errors, 0 warnings" in result.stderr, result.stderr
 
 
 def test_check_json_has_the_graph_and_the_diagnostics(write_notebook):

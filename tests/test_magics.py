@@ -1,4 +1,5 @@
-"""IPython syntax: display-only magics and %pip dropped with a warning, others refused."""
+"""IPython syntax: %matplotlib kept, display-only magics and %pip dropped with a warning,
+others refused."""
 
 from __future__ import annotations
 
@@ -10,13 +11,28 @@ def warnings(graph):
 
 
 def test_display_only_magics_are_dropped_with_a_warning(compile_cells):
-    graph = compile_cells(
-        "%matplotlib inline\n%load_ext autoreload\n%autoreload 2\n"
-        "%config InlineBackend.x = 1\nx = 1"
-    )
+    graph = compile_cells("%load_ext autoreload\n%autoreload 2\n%config InlineBackend.x = 1\nx = 1")
     assert not errors(graph)
-    assert [line for _, line, _ in warnings(graph)] == [1, 2, 3, 4]
-    assert graph.cells[0].code.splitlines() == ["", "", "", "", "x = 1"]
+    assert [line for _, line, _ in warnings(graph)] == [1, 2, 3]
+    assert graph.cells[0].code.splitlines() == ["", "", "", "x = 1"]
+
+
+def test_matplotlib_magics_are_kept_for_the_runtime_to_switch_the_backend(compile_cells):
+    graph = compile_cells("%matplotlib widget\n%matplotlib ipympl\n%matplotlib inline\n%matplotlib")
+    assert not graph.diagnostics
+    assert graph.cells[0].code.splitlines() == [
+        "get_ipython().run_line_magic('matplotlib', 'widget')",
+        "get_ipython().run_line_magic('matplotlib', 'ipympl')",
+        "get_ipython().run_line_magic('matplotlib', 'inline')",
+        "get_ipython().run_line_magic('matplotlib', '')",
+    ]
+
+
+def test_a_gui_matplotlib_backend_is_kept_with_a_warning_that_figures_are_pngs(compile_cells):
+    graph = compile_cells("x = 1\n%matplotlib qt")
+    [(cell, line, message)] = warnings(graph)
+    assert (cell, line) == (1, 2) and "`%matplotlib qt`" in message and "PNG" in message
+    assert "run_line_magic('matplotlib', 'qt')" in graph.cells[0].code
 
 
 def test_pip_install_is_dropped_and_lists_what_to_install(compile_cells):
@@ -28,7 +44,7 @@ def test_pip_install_is_dropped_and_lists_what_to_install(compile_cells):
 
 
 def test_magic_inside_a_block_keeps_the_block_valid(compile_cells):
-    graph = compile_cells("if True:\n    %matplotlib inline\nx = 1")
+    graph = compile_cells("if True:\n    %autoreload 2\nx = 1")
     assert not errors(graph)
     assert graph.cells[0].code.splitlines()[1] == "    pass"
 

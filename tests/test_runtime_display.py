@@ -64,7 +64,7 @@ class TestCellOutputs(NotebookTestCase):
         first, second = await self.open_page(), await self.open_page()
         for page in (first, second):
             assert page.html(7).count("data:image/png;base64,") == 1
-            assert not self.session_of(page).shell.figures  # closed after the cell
+            assert not self.session_of(page).shell.figures.managers  # closed after the cell
 
     @gen_test
     async def test_clear_output_clears_the_cell(self):

@@ -32,7 +32,7 @@ import traitlets
 from ipywidgets.widgets.widget import widget_serialization
 
 from runtime.bundle import Notebook, Stage
-from runtime.host import execute
+from runtime.host import execute, figures
 from runtime.host.session import Session
 
 # Traits that describe how a widget looks or is wired, not what the person chose.
@@ -49,7 +49,12 @@ class AnswerError(ValueError):
 
 
 def run_cells(session: Session, notebook: Notebook, stage: Stage) -> None:
-    """Run the stage's code cells in the session's namespace, as IPython would."""
+    """Run the stage's code cells in the session's namespace, as IPython would, with
+    the matplotlib backend the notebook chose before them."""
+    code = [(cell.index, cell.text) for cell in notebook.code_cells]
+    chosen = figures.chosen_before(code, min(stage.cells, default=0))
+    if chosen is not None:
+        session.shell.figures.use(chosen)
     for cell in notebook.cells_of(stage):
         if cell.type == "code":
             execute.run_cell(session.shell, cell.index, cell.text, session.namespace)

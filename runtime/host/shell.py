@@ -2,7 +2,7 @@
 
 Code in a notebook reaches IPython in a handful of ways: `display()`, `clear_output()`,
 `get_ipython()`, the value of a cell's last line, `print`, an exception, `with out:` on
-an Output widget, and matplotlib's inline backend. Every one of them goes through
+an Output widget, and matplotlib (`figures`). Every one of them goes through
 `InteractiveShell.instance()` or `sys.stdout`, both process-wide. `install()` makes
 both of them the running session's `SessionShell` (found through a `ContextVar`), which
 sends what the code shows to that session's page as protocol messages, or into the
@@ -29,8 +29,7 @@ from IPython.core.formatters import DisplayFormatter
 from IPython.core.interactiveshell import InteractiveShell
 from ipywidgets import Output, Widget
 
-from runtime.host import notebook_logging, render
-from runtime.host.scoped import ScopedDict
+from runtime.host import figures, notebook_logging, render
 from runtime.host.wire import Buffer
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,6 @@ Target = Output | int  # where output goes: a capturing Output widget, or a cell
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 _current: ContextVar[SessionShell | None] = ContextVar("nbfreeze_shell", default=None)
-_figures: ContextVar[dict[Any, Any] | None] = ContextVar("nbfreeze_figures", default=None)
 
 
 def cell_filename(index: int) -> str:
@@ -69,7 +67,7 @@ class SessionShell:
         self.cell: int | None = None  # the cell whose code is running, if any
         self.widgets_shown = 0  # widget views sent into cells
         self.user_ns: dict[str, Any] = {}
-        self.figures: dict[Any, Any] = {}  # this session's matplotlib figure managers
+        self.figures = figures.SessionFigures()  # its matplotlib backend and figures
         self.display_formatter = _formatter
         self.display_pub = self
         self.events = EventManager(self, available_events)
@@ -154,8 +152,9 @@ class SessionShell:
         log.debug("ignored enable_gui(%r): there is no GUI event loop", gui)
 
     def run_line_magic(self, name: str, line: str, _stack_depth: int = 1) -> None:
-        if name != "matplotlib":  # the inline backend is always on
+        if name != "matplotlib":
             raise NotImplementedError(f"%{name} is not available: there is no kernel here")
+        self.figures.use(line)
 
     # -- what our own code calls
 
@@ -208,17 +207,12 @@ class SessionShell:
 
     def flush(self) -> None:
         """What a kernel does after running code: show new figures, send pending text."""
-        if self.figures:
-            import matplotlib.pyplot as plt
-
-            for manager in list(self.figures.values()):
-                self.publish(*self.display_formatter.format(manager.canvas.figure))
-            plt.close("all")
+        self.figures.flush(lambda shown: self.publish(*self.display_formatter.format(shown)))
         self._flush_stream()
 
     def close(self) -> None:
         """Drop what the session's code left behind (figures, captures, namespace)."""
-        self.figures.clear()
+        self.figures.close()
         self._captures.clear()
         self._stream = None
         self.user_ns = {}
@@ -363,7 +357,7 @@ def _output_exit(
 
 
 def _flush_figures() -> None:
-    """The inline backend's flush for `interact`, per session."""
+    """What `interact` calls after each run (its plots), per session."""
     shell = _current.get()
     if shell is not None:
         shell.flush()
@@ -371,7 +365,8 @@ def _flush_figures() -> None:
 
 class _Formatter(DisplayFormatter):
     """IPython's display formatter, except for what nobody will see, which it does not
-    format at all, and for a widget that the page shows as a view.
+    format at all, for a widget that the page shows as a view, and for an ipympl
+    session's figure, which is shown as its live canvas.
 
     The page never sees such a widget's other formats. Its text is a repr that walks
     every trait of the widget and of its children, and looking up the nine other
@@ -384,6 +379,8 @@ class _Formatter(DisplayFormatter):
         shell = _current.get()
         if shell is not None and shell.unseen():
             return {}, {}
+        if shell is not None:
+            obj = shell.figures.stand_in(obj)
         if include is None and exclude is None and shell is not None and shell.shows_view(obj):
             view = {"version_major": 2, "version_minor": 0, "model_id": obj.model_id}
             return {WIDGET_VIEW: view}, {}
@@ -415,7 +412,7 @@ def install() -> None:
 def activate(shell: SessionShell) -> None:
     """Make `shell` the current session's shell in the calling context."""
     _current.set(shell)
-    _figures.set(shell.figures)
+    figures.activate(shell.figures)
     notebook_logging.activate(shell.loggers)
 
 
@@ -428,14 +425,8 @@ def route_streams() -> None:
 
 
 def _install_matplotlib() -> None:
-    try:
-        import matplotlib
-        import matplotlib._pylab_helpers as pylab_helpers
-        import matplotlib_inline.backend_inline as backend_inline
-        from IPython.core.pylabtools import select_figure_formats
-    except ImportError:
-        return
-    matplotlib.use("module://matplotlib_inline.backend_inline")
-    pylab_helpers.Gcf.figs = ScopedDict(_figures)
-    backend_inline.flush_figures = _flush_figures
-    select_figure_formats(_outside, {"png"}, bbox_inches="tight")
+    from IPython.core.pylabtools import select_figure_formats
+
+    figures.install(
+        _flush_figures, lambda: select_figure_formats(_outside, {"png"}, bbox_inches="tight")
+    )
