@@ -40,6 +40,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -367,6 +368,13 @@ async def run(plan: Plan, before: Path | None) -> tuple[dict[str, Any], dict[str
     return results, machine(chromium)
 
 
+def before_commit(tree: Path) -> str:
+    """The short hash of the commit checked out in `tree`."""
+    done = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)  # fmt: skip
+    return done.stdout.strip() or str(tree)
+
+
 def kib(value: float) -> str:
     return f"{value / 1024:,.1f} KiB"
 
@@ -451,7 +459,8 @@ def report(results: dict[str, Any], info: dict[str, str], plan: Plan, before: Pa
         lines += [
             "## A page of standard widgets, before the loader of installed front ends and now",
             "",
-            f"`--before {before}`: the code of the commit before the loader; now: this tree. "
+            f"`--before DIR`, DIR a checkout of {before_commit(before)}: the code before the "
+            "loader; now: this tree. "
             "Both served by `nbfreeze serve --open` at once, loads in turn (median).",
             "",
             "| notebook | first widget, before | now | downloads, before | now | JavaScript, "
