@@ -83,7 +83,9 @@ from client import (
 from nbformat import v4
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
+# The interpreter running the bench and its scripts (nbfreeze, voila): the project's venv,
+# also when the bench runs from a worktree that has none of its own.
+BIN = Path(sys.executable).parent
 PEERS = ROOT.parent / "shared" / "peers" / "ipywidgets"
 RESULTS = ROOT / "bench" / "results" / "widgets.md"
 CHROMIUM = "/usr/bin/chromium"
@@ -476,6 +478,30 @@ async def voila_memory(server: Server, visitors: int) -> dict[str, Any]:
     }
 
 
+async def load_once(
+    browser: Any, url: str, script: str = FIRST_WIDGET_JS, voila: bool = False
+) -> dict[str, Any]:
+    """One load of `url` in a fresh browser context: the stamp `script` logs (`ms` from
+    navigation start, `how`, `cls`), and for Voilà the kernel its page started."""
+    context = await browser.new_context()
+    await context.add_init_script(script)
+    page = await context.new_page()
+    try:
+        async with page.expect_console_message(
+            lambda message: message.text.startswith(FIRST_WIDGET_MARK), timeout=60_000
+        ) as logged:
+            await page.goto(url, wait_until="commit", timeout=60_000)
+        stamp = json.loads((await logged.value).text.removeprefix(FIRST_WIDGET_MARK))
+        if voila:
+            stamp["kernel"] = await page.evaluate(
+                "() => JSON.parse(document.getElementById('jupyter-config-data')"
+                ".textContent).kernelId"
+            )
+    finally:
+        await context.close()
+    return stamp
+
+
 async def first_widget(
     browser: Any, urls: dict[str, str], server: Server, voila: bool, loads: int
 ) -> dict[str, dict]:
@@ -486,24 +512,9 @@ async def first_widget(
     seen = dict.fromkeys(urls, "")
     for i in range(loads + 1):  # one warm-up load (the server's first page)
         for name, url in urls.items():
-            context = await browser.new_context()
-            await context.add_init_script(FIRST_WIDGET_JS)
-            page = await context.new_page()
-            try:
-                async with page.expect_console_message(
-                    lambda message: message.text.startswith(FIRST_WIDGET_MARK), timeout=60_000
-                ) as logged:
-                    await page.goto(url, wait_until="commit", timeout=60_000)
-                stamp = json.loads((await logged.value).text.removeprefix(FIRST_WIDGET_MARK))
-                if voila:
-                    kernel = await page.evaluate(
-                        "() => JSON.parse(document.getElementById('jupyter-config-data')"
-                        ".textContent).kernelId"
-                    )
-            finally:
-                await context.close()
+            stamp = await load_once(browser, url, voila=voila)
             if voila:
-                await voila_shutdown(http, kernel)
+                await voila_shutdown(http, stamp["kernel"])
                 await asyncio.sleep(0.2)
             if i >= 1:
                 times[name].append(stamp["ms"])

@@ -144,7 +144,9 @@ const result = await esbuild.build({
   define: {
     'process.env.NODE_ENV': '"production"',
     global: 'globalThis',
-    NBFREEZE_SHARED_VERSIONS: JSON.stringify(sharedVersions),
+    // A string, parsed in federation.js: esbuild hoists an object define into a variable
+    // of the chunk shared with the entry, which every page loads.
+    NBFREEZE_SHARED_VERSIONS: JSON.stringify(JSON.stringify(sharedVersions)),
     NBFREEZE_APPUTILS: JSON.stringify(`./${apputilsFile}`),
   },
 });

@@ -36,8 +36,9 @@ import backbone from 'backbone';
 import jquery from 'jquery';
 import underscore from 'underscore';
 
-// `{package: version}` of the packages below, from the lockfile (build.mjs defines it).
-const VERSIONS = NBFREEZE_SHARED_VERSIONS;
+// `{package: version}` of the packages below, from the lockfile (build.mjs defines it as
+// JSON text, so that it stays in this chunk).
+const VERSIONS = JSON.parse(NBFREEZE_SHARED_VERSIONS);
 
 /**
  * What we provide to containers and AMD modules: package -> its module, or a function
