@@ -46,7 +46,7 @@ from runtime.app.pipeline import Pipeline
 from runtime.app.staged import Staged
 from runtime.bundle import Notebook
 from runtime.frontend import SOCKET_HASH, STATIC, TEMPLATES
-from runtime.host import comm, frontends, shell
+from runtime.host import comm, frontends, shell, singletons
 from runtime.host.handlers import NotFound
 from runtime.host.handlers import routes as visitor_routes
 from runtime.host.session import Sessions
@@ -293,6 +293,7 @@ def make_app(
     tokens. The app's `Sessions` is `app.settings["sessions"]`."""
     comm.install()
     shell.install()
+    singletons.install()
     settings: dict[str, Any] = {
         "static_path": str(STATIC),
         "static_handler_class": StaticHandler,
@@ -328,6 +329,7 @@ def make_staged_app(
     stages (serve does, at start)."""
     comm.install()
     shell.install()
+    singletons.install()
     pool = ThreadPoolExecutor(32, thread_name_prefix="nbfreeze-stage")
     pipeline = Pipeline(
         notebook, store, cache_dir, pool, stage_timeout=options.stage_timeout, progress=progress

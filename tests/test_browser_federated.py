@@ -104,6 +104,47 @@ def test_an_ipycanvas_canvas_has_its_pixels_and_a_mouse_down_reaches_python(serv
     screenshot(page, "federated-ipycanvas.png")
 
 
+def canvas_pixel(page, x: int, y: int) -> list[int]:
+    """The RGBA of a pixel of the page's first canvas, once it is not transparent."""
+    return page.wait_for_function(
+        """([x, y]) => {
+            const c = document.querySelector('.nbf-widget canvas');
+            const p = c && c.getContext('2d').getImageData(x, y, 1, 1).data;
+            return p && p[3] ? Array.from(p) : null;
+        }""",
+        arg=[x, y],
+    ).json_value()
+
+
+def test_two_visitors_canvases_both_draw_and_the_second_still_draws_after_the_first_leaves(
+    serve, open_tab
+):
+    server = serve(
+        "from ipycanvas import Canvas, hold_canvas\n"
+        "canvas = Canvas(width=200, height=100)\n"
+        "canvas.fill_style = 'red'\n"
+        "canvas.fill_rect(10, 10, 100, 50)\n"
+        "def down(x, y):\n"
+        "    with hold_canvas():\n"
+        "        canvas.fill_style = 'blue'\n"
+        "        canvas.fill_rect(150, 60, 40, 30)\n"
+        "canvas.on_mouse_down(down)\n"
+        "canvas",
+    )
+    first, second = open_tab(server), open_tab(server)
+    for tab in (first, second):  # each page got its own canvas manager and its drawing
+        assert canvas_pixel(tab.page, 50, 30) == [255, 0, 0, 255]
+    first.page.context.close()
+    deadline = time.monotonic() + 10
+    while len(server.sessions) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.sessions) == 1
+    box = second.page.locator(".nbf-widget canvas").first.bounding_box()
+    second.page.mouse.click(box["x"] + 20, box["y"] + 20)
+    assert canvas_pixel(second.page, 170, 75) == [0, 0, 255, 255]
+    assert not second.errors, second.errors
+
+
 def test_a_pythreejs_scene_renders_into_a_webgl_canvas(serve, open_tab):
     server = serve(
         "import pythreejs as p3\n"

@@ -21,8 +21,7 @@ CELLS = [
         "import bqplot as bq\n"
         "import ipywidgets as widgets\n"
         "import numpy as np\n"
-        "from ipycanvas import Canvas\n"
-        "from ipycanvas.canvas import _CanvasManager"
+        "from ipycanvas import Canvas"
     ),
     v4.new_markdown_cell("Click the points that look wrong."),
     v4.new_code_cell(
@@ -46,8 +45,7 @@ CELLS = [
     v4.new_code_cell(
         "#| stage: draw\n"
         "#| input: each\n"
-        "canvas = Canvas(width=120, height=80, sync_image_data=True,\n"
-        "                _canvas_manager=_CanvasManager())\n"
+        "canvas = Canvas(width=120, height=80, sync_image_data=True)\n"
         "canvas.fill_style = 'black'\n"
         "canvas.on_mouse_down(lambda x, y: canvas.fill_rect(int(x), int(y), 10, 10))\n"
         "inked = widgets.Label('0')\n"

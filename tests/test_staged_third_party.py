@@ -169,14 +169,9 @@ def png(width: int, height: int, boxes: list[tuple[int, int, int, int]]) -> byte
 
 class TestCanvasDrawing(StagedTestCase):
     cells = (
-        "import numpy as np\nfrom ipycanvas import Canvas\n"
-        "from ipycanvas.canvas import _CanvasManager",
+        "import numpy as np\nfrom ipycanvas import Canvas",
         "#| stage: draw\n#| input: each\n"
-        # A manager of the session's own: ipycanvas's default one is made at import,
-        # in whichever session imported it first (docs/widgets.md).
-        "canvas = Canvas(width=60, height=40, sync_image_data=True,\n"
-        "                _canvas_manager=_CanvasManager())\n"
-        "canvas",
+        "canvas = Canvas(width=60, height=40, sync_image_data=True)\ncanvas",
         "#| stage: drawn\n#| show: true\n"
         "print('inked', int((canvas.get_image_data()[:, :, 3] > 0).sum()), 'pixels')",
     )

@@ -49,6 +49,8 @@ class SessionComms(CommManager):
         super().__init__()
         self.widgets: dict[str, Widget] = {}
         self.page_made: set[str] = set()  # comms of models the page's code created
+        # The session's own of widgets a library makes one of per process (singletons.py).
+        self.singletons: dict[str, Widget] = {}
         self._emit = emit
         self._hidden: set[str] = set()  # comms whose front-end module is not bundled
 
@@ -162,6 +164,7 @@ class SessionComms(CommManager):
         for opened in list(self.comms.values()):
             opened.close()
         self.widgets.clear()
+        self.singletons.clear()
         self.comms.clear()
         self.targets.clear()
 
