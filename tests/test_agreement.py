@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
+import pandas as pd
 import pytest
 
-from runtime.store.agreement import krippendorff_alpha_nominal, merge, pairwise_agreement
+from runtime.store.agreement import (
+    Accord,
+    agreement_by_labeler,
+    krippendorff_alpha_nominal,
+    merge,
+    pairwise_agreement,
+)
 
 # The reliability data of Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability",
 # section C: four observers, twelve units; None is a missing value.
@@ -53,3 +62,48 @@ def test_majority_wins_and_ties_are_listed():
 def test_pairwise_agreement_counts_equal_pairs():
     assert pairwise_agreement({1: ["a", "a", "b"], 2: ["c", "c"]}) == pytest.approx(2 / 4)
     assert pairwise_agreement({1: ["a"]}) is None
+
+
+def test_each_labelers_agreement_with_the_others_by_hand():
+    labels = {
+        "x": {"ann": "yes", "bob": "yes", "cy": "no"},
+        "y": {"ann": "no", "bob": "yes"},
+        "z": {"ann": "yes"},  # nobody else labeled it: it compares nothing
+        "w": {"dee": "no"},
+    }
+    # ann: on x she matches bob and not cy (1 of 2), on y not bob (0 of 1): 1 of 3.
+    # bob: on x ann yes, cy no (1 of 2); on y not ann (0 of 1): 1 of 3.
+    # cy: on x neither (0 of 2). dee: only w, labeled by nobody else.
+    assert agreement_by_labeler(labels) == {
+        "ann": Accord(matches=1, pairs=3, items=2),
+        "bob": Accord(matches=1, pairs=3, items=2),
+        "cy": Accord(matches=0, pairs=2, items=1),
+        "dee": Accord(matches=0, pairs=0, items=0),
+    }
+    assert agreement_by_labeler(labels)["ann"].share == pytest.approx(1 / 3)
+    assert agreement_by_labeler(labels)["dee"].share is None
+
+
+def test_each_labelers_agreement_on_random_labels_matches_a_self_join():
+    rng = random.Random(20240611)
+    labels = {}
+    for item in range(200):
+        people = rng.sample(range(12), rng.randint(1, 5))
+        labels[item] = {person: rng.choice("abc") for person in people}
+    found = agreement_by_labeler(labels)
+    # Independently: every ordered pair of different labelers of an item, by pandas.
+    rows = pd.DataFrame(
+        [(item, who, label) for item, given in labels.items() for who, label in given.items()],
+        columns=["item", "who", "label"],
+    )
+    pairs = rows.merge(rows, on="item", suffixes=("", "_other"))
+    pairs = pairs[pairs["who"] != pairs["who_other"]]
+    expected = (pairs["label"] == pairs["label_other"]).groupby(pairs["who"]).mean()
+    compared = pairs.groupby("who")["item"].nunique()
+    assert set(expected.index) <= set(found)
+    for who, share in expected.items():
+        assert found[who].share == pytest.approx(share)
+        assert found[who].items == compared[who]
+    matches = sum(a.matches for a in found.values())
+    flat = {item: list(given.values()) for item, given in labels.items()}
+    assert matches / sum(a.pairs for a in found.values()) == pytest.approx(pairwise_agreement(flat))

@@ -6,6 +6,7 @@ The app is started by the real command (`nbfreeze serve`), as an author would.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -102,7 +103,8 @@ def test_two_labelers_and_the_owner_walk_the_flagship(browser, flagship):
     assert 0 < batch <= 8
     label_cards(alice, ["correct"] * batch)
     alice.get_by_role("button", name="Submit").click()
-    owner.locator("tr[data-stage='check'] .nbf-progress").filter(has_text="labels").wait_for()
+    check = owner.locator("tr[data-stage='check'] .nbf-progress")
+    check.filter(has_text=re.compile(r"[1-9][0-9]* of 48 labels")).wait_for()
     owner.get_by_role("cell", name="labeler 2").wait_for()
     shot(owner, "owner-overview")
 

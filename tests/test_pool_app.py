@@ -6,12 +6,15 @@ import html
 import logging
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
 from staged_harness import Person, StagedTestCase
 from tornado.testing import gen_test
 
 from freezer import load_labels
-from runtime.store.database import default_url, open_store
+from runtime.app.dashboard import minutes_left, overview
+from runtime.store.database import Annotation, default_url, now, open_store
 from runtime.store.pools import annotations
 
 CELLS = (
@@ -153,7 +156,7 @@ class TestDashboard(StagedTestCase):
         owner = await self.owner()
         status, data = await owner.get_json("/api/v1/dashboard")
         label = next(s for s in data["stages"] if s["name"] == "label")
-        assert label["progress"] == {"items": 6, "complete": 2, "labels": 4}
+        assert label["progress"] == {"items": 6, "complete": 2, "labels": 4, "needed": 12}
         assert label["agreement"]["pairwise"] == 0.0
         assert sorted(p["labels"] for p in data["labelers"]) == [2, 2]
         assert all(p["per_minute"] > 0 for p in data["labelers"])
@@ -167,6 +170,76 @@ class TestDashboard(StagedTestCase):
         assert self.staged.pipeline.status["report"].state == "waiting"
         assert (await alice.get_json("/api/v1/dashboard"))[0] == 403
         assert (await alice.fetch("/api/v1/stages/label/labels.csv")).code == 403
+
+
+class TestDashboardPace(StagedTestCase):
+    cells = CELLS
+
+    async def label_first_batch(self):
+        """Alice and Bob label the same two items; they agree on one of them."""
+        alice, bob = await self.labeler(), await self.labeler()
+        batch = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
+        assert (await bob.get_json("/api/v1/stages/label/batch"))[1]["items"] == batch
+        await alice.submit("label", labels_body(dict.fromkeys(batch, "good")))
+        await bob.submit("label", labels_body(dict(zip(batch, ["good", "bad"], strict=True))))
+        return batch
+
+    def move_labels(self, user_id: int, moment: datetime) -> None:
+        with self.store.engine.begin() as connection:
+            connection.execute(
+                update(Annotation)
+                .where(Annotation.stage == "label", Annotation.user_id == user_id)
+                .values(created_at=moment)
+            )
+
+    @gen_test
+    async def test_the_owner_sees_pace_time_left_and_labels_per_minute(self):
+        await self.advance()
+        await self.label_first_batch()
+        owner = await self.owner()
+        status, data = await owner.get_json("/api/v1/dashboard")
+        label = next(s for s in data["stages"] if s["name"] == "label")
+        # 4 labels in the last 10 minutes: 0.4 a minute, and 8 of 12 still to give.
+        assert label["pace"] == {"per_minute": 0.4, "minutes_left": 20.0}
+        assert len(label["timeline"]["counts"]) == 30 and sum(label["timeline"]["counts"]) == 4
+        start = datetime.fromisoformat(label["timeline"]["start"])
+        assert timedelta(minutes=29) < now() - start <= timedelta(minutes=30)
+        people = {p["name"]: p for p in data["labelers"]}
+        assert people["labeler 2"]["agreement"] == 0.5 and people["labeler 2"]["compared"] == 2
+        assert people["labeler 3"]["agreement"] == 0.5 and people["labeler 3"]["compared"] == 2
+
+        # Alice labeled 25 minutes ago, Bob 2 minutes ago: only Bob's labels set the pace.
+        at = datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC)
+        alice, bob = (p["id"] for p in data["labelers"])
+        self.move_labels(alice, at - timedelta(minutes=25))
+        self.move_labels(bob, at - timedelta(minutes=2))
+        label = next(s for s in overview(self.staged, at)["stages"] if s["name"] == "label")
+        assert label["pace"] == {"per_minute": 0.2, "minutes_left": 40.0}
+        timeline = label["timeline"]
+        assert datetime.fromisoformat(timeline["start"]) == datetime(2030, 1, 1, 11, 31, tzinfo=UTC)
+        assert timeline["counts"] == [0] * 4 + [2] + [0] * 22 + [2] + [0] * 2
+        # An hour later nothing is recent: no pace, so no estimate.
+        later = overview(self.staged, at + timedelta(hours=1))
+        label = next(s for s in later["stages"] if s["name"] == "label")
+        assert label["pace"] == {"per_minute": 0.0, "minutes_left": None}
+        assert label["timeline"]["counts"] == [0] * 30
+
+    @gen_test
+    async def test_a_finished_pool_has_no_time_left(self):
+        await self.advance()
+        alice, bob = await self.labeler(), await self.labeler()
+        for person in (alice, bob):
+            while batch := (await person.get_json("/api/v1/stages/label/batch"))[1]["items"]:
+                await person.submit("label", labels_body(dict.fromkeys(batch, "good")))
+        label = next(s for s in overview(self.staged)["stages"] if s["name"] == "label")
+        assert label["progress"] == {"items": 6, "complete": 6, "labels": 12, "needed": 12}
+        assert label["pace"] == {"per_minute": 1.2, "minutes_left": 0.0}
+        assert label["agreement"]["pairwise"] == 1.0
+        assert minutes_left(3, 0.0) is None and minutes_left(3, 1.5) == 2.0
+
+
+class TestDashboardPaceOnPostgres(TestDashboardPace):
+    database = "postgresql"
 
 
 class TestInvites(StagedTestCase):

@@ -1,12 +1,216 @@
 /**
- * The owner's dashboard: every few seconds, the state and progress of every stage,
- * agreement on pools, and each labeler's count and pace, from GET /api/v1/dashboard.
- * Text only goes in through textContent, so nothing a labeler typed can become markup.
+ * The owner's dashboard: every few seconds, the state and progress of every stage, for
+ * each pool its progress bars, pace, time left and labels per minute, agreement, and
+ * each labeler's count, pace and agreement with the others, from GET /api/v1/dashboard.
+ * Charts are SVG drawn here (no library, nothing fetched); each is an image whose
+ * accessible name and <title> say its numbers. Text only goes in through textContent,
+ * so nothing a labeler typed can become markup.
  */
 import { post } from './api.js';
 
 const stages = document.querySelector('#nbf-stages tbody');
 const labelers = document.querySelector('#nbf-labelers tbody');
+const pools = document.querySelector('#nbf-pools');
+
+const SVG = 'http://www.w3.org/2000/svg';
+const METER_WIDTH = 140;
+
+function svg(tag, attributes, ...children) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  element.append(...children);
+  return element;
+}
+
+function titled(tag, attributes, text) {
+  const title = svg('title', {});
+  title.textContent = text;
+  return svg(tag, attributes, title);
+}
+
+// An image of the chart, named by `label` for screen readers and shown as its tooltip.
+function chart(width, height, label, className, ...parts) {
+  const image = titled('svg', {
+    class: `nbf-chart ${className}`,
+    width,
+    height,
+    viewBox: `0 0 ${width} ${height}`,
+    role: 'img',
+    'aria-label': label,
+  }, label);
+  image.append(...parts);
+  return image;
+}
+
+// A horizontal bar: `share` (0 to 1, clamped) of a framed track.
+function bar(share, label, width = METER_WIDTH) {
+  const filled = Math.max(0, Math.min(1, share || 0)) * (width - 2);
+  return chart(
+    width,
+    14,
+    label,
+    'nbf-meter-bar',
+    svg('rect', { class: 'nbf-chart-track', x: 0.5, y: 0.5, width: width - 1, height: 13, rx: 2 }),
+    svg('rect', {
+      class: 'nbf-chart-fill', x: 1, y: 1, width: filled.toFixed(2), height: 12, rx: 1.5,
+    }),
+  );
+}
+
+function meter(name, share, value, label) {
+  const row = document.createElement('div');
+  row.className = 'nbf-meter';
+  const title = document.createElement('span');
+  title.className = 'nbf-meter-name';
+  title.textContent = name;
+  const amount = document.createElement('span');
+  amount.className = 'nbf-meter-value';
+  amount.textContent = value;
+  row.append(title, bar(share, label), amount);
+  return row;
+}
+
+function clock(moment) {
+  return moment.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+function duration(minutes) {
+  if (minutes === 0) return 'every label is given';
+  if (minutes < 1) return 'under a minute left at that pace';
+  if (minutes < 90) return `about ${Math.round(minutes)} minutes left at that pace`;
+  const hours = Math.floor(minutes / 60);
+  return `about ${hours} h ${Math.round(minutes - hours * 60)} min left at that pace`;
+}
+
+// One bar per clock minute, oldest on the left; the last is the minute now, so far.
+function timeline({ start, counts }) {
+  const width = 8;
+  const gap = 2;
+  const height = 48;
+  const top = Math.max(1, ...counts);
+  const first = new Date(start);
+  const minute = (index) => new Date(first.getTime() + index * 60000);
+  const total = counts.reduce((sum, count) => sum + count, 0);
+  const busy = counts
+    .map((count, index) => [count, index])
+    .filter(([count]) => count > 0)
+    .map(([count, index]) => `${count} at ${clock(minute(index))}`);
+  const label =
+    `Labels per minute from ${clock(first)} to now: ${total} in all` +
+    (busy.length ? `, the most in one minute ${top}; ${busy.join(', ')}` : '');
+  const bars = counts.map((count, index) => {
+    const tall = count ? Math.max(2, (count / top) * height) : 0;
+    return titled(
+      'rect',
+      {
+        class: 'nbf-chart-fill',
+        x: index * (width + gap),
+        y: (height - tall).toFixed(2),
+        width,
+        height: tall.toFixed(2),
+        'data-count': count,
+      },
+      `${clock(minute(index))}: ${count} label${count === 1 ? '' : 's'}`,
+    );
+  });
+  const span = counts.length * (width + gap) - gap;
+  return chart(
+    span,
+    height + 1,
+    label,
+    'nbf-timeline',
+    svg('line', { class: 'nbf-chart-axis', x1: 0, x2: span, y1: height + 0.5, y2: height + 0.5 }),
+    ...bars,
+  );
+}
+
+function poolCard(stage) {
+  const card = document.createElement('section');
+  card.className = 'nbf-pool';
+  card.dataset.stage = stage.name;
+  const heading = document.createElement('h3');
+  heading.textContent = stage.title;
+  const state = document.createElement('span');
+  state.className = `nbf-state nbf-state-${stage.state}`;
+  state.textContent = stage.state;
+  heading.append(' ', state);
+
+  const { items, complete, labels, needed } = stage.progress;
+  const itemsText = `${complete} of ${items} items`;
+  const labelsText = `${labels} of ${needed} labels`;
+  const share = (part, whole) => (whole ? part / whole : 0);
+  const pace = document.createElement('p');
+  pace.className = 'nbf-pace';
+  pace.textContent = stage.pace.per_minute
+    ? `${stage.pace.per_minute} labels per minute over the last 10 minutes; ` +
+      `${duration(stage.pace.minutes_left)}.`
+    : `No labels in the last 10 minutes: no pace to estimate the time left from${
+        stage.pace.minutes_left === 0 ? ', and every label is given' : ''
+      }.`;
+
+  const { counts, start } = stage.timeline;
+  const chartTitle = document.createElement('p');
+  chartTitle.className = 'nbf-chart-title';
+  chartTitle.textContent =
+    `Labels per minute, the last ${counts.length} minutes ` +
+    `(most in one minute: ${Math.max(0, ...counts)})`;
+  const axis = document.createElement('div');
+  axis.className = 'nbf-timeline-axis';
+  axis.setAttribute('aria-hidden', 'true'); // the chart's own name says when it starts
+  const from = document.createElement('span');
+  from.textContent = clock(new Date(start));
+  const to = document.createElement('span');
+  to.textContent = 'now';
+  axis.append(from, to);
+
+  const { pairwise, alpha } = stage.agreement;
+  const agreement = document.createElement('div');
+  agreement.className = 'nbf-agreement-bars';
+  agreement.append(
+    meter(
+      'Pairwise agreement',
+      pairwise,
+      percent(pairwise),
+      pairwise === null
+        ? 'Pairwise agreement: no item has two labels yet'
+        : `Pairwise agreement: ${percent(pairwise)} of pairs of labels of the same item are equal`,
+    ),
+    meter(
+      'Krippendorff’s α',
+      alpha,
+      alpha === null ? '–' : alpha.toFixed(2),
+      alpha === null
+        ? 'Krippendorff’s alpha: not defined yet'
+        : `Krippendorff’s alpha: ${alpha.toFixed(2)} (1 is full agreement, 0 what chance gives)`,
+    ),
+  );
+  card.append(
+    heading,
+    meter(
+      'Items complete',
+      share(complete, items),
+      itemsText,
+      `Items complete: ${itemsText} (${percent(share(complete, items))})`,
+    ),
+    meter(
+      'Labels given',
+      share(labels, needed),
+      labelsText,
+      `Labels given: ${labelsText} (${percent(share(labels, needed))})`,
+    ),
+    pace,
+    chartTitle,
+    timeline(stage.timeline),
+    axis,
+    agreement,
+  );
+  return card;
+}
+
+function showPools(data) {
+  if (!pools) return;
+  pools.replaceChildren(...data.stages.filter((stage) => stage.progress).map(poolCard));
+}
 
 function cell(text) {
   const td = document.createElement('td');
@@ -26,7 +230,8 @@ function showStages(data) {
     state.textContent = stage.state;
     state.className = `nbf-state nbf-state-${stage.state}`;
     const progress = stage.progress
-      ? `${stage.progress.complete} of ${stage.progress.items} items complete, ${stage.progress.labels} labels`
+      ? `${stage.progress.complete} of ${stage.progress.items} items complete, ` +
+        `${stage.progress.labels} of ${stage.progress.needed} labels`
       : stage.reason;
     row.querySelector('.nbf-progress').textContent = progress;
     const agreement = stage.agreement
@@ -34,6 +239,24 @@ function showStages(data) {
       : '';
     row.querySelector('.nbf-agreement').textContent = agreement;
   }
+}
+
+function agreementCell(person) {
+  const td = document.createElement('td');
+  td.className = 'nbf-labeler-agreement';
+  if (person.agreement === null) {
+    td.textContent = person.labels ? 'nobody else labeled their items yet' : '–';
+    return td;
+  }
+  const share = percent(person.agreement);
+  const text = `${share} on ${person.compared} item${person.compared === 1 ? '' : 's'}`;
+  const label =
+    `${share} of their labels match the other labels of the same items ` +
+    `(${person.compared} items labeled by others too)`;
+  const value = document.createElement('span');
+  value.textContent = text;
+  td.append(bar(person.agreement, label, 80), ' ', value);
+  return td;
 }
 
 function showLabelers(data) {
@@ -45,6 +268,7 @@ function showLabelers(data) {
         cell(String(person.labels)),
         cell(String(person.answers)),
         cell(String(person.per_minute)),
+        agreementCell(person),
         cell(person.last_label_at ? new Date(person.last_label_at).toLocaleTimeString() : ''),
       );
       return tr;
@@ -93,6 +317,7 @@ async function refresh() {
     if (response.ok) {
       const data = await response.json();
       showStages(data);
+      showPools(data);
       showLabelers(data);
       await showPreview(data);
       document.body.dataset.nbfDashboard = 'updated';

@@ -1,8 +1,9 @@
 """Merging several people's labels of the same items, and how much they agree.
 
-Majority vote (ties listed, not broken silently), pairwise percent agreement, and
-Krippendorff's alpha for nominal data (Krippendorff 2011, "Computing Krippendorff's
-Alpha-Reliability": coincidences within units, expected from the pooled values).
+Majority vote (ties listed, not broken silently), pairwise percent agreement, each
+labeler's agreement with the others, and Krippendorff's alpha for nominal data
+(Krippendorff 2011, "Computing Krippendorff's Alpha-Reliability": coincidences within
+units, expected from the pooled values).
 """
 
 from __future__ import annotations
@@ -44,6 +45,43 @@ def pairwise_agreement(labels_by_item: Mapping[Hashable, Iterable[Hashable]]) ->
             pairs += 1
             equal += first == second
     return equal / pairs if pairs else None
+
+
+@dataclass(frozen=True)
+class Accord:
+    """How one labeler's labels compare with the other labels of the same items: of the
+    pairs (their label, another labeler's label of the item), how many are equal, over
+    how many items that someone else labeled too."""
+
+    matches: int
+    pairs: int
+    items: int
+
+    @property
+    def share(self) -> float | None:
+        """The share of those pairs that agree (None: nobody else labeled their items)."""
+        return self.matches / self.pairs if self.pairs else None
+
+
+def agreement_by_labeler(
+    labels_by_item: Mapping[Hashable, Mapping[Hashable, Hashable]],
+) -> dict[Hashable, Accord]:
+    """Each labeler's agreement with the others, from each item's label by labeler.
+
+    A labeler whose item has two other labels is compared with each of them, so the
+    shares weigh items as pairwise_agreement does: summed over labelers, the matches
+    and pairs are twice that function's equal pairs and pairs."""
+    tally: dict[Hashable, list[int]] = {}
+    for by_labeler in labels_by_item.values():
+        counts = Counter(by_labeler.values())
+        others = len(by_labeler) - 1
+        for labeler, label in by_labeler.items():
+            totals = tally.setdefault(labeler, [0, 0, 0])
+            if others:
+                totals[0] += counts[label] - 1
+                totals[1] += others
+                totals[2] += 1
+    return {labeler: Accord(*totals) for labeler, totals in tally.items()}
 
 
 def krippendorff_alpha_nominal(

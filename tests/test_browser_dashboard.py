@@ -1,0 +1,111 @@
+"""The owner's dashboard in real Chromium: its bars and charts show the labels as they
+come in, without a reload, and every chart says its numbers in words.
+
+The app is started by the real command (`nbfreeze serve`), as an author would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import nbformat
+import pytest
+from browser import READY, App, screenshot, visit
+from conftest import notebook_from
+from playwright.sync_api import expect
+
+WAIT_MS = 20_000
+CELLS = (
+    "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': f'text {i}' for i in range(6)}",
+    "#| stage: label\n#| input: pool\n#| overlap: 2\n#| batch: 3\n#| title: Good or bad\n"
+    "labeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+    "#| stage: report\n#| show: true\nprint('merged', sorted(labeler.labels.items()))",
+)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    notebook = tmp_path / "sort.ipynb"
+    nbformat.write(notebook_from(CELLS), notebook)
+    served = App(notebook)
+    yield served
+    served.stop()
+
+
+def label_and_submit(page, answers: list[str]) -> None:
+    cards = page.locator(".widget-toggle-buttons")
+    for number, answer in enumerate(answers):
+        cards.nth(number).get_by_role("button", name=answer, exact=True).click()
+    page.get_by_text(f"{len(answers)} of {len(answers)} labeled").wait_for()
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_text("You have labeled 3 items here").wait_for(timeout=WAIT_MS)
+
+
+def test_the_dashboard_draws_progress_pace_and_agreement_as_labels_come_in(browser, app):
+    owner = visit(browser, app.owner)
+    errors: list[str] = []
+    owner.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    owner.on("pageerror", lambda error: errors.append(str(error)))
+    owner.goto(urlsplit(app.owner)._replace(path="/owner", query="").geturl())
+    card = owner.locator("section.nbf-pool[data-stage='label']")
+    items = card.get_by_role("img", name="Items complete", exact=False)
+    labels = card.get_by_role("img", name="Labels given", exact=False)
+    expect(items).to_have_attribute("aria-label", "Items complete: 0 of 6 items (0%)")
+    expect(labels).to_have_attribute("aria-label", "Labels given: 0 of 12 labels (0%)")
+    expect(card.locator(".nbf-pace")).to_have_text(
+        "No labels in the last 10 minutes: no pace to estimate the time left from."
+    )
+
+    # Both open the pool first, so both hold the first three items (overlap 2).
+    alice, bob = visit(browser, app.invite), visit(browser, app.invite)
+    for page in (alice, bob):
+        page.wait_for_url("**/stage/label")
+        page.wait_for_function(READY, timeout=WAIT_MS)
+    label_and_submit(alice, ["good", "good", "bad"])
+
+    # The owner's page follows by itself.
+    expect(labels).to_have_attribute(
+        "aria-label", "Labels given: 3 of 12 labels (25%)", timeout=WAIT_MS
+    )
+    assert labels.locator(".nbf-chart-fill").get_attribute("width") == "34.50"  # of 138
+    assert items.locator(".nbf-chart-fill").get_attribute("width") == "0.00"
+    expect(card.locator(".nbf-pace")).to_have_text(
+        "0.3 labels per minute over the last 10 minutes; about 30 minutes left at that pace."
+    )
+    bars = card.locator("svg.nbf-timeline rect")
+    assert bars.count() == 30
+    assert sum(int(bars.nth(i).get_attribute("data-count")) for i in range(30)) == 3
+    pairwise = card.get_by_role("img", name="Pairwise agreement", exact=False)
+    expect(pairwise).to_have_attribute(
+        "aria-label", "Pairwise agreement: no item has two labels yet"
+    )
+
+    label_and_submit(bob, ["good", "bad", "bad"])
+    expect(items).to_have_attribute(
+        "aria-label", "Items complete: 3 of 6 items (50%)", timeout=WAIT_MS
+    )
+    assert items.locator(".nbf-chart-fill").get_attribute("width") == "69.00"
+    expect(labels).to_have_attribute("aria-label", "Labels given: 6 of 12 labels (50%)")
+    counts = [int(bars.nth(i).get_attribute("data-count")) for i in range(30)]
+    assert sum(counts) == 6
+    assert "6 in all" in card.locator("svg.nbf-timeline").get_attribute("aria-label")
+    # Two of the three items got the same label twice; alpha by hand is 1 - 5 * 2 / 18.
+    expect(pairwise).to_have_attribute(
+        "aria-label", "Pairwise agreement: 67% of pairs of labels of the same item are equal"
+    )
+    assert pairwise.locator(".nbf-chart-fill").get_attribute("width") == "92.00"
+    alpha = card.get_by_role("img", name="Krippendorff’s alpha", exact=False)
+    assert alpha.get_attribute("aria-label").startswith("Krippendorff’s alpha: 0.44 ")
+    rows = owner.locator("#nbf-labelers tbody tr")
+    expect(rows).to_have_count(2)
+    for number in range(2):
+        expect(rows.nth(number).locator(".nbf-labeler-agreement > span")).to_have_text(
+            "67% on 3 items"
+        )
+    expect(owner.locator("tr[data-stage='label'] .nbf-progress")).to_have_text(
+        "3 of 6 items complete, 6 of 12 labels"
+    )
+    screenshot(owner, "owner-dashboard.png")
+    assert errors == []  # nothing the policy refused, no script error
