@@ -170,8 +170,11 @@ def test_a_pythreejs_scene_renders_into_a_webgl_canvas(serve, open_tab):
     while red_pixels() < 100 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert red_pixels() >= 100
-    # pythreejs's OrbitControls logs this once while its camera model is still being
-    # made (not investigated; the controls work): any other error fails the test.
+    # The DirectionalLight's front end makes its `shadow` (with a camera) on the page;
+    # ipywidgets makes the Python widget of such a model as `cls(comm=comm)` and only then
+    # `set_state(state)`, so pythreejs's `__init__(camera=UninitializedSentinel)` first
+    # sends 'uninitialized' back to the page, where pythreejs listens to it as a model
+    # (this error), then the page's camera. A kernel does the same: any other error fails.
     known = "Cannot create property '_listenId' on string 'uninitialized'"
     assert not [e for e in tab.errors if known not in e], tab.errors
     screenshot(tab.page, "federated-pythreejs.png")
@@ -278,3 +281,188 @@ def test_ipydatagrid_and_ipyleaflet_draw_when_the_server_allows_eval(serve, open
     screenshot(page, "federated-datagrid-leaflet.png")
     blocked_tiles = "tile.openstreetmap.org"
     assert not [e for e in tab.errors if blocked_tiles not in e], tab.errors
+
+
+def test_a_click_on_an_ipydatagrid_cell_selects_it_in_python(serve, open_tab):
+    # The grid's geometry is given, so that the test knows where a cell is drawn.
+    server = serve(
+        ECHO,
+        "import pandas as pd\nfrom ipydatagrid import DataGrid\n"
+        "grid = DataGrid(\n"
+        "    pd.DataFrame({'a': [1, 2, 3], 'b': ['x', 'y', 'z']}), selection_mode='cell',\n"
+        "    base_row_size=30, base_column_size=80, base_row_header_size=60,\n"
+        "    base_column_header_size=30, layout={'height': '160px', 'width': '300px'},\n"
+        ")\n"
+        "def clicked(cell):\n"
+        "    where = f\"{cell['column']} of row {cell['row']}\"\n"
+        "    echo.value = f\"clicked {where}: {cell['cell_value']}\"\n"
+        "grid.on_cell_click(clicked)\n"
+        "chosen = widgets.Label('nothing selected')\n"
+        "chosen.add_class('t-selections')\n"
+        "def selected(change):\n"
+        "    chosen.value = repr(change['new'])\n"
+        "grid.observe(selected, 'selections')\n"
+        "widgets.VBox([grid, chosen])",
+        allow_eval=True,
+    )
+    tab = open_tab(server)
+    page = tab.page
+    canvas = page.locator(".nbf-widget canvas").first
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    # Column b is the second after the row header (60 + 80 + 40), row 1 the second
+    # after the column header (30 + 30 + 15).
+    page.mouse.click(box["x"] + 180, box["y"] + 75)
+    expect(page.locator(".t-python")).to_contain_text("clicked b of row 1: y")
+    # The selection reached Python too: the grid's `selections` is that one cell.
+    expect(page.locator(".t-selections")).to_have_text("[{'r1': 1, 'r2': 1, 'c1': 1, 'c2': 1}]")
+    assert page.locator(".nbf-error, .nbf-notice").count() == 0
+    assert not tab.errors, tab.errors
+    screenshot(page, "federated-ipydatagrid.png")
+
+
+def test_a_click_on_an_ipyleaflet_map_reaches_python_with_its_coordinates(serve, open_tab):
+    # A map of no tile layer (its tiles would come from the network, which the policy
+    # keeps out), one marker; a click's coordinates reach `on_interaction`.
+    server = serve(
+        ECHO,
+        "import ipyleaflet\n"
+        "m = ipyleaflet.Map(center=(52, 0), zoom=5, layout={'height': '300px', 'width': '400px'})\n"
+        "m.clear_layers()\n"
+        "m.add(ipyleaflet.Marker(location=(52, 0), draggable=False))\n"
+        "def interacted(**event):\n"
+        "    if event['type'] == 'click':\n"
+        "        lat, lon = event['coordinates']\n"
+        "        echo.value = f'clicked at {lat:.0f}, {lon:.0f}'\n"
+        "m.on_interaction(interacted)\n"
+        "m",
+        allow_eval=True,
+    )
+    tab = open_tab(server)
+    page = tab.page
+    container = page.locator(".leaflet-container")
+    expect(container.locator(".leaflet-control-zoom-in")).to_be_visible()
+    expect(container.locator(".leaflet-marker-icon")).to_be_visible()
+    box = container.bounding_box()
+    # The map's centre is (52, 0); 100 px right and 100 px up of it, at zoom 5 (2^5 * 256
+    # px around the world), is about 4.4 degrees east and 2.7 north.
+    page.mouse.click(box["x"] + box["width"] / 2 + 100, box["y"] + box["height"] / 2 - 100)
+    expect(page.locator(".t-python")).to_have_text("clicked at 55, 4")
+    assert page.locator(".nbf-error, .nbf-notice").count() == 0
+    assert not tab.errors, tab.errors
+    screenshot(page, "federated-ipyleaflet.png")
+
+
+def test_a_plotly_figurewidget_draws_its_points_and_a_click_on_one_reaches_python(serve, open_tab):
+    server = serve(
+        ECHO,
+        "import plotly.graph_objects as go\n"
+        "fig = go.FigureWidget(go.Scatter(x=[1, 2, 3, 4], y=[10, 30, 20, 40], mode='markers',\n"
+        "                                 marker={'size': 20}))\n"
+        "fig.update_layout(width=500, height=350, title='Points', hovermode='closest')\n"
+        "def clicked(trace, points, state):\n"
+        "    echo.value = f'clicked point {points.point_inds}'\n"
+        "fig.data[0].on_click(clicked)\n"
+        "fig",
+    )
+    tab = open_tab(server)
+    page = tab.page
+    # plotly.js's own drawing: an SVG with the title and one path per marker.
+    points = page.locator(".nbf-widget .js-plotly-plot svg .scatterlayer path.point")
+    expect(points).to_have_count(4)
+    expect(page.locator(".nbf-widget .js-plotly-plot svg .gtitle")).to_have_text("Points")
+    point = points.nth(2).bounding_box()
+    x, y = point["x"] + point["width"] / 2, point["y"] + point["height"] / 2
+    page.mouse.move(x - 5, y - 5)
+    page.mouse.move(x, y)  # plotly finds the point under the mouse as it hovers
+    page.mouse.click(x, y)
+    expect(page.locator(".t-python")).to_have_text("clicked point [2]")
+    assert not tab.errors, tab.errors
+    screenshot(page, "federated-plotly.png")
+
+
+def test_dragging_a_pythreejs_scene_moves_its_camera_in_python(serve, open_tab):
+    server = serve(
+        ECHO,
+        "import pythreejs as p3\n"
+        "box = p3.Mesh(p3.BoxGeometry(1, 1, 1), p3.MeshLambertMaterial(color='red'))\n"
+        "cam = p3.PerspectiveCamera(position=[3, 3, 3], up=[0, 0, 1])\n"
+        "scene = p3.Scene(children=[box, cam, p3.AmbientLight(intensity=0.8)])\n"
+        "orbit = p3.OrbitControls(controlling=cam)\n"
+        "def moved(change):\n"
+        "    echo.value = 'camera at ' + ', '.join(f'{v:.1f}' for v in change['new'])\n"
+        "cam.observe(moved, 'position')\n"
+        "r = p3.Renderer(camera=cam, scene=scene, controls=[orbit], width=300, height=200)\n"
+        "r",
+    )
+    tab = open_tab(server)
+    page = tab.page
+    canvas = page.locator(".nbf-widget canvas").first
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    x, y = box["x"] + 150, box["y"] + 100
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x + 8 * step, y)
+    page.mouse.up()
+    # OrbitControls turned the camera around the cube: Python has its new position, at
+    # the same distance from the cube (3 * sqrt(3)) and the same height.
+    echo = page.locator(".t-python")
+    expect(echo).to_contain_text("camera at ")
+    position = [float(v) for v in echo.inner_text().removeprefix("camera at ").split(", ")]
+    assert position != [3.0, 3.0, 3.0]
+    assert abs(sum(v * v for v in position) ** 0.5 - 27**0.5) < 0.2
+    assert abs(position[2] - 3.0) < 0.2
+    assert not tab.errors, tab.errors
+    screenshot(page, "federated-pythreejs-orbit.png")
+
+
+def test_bqplot_figures_draw_inside_ipywidgets_layout_templates(serve, open_tab):
+    # As the ipywidgets docs' Layout Templates notebook does: sliders jslinked to a bqplot
+    # scale whose min and max are None (each link sets its slider to that None, which the
+    # server refuses as a kernel would), and more links between the sliders; then a later
+    # `max_slider.value`. Those links wait for bqplot's front end to load; they must still
+    # take effect in the order the notebook made them, or a slider ends up None and its
+    # view cannot be made ("Could not create child view").
+    server = serve(
+        "import numpy as np\nimport bqplot as bq\n"
+        "from ipywidgets import FloatSlider, GridspecLayout, Layout, TwoByTwoLayout, jslink\n"
+        "x_ord, y_sc = bq.OrdinalScale(), bq.LinearScale()\n"
+        "bar = bq.Bars(x=np.arange(10), y=np.arange(1, 11) / 10, scales={'x': x_ord, 'y': y_sc})\n"
+        "axes = [bq.Axis(scale=x_ord), bq.Axis(scale=y_sc, orientation='vertical')]\n"
+        "fig = bq.Figure(marks=[bar], axes=axes, layout=Layout(width='auto', height='90%'))\n"
+        "max_slider = FloatSlider(min=0, max=10, description='Max: ')\n"
+        "min_slider = FloatSlider(min=-1, max=10, description='Min: ')\n"
+        "app = TwoByTwoLayout(top_left=min_slider, bottom_left=max_slider, bottom_right=fig,\n"
+        "                     align_items='center', height='500px')\n"
+        "jslink((y_sc, 'max'), (max_slider, 'value'))\n"
+        "jslink((y_sc, 'min'), (min_slider, 'value'))\n"
+        "jslink((min_slider, 'max'), (max_slider, 'value'))\n"
+        "jslink((max_slider, 'min'), (min_slider, 'value'))\n"
+        "max_slider.value = 1.5\n"
+        "app",
+        "gs = GridspecLayout(2, 2, height='400px')\n"
+        "for i in range(2):\n"
+        "    for j in range(2):\n"
+        "        s = bq.Scatter(x=np.arange(5), y=np.arange(5) * (i + j + 1),\n"
+        "                       scales={'x': bq.LinearScale(), 'y': bq.LinearScale()})\n"
+        "        gs[i, j] = bq.Figure(marks=[s], layout=Layout(width='auto', height='auto'))\n"
+        "gs",
+    )
+    tab = open_tab(server, viewport={"width": 1100, "height": 1100})
+    page = tab.page
+    shown = page.locator(".nbf-cell > .nbf-widget > .jupyter-widgets")
+    expect(shown).to_have_count(2)
+    app, grid = shown.all()
+    expect(app.locator(".widget-hslider")).to_have_count(2)
+    for slider in app.locator(".widget-hslider").all():
+        expect(slider.locator(".noUi-handle")).to_be_visible()
+    expect(app.locator(".bqplot.figure svg rect.bar")).to_have_count(10)
+    expect(grid.locator(".bqplot.figure")).to_have_count(4)
+    for figure in grid.locator(".bqplot.figure").all():
+        expect(figure.locator("svg path.dot")).to_have_count(5)
+    assert page.locator(".jupyter-widgets-error-widget").count() == 0
+    refused_none = "nbfreeze: the server refused a message: FloatSlider."
+    assert not [e for e in tab.errors if not e.startswith(refused_none)], tab.errors
+    screenshot(page, "federated-bqplot-layouts.png")

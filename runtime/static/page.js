@@ -146,8 +146,9 @@ function openComm(targetName, modelId, data, metadata, buffers) {
 // As in Jupyter, a widget output is displayed with the state the server had when it
 // was shown: its view waits until its model, and the models that model refers to
 // (layout, style, children, ...), have handled every message that came before it
-// (anywidget's handle updates asynchronously). Models it does not refer to (an Output
-// widget's code still loading, say) do not hold it up.
+// (anywidget's handle updates asynchronously), and the models connected to it have been
+// made (inOrder, below). Models not connected to it (an Output widget's code still
+// loading, say) do not hold it up.
 const handled = new Map(); // comm_id -> settles once that model has handled its messages so far
 const refers = new Map(); // comm_id -> ids of the models its state has named
 
@@ -180,6 +181,51 @@ function handledWithReferences(modelId) {
 }
 
 // ---- Server -> page.
+
+// Comm messages take effect in the order they came, as in Jupyter, where the kernel
+// connection handles a message only once the one before it is done, and a comm_open is
+// done once its model is made (JupyterLab's and Voila's KernelConnection: `_msgChain`,
+// `_handleCommOpen` awaiting the widget manager). Making a model can change others: a
+// jslink sets its target to its source's value. So a link between a bqplot scale and a
+// slider, made once bqplot's front end has loaded, must not come after the notebook's
+// later `slider.value = 1.5`, nor after the other links on that slider. Unlike a kernel
+// connection, models that are not connected do not wait for each other (an Output widget
+// whose code is loading holds up no slider): the models a model's state names join its
+// group, and each group's messages take effect one after another, in order.
+const group = new Map(); // comm_id -> a model of its group, towards the group's root
+const turn = new Map(); // a group's root -> settles once its messages so far took effect
+
+function root(id) {
+  let top = id;
+  while (group.has(top) && group.get(top) !== top) top = group.get(top);
+  group.set(id, top); // the path is short from now on
+  return top;
+}
+
+/** One group of the models `ids`, waiting for what each of theirs waited for. */
+function join(ids) {
+  const [top, ...others] = [...new Set(ids.map(root))];
+  for (const other of others) {
+    group.set(other, top);
+    turn.set(top, Promise.allSettled([turn.get(top), turn.get(other)]));
+    turn.delete(other);
+  }
+  return top;
+}
+
+/** Run `step` once the earlier messages of the models connected to `ids` took effect. */
+function inOrder(ids, step) {
+  const top = join(ids);
+  const done = Promise.resolve(turn.get(top)).then(step);
+  turn.set(
+    top,
+    done.then(
+      () => undefined,
+      () => undefined,
+    ),
+  );
+  return done;
+}
 
 function kernelMessage(type, message, buffers) {
   const { comm_id, data = {}, parent_id } = message;
@@ -262,9 +308,16 @@ const handlers = {
     }
     const comm = new Comm(message.comm_id, message.target_name);
     comms.set(comm.comm_id, comm);
-    const created = manager.handle_comm_open(comm, kernelMessage('comm_open', message, buffers));
+    const state = message.data?.state ?? {};
+    // Its class is fetched now, beside those of the models before it; it is made after them.
+    manager
+      .loadClass(state._model_name, state._model_module, state._model_module_version)
+      .catch(() => {}); // the error is the manager's to report, when it makes the model
+    const opened = kernelMessage('comm_open', message, buffers);
+    const ids = [comm.comm_id, ...modelReferences(state, new Set())];
+    const created = inOrder(ids, () => manager.handle_comm_open(comm, opened));
     // Messages that came before the model hooked itself up are handled by the time it is.
-    handling(comm.comm_id, created.then(() => comm.handled), message.data?.state);
+    handling(comm.comm_id, created.then(() => comm.handled), state);
     created.catch((error) => {
       notice(`Widget ${message.comm_id} could not be created: ${error.message ?? error}`, 'error');
     });
@@ -272,8 +325,11 @@ const handlers = {
 
   comm_msg(message, buffers) {
     const comm = comms.get(message.comm_id);
-    comm?.deliver('msg', kernelMessage('comm_msg', message, buffers));
-    if (comm) handling(comm.comm_id, comm.handled, message.data?.state);
+    if (!comm) return;
+    const update = kernelMessage('comm_msg', message, buffers);
+    const ids = [comm.comm_id, ...modelReferences(message.data?.state, new Set())];
+    const delivered = inOrder(ids, () => comm.deliver('msg', update));
+    handling(comm.comm_id, delivered.then(() => comm.handled), message.data?.state);
   },
 
   comm_close(message) {
@@ -281,7 +337,8 @@ const handlers = {
     comms.delete(message.comm_id);
     handled.delete(message.comm_id);
     refers.delete(message.comm_id);
-    comm?.deliver('close', kernelMessage('comm_close', message, []));
+    const closed = kernelMessage('comm_close', message, []);
+    if (comm) inOrder([comm.comm_id], () => comm.deliver('close', closed));
   },
 
   output(message) {
@@ -290,9 +347,9 @@ const handlers = {
       append(el, 'nbf-output').innerHTML = message.html;
     } else if (message.widget) {
       const target = append(el, 'nbf-output nbf-widget');
-      const done = handledWithReferences(message.widget).then(() =>
-        showWidget(el, target, message.widget),
-      );
+      const made = turn.get(root(message.widget)); // and the models connected to it
+      const before = Promise.allSettled([made, handledWithReferences(message.widget)]);
+      const done = before.then(() => showWidget(el, target, message.widget));
       rendering.add(done);
       done.finally(() => rendering.delete(done));
       return done;
