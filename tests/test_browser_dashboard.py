@@ -40,7 +40,7 @@ def label_and_submit(page, answers: list[str]) -> None:
         cards.nth(number).get_by_role("button", name=answer, exact=True).click()
     page.get_by_text(f"{len(answers)} of {len(answers)} labeled").wait_for()
     page.get_by_role("button", name="Submit").click()
-    page.get_by_text("You have labeled 3 items here").wait_for(timeout=WAIT_MS)
+    page.locator(".nbf-you", has_text="You: 3 labeled").wait_for(timeout=WAIT_MS)
 
 
 def test_the_dashboard_draws_progress_pace_and_agreement_as_labels_come_in(browser, app):

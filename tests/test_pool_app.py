@@ -466,7 +466,7 @@ class TestLabelerProgress(StagedTestCase):
         batch = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
         assert (await alice.submit("label", labels_body({batch[0]: "good"})))[0] == 200
         body = html.unescape((await alice.fetch("/stage/label")).body.decode())
-        assert "You have labeled 1 item here." in body
+        assert "You: 1 labeled." in body
         assert "stays yours and comes back with the next batch" in body
         again = (await alice.get_json("/api/v1/stages/label/batch"))[1]["items"]
         assert batch[1] in again  # the one left unlabeled came back

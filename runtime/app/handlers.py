@@ -181,21 +181,19 @@ class StagePage(_PageHandler):
             )
             return
         stage = page.stage
-        note, labeled = "", None
+        note, labeled, everyone = "", None, ""
         if stage.input == "pool":
-            done = self.staged.progress(stage.name)
             mine = pools.labeled_by(self.staged.store, stage.name, self.user.id)
-            you = f"You have labeled {mine} item{'' if mine == 1 else 's'} here."
-            so_far = f"Everyone: {done.complete} of {done.items} items have all their labels."
+            everyone = everyone_so_far(self.staged, stage.name)
             if page.state == "done":
+                you = f"You have labeled {mine} item{'' if mine == 1 else 's'} here."
                 note = f"Nothing new for you: here is your last batch, to change a label. {you}"
             else:
                 labeled = mine
                 note = (
-                    f"{you} Label the items below, then submit; an item you leave unlabeled "
+                    "Label the items below, then submit; an item you leave unlabeled "
                     "stays yours and comes back with the next batch."
                 )
-            note = f"{note} {so_far}"
         self.page(
             "stage.html",
             stage.title,
@@ -207,6 +205,7 @@ class StagePage(_PageHandler):
             answered=page.state == "done",
             draft_key=self.draft_key(stage.name),
             labeled=labeled,
+            everyone=everyone,
         )
 
     def draft_key(self, name: str) -> str:
@@ -215,6 +214,12 @@ class StagePage(_PageHandler):
         secret = self.application.settings["cookie_secret"].encode()
         mac = hmac.new(secret, f"draft/{self.user.id}/{name}".encode(), hashlib.sha256)
         return mac.hexdigest()[:24]
+
+
+def everyone_so_far(staged: Staged, name: str) -> str:
+    """How far a pool is, for its labelers' pages."""
+    done = staged.progress(name)
+    return f"Everyone: {done.complete} of {done.items} items have all their labels."
 
 
 class WelcomePage(_PageHandler):
@@ -578,7 +583,8 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
                 "left": done.left,
             }
             if swapped:  # the next batch is in the page already: it stays
-                reply |= {"swapped": True, "labeled": labeled}
+                everyone = everyone_so_far(self.staged, self.stage.name)
+                reply |= {"swapped": True, "labeled": labeled, "everyone": everyone}
                 self._draft_soon()  # the new batch's size, for the progress line
         self.send_frame(json.dumps(reply))
 

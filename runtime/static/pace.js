@@ -53,6 +53,9 @@ if (line) {
     measure(event.detail.labeled - before);
     before = event.detail.labeled; // the next batch is in the page: count it afresh
     start = null;
+    line.textContent = `You: ${before} labeled.`;
+    const everyone = document.querySelector('.nbf-everyone');
+    if (everyone && event.detail.everyone) everyone.textContent = event.detail.everyone;
   });
   document.addEventListener('nbf:draft', (event) => {
     const { labels, batch } = event.detail.draft;
