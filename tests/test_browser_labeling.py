@@ -152,6 +152,109 @@ def test_box_editor_moves_adds_names_and_deletes_boxes_and_python_gets_them(serv
     assert tab.errors == []
 
 
+def test_choice_labeler_labels_by_number_keys_moves_with_arrows_and_undoes(serve, open_tab):
+    tab = open_tab(
+        serve(
+            ECHO + "from freezer.widgets import ChoiceLabeler\n"
+            "labeler = ChoiceLabeler(['first', 'second', 'third', 'fourth'], ['keep', 'drop'],\n"
+            "                        columns=2)\n"
+            "labeler.observe(report, names='labels')\n"
+            "widgets.VBox([labeler, echo])"
+        ),
+        viewport={"width": 900, "height": 700},
+    )
+    page = tab.page
+    cards = page.locator(".nbfc-card")
+    expect(cards).to_have_count(4)
+    page.keyboard.press("Tab")  # Tab reaches the first card, not its buttons
+    expect(cards.nth(0)).to_be_focused()
+    assert page.evaluate("() => getComputedStyle(document.activeElement).outlineWidth") == "3px"
+
+    page.keyboard.press("2")  # drop the first, and the focus moves on
+    python_sees(page, {0: "drop"})
+    expect(cards.nth(1)).to_be_focused()
+    expect(page.get_by_text("1 of 4 labeled")).to_be_visible()
+    page.keyboard.press("ArrowDown")  # two columns: the card below
+    expect(cards.nth(3)).to_be_focused()
+    page.keyboard.press("1")
+    python_sees(page, {0: "drop", 3: "keep"})
+    expect(cards.nth(3).get_by_role("button", name="keep")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    page.keyboard.press("Home")
+    expect(cards.nth(0)).to_be_focused()
+    page.keyboard.press("1")  # a change of mind
+    python_sees(page, {0: "keep", 3: "keep"})
+    # The mouse, as before, right on the number hint that the page added to the button.
+    cards.nth(2).locator(".nbfc-kbd").nth(1).click(force=True)
+    python_sees(page, {0: "keep", 2: "drop", 3: "keep"})
+
+    page.keyboard.press("u")  # undoes the click
+    python_sees(page, {0: "keep", 3: "keep"})
+    page.keyboard.press("u")  # then the change of mind
+    python_sees(page, {0: "drop", 3: "keep"})
+    expect(cards.nth(0)).to_be_focused()
+    page.keyboard.press("u")
+    page.keyboard.press("u")
+    python_sees(page, {})
+    expect(page.get_by_text("0 of 4 labeled")).to_be_visible()
+    assert tab.errors == []
+
+
+ALL_FOUR = (
+    "import numpy as np\nimport ipywidgets as widgets\n"
+    "from freezer.widgets import BoxEditor, ChoiceLabeler, Classify, ImageGrid\n"
+    "widgets.VBox([\n"
+    "    ImageGrid([np.full((8, 8), v) for v in (0, 120, 240)], size=60),\n"
+    "    Classify(['a note'], ['keep', 'drop']),\n"
+    "    BoxEditor(np.zeros((40, 80)), [(5, 5, 30, 30)], labels=['car', 'bus']),\n"
+    "    ChoiceLabeler(['one', 'two'], ['keep', 'drop']),\n"
+    "])"
+)
+
+
+@pytest.mark.parametrize(
+    ("focus", "title", "a_key"),
+    [
+        (".nbfl-tile >> nth=0", "Keys for picking images", "pick or unpick the focused image"),
+        (".nbfl-classify", "Keys for labeling items", "give the current item that choice"),
+        (".nbfb-root", "Keys for fixing boxes", "name the box with that label"),
+        (".nbfc-card >> nth=0", "Keys for labeling items", "give the focused item that choice"),
+    ],
+)
+def test_question_mark_lists_a_widgets_keys_and_escape_closes_the_list(
+    serve, open_tab, focus, title, a_key
+):
+    tab = open_tab(serve(ALL_FOUR), viewport={"width": 900, "height": 900})
+    page = tab.page
+    opener = page.locator(focus)
+    opener.focus()
+    page.keyboard.press("?")
+    keys = page.get_by_role("dialog", name=title)
+    expect(keys).to_be_visible()
+    expect(keys).to_contain_text(a_key)
+    expect(keys).to_contain_text("undo the last change")
+    expect(keys.get_by_role("button", name="Close")).to_be_focused()
+    page.keyboard.press("1")  # the widget's keys rest while the list is open
+    page.keyboard.press("Escape")
+    expect(keys).to_be_hidden()
+    expect(opener).to_be_focused()  # the focus is back where it was
+    page.keyboard.press("?")
+    expect(keys).to_be_visible()
+    page.keyboard.press("?")  # `?` closes it too
+    expect(keys).to_be_hidden()
+    expect(
+        page.locator(".nbfl-choice[aria-pressed=true], .nbfl-tile[aria-pressed=true]")
+    ).to_have_count(0)
+    expect(page.locator(".nbfc-card [aria-pressed=true]")).to_have_count(0)
+
+    page.get_by_role("button", name="Keys").nth(0).click()  # the mouse opens it too
+    expect(page.get_by_role("dialog").first).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert tab.errors == []
+
+
 STAGED = [
     v4.new_code_cell(
         "import numpy as np\n"

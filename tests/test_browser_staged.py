@@ -109,6 +109,61 @@ def test_two_labelers_and_the_owner_walk_the_flagship(browser, flagship):
     shot(owner, "owner-overview")
 
 
+def key_in(page, keys: str, labeled: int, of: int) -> None:
+    """Label a ChoiceLabeler page from the keyboard: focus its first card, press `keys`."""
+    page.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
+    page.locator(".nbfc-card").first.focus()
+    for key in keys:
+        page.keyboard.press(key)
+    page.get_by_text(f"{labeled} of {of} labeled").wait_for()
+
+
+def test_a_labeler_walks_the_flagships_choice_labelers_from_the_keyboard(browser, flagship):
+    """The pick pool and the warm-up are ChoiceLabelers: number keys label the focused
+    card and move on, arrows move, u undoes, and Enter submits the page."""
+    alice = visit(browser, flagship.invite)
+    alice.wait_for_url("**/stage/pick")
+    key_in(alice, "1" * 11, 11, 12)
+    cards = alice.locator(".nbfc-card")
+    expect(cards.nth(11)).to_be_focused()
+    alice.keyboard.press("?")
+    keys = alice.get_by_role("dialog", name="Keys for labeling items")
+    expect(keys).to_be_visible()
+    if os.environ.get("NBFREEZE_SCREENSHOTS") == "1":
+        alice.screenshot(path=str(SCREENSHOTS / "widget-keys.png"))
+    alice.keyboard.press("Escape")
+    expect(keys).to_be_hidden()
+    expect(cards.nth(11)).to_be_focused()
+    alice.keyboard.press("2")
+    alice.get_by_text("12 of 12 labeled").wait_for()
+    alice.keyboard.press("u")  # the last card is unlabeled again, and Enter would leave it
+    alice.get_by_text("11 of 12 labeled").wait_for()
+    alice.keyboard.press("1")
+    alice.get_by_text("12 of 12 labeled").wait_for()
+    alice.keyboard.press("Enter")
+    status = alice.locator(".nbf-submit-status")
+    expect(status).to_have_text("", timeout=ANSWER_TIMEOUT_MS)  # the next batch's page
+    key_in(alice, "1" * 12, 12, 12)
+    alice.keyboard.press("Enter")
+    alice.wait_for_url("**/stage/warmup", timeout=ANSWER_TIMEOUT_MS)
+
+    # The warm-up's known answers: 3, 8, 3, 5, 3, 9. One slip, undone, and a move back.
+    key_in(alice, "12122", 5, 6)
+    alice.keyboard.press("u")
+    alice.get_by_text("4 of 6 labeled").wait_for()
+    expect(cards.nth(4)).to_be_focused()
+    alice.keyboard.press("1")
+    alice.keyboard.press("ArrowRight")  # already on the last: it stays
+    alice.keyboard.press("2")
+    alice.get_by_text("6 of 6 labeled").wait_for()
+    alice.keyboard.press("ArrowLeft")
+    alice.keyboard.press("ArrowLeft")
+    expect(cards.nth(3)).to_be_focused()
+    alice.keyboard.press("Enter")
+    alice.wait_for_url("**/stage/warmup_score", timeout=ANSWER_TIMEOUT_MS)
+    alice.get_by_text("You got 6 of 6 right.").wait_for()
+
+
 def test_a_labeler_goes_back_and_changes_an_answer(browser, flagship):
     alice = visit(browser, flagship.invite)
     pick_both_batches(alice, "not a 3")

@@ -1,10 +1,11 @@
-"""`Classify` in Voilà, a real Jupyter front end, in real Chromium.
+"""`Classify` and `ChoiceLabeler` in Voilà, a real Jupyter front end, in real Chromium.
 
 The stock labelers are one ES module (`freezer/widgets/static/labeling.js`) that must
 behave the same in Jupyter as in the frozen app: here Voilà serves a notebook showing a
 `Classify`, and a click on a choice, a number key and `u` (undo) must reach Python's
-`labels`, which the notebook echoes into a Label on the page. The custom-widget guide's
-example (`examples/thumbs.py`) is checked the same way.
+`labels`, which the notebook echoes into a Label on the page. `ChoiceLabeler`'s keys
+(`static/choice.js`, beside its standard ToggleButtons) are checked the same way, Enter
+reaching `on_submit`, and so is the custom-widget guide's example (`examples/thumbs.py`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ CLASSIFY = ECHO + (
     "sorter = Classify(['first note', 'second note', 'third note'], ['spam', 'ham'])\n"
     "sorter.observe(report, names='labels')\n"
     "widgets.VBox([sorter, echo])"
+)
+CHOICE = ECHO + (
+    "from freezer.widgets import ChoiceLabeler\n"
+    "labeler = ChoiceLabeler(['first', 'second', 'third'], ['keep', 'drop'])\n"
+    "labeler.observe(report, names='labels')\n"
+    "sent = widgets.Label()\n"
+    "sent.add_class('t-submitted')\n"
+    "labeler.on_submit(lambda w: setattr(sent, 'value', f'submitted {len(w.labels)}'))\n"
+    "widgets.VBox([labeler, echo, sent])"
 )
 THUMBS = ECHO + (
     "from thumbs import Thumbs\n"
@@ -144,6 +154,33 @@ def test_classify_in_voila_sends_clicks_and_keys_to_python(browser, voila_url):
         python_sees(page, {"0": "ham"})
         expect(page.locator(".nbfl-text")).to_have_text("second note")
         expect(ham).to_have_attribute("aria-pressed", "false")
+
+
+@pytest.mark.parametrize("voila_url", [CHOICE], indirect=True)
+def test_choice_labeler_in_voila_has_its_keys_and_enter_reaches_on_submit(browser, voila_url):
+    """ChoiceLabeler is standard ToggleButtons plus its keyboard view (choice.js), which
+    finds the cards around it in Jupyter's page as in the app's."""
+    with voila_page(browser, voila_url) as page:
+        cards = page.locator(".nbfc-card")
+        expect(cards).to_have_count(3, timeout=WIDGET_TIMEOUT_MS)
+        cards.nth(0).focus()
+        page.keyboard.press("2")
+        python_sees(page, {"0": "drop"})
+        expect(cards.nth(1)).to_be_focused()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("1")
+        python_sees(page, {"0": "drop", "2": "keep"})
+        page.keyboard.press("u")
+        python_sees(page, {"0": "drop"})
+        expect(cards.nth(2)).to_be_focused()
+        page.keyboard.press("?")
+        keys = page.get_by_role("dialog", name="Keys for labeling items")
+        expect(keys).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(keys).to_be_hidden()
+        expect(cards.nth(2)).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator(".t-submitted")).to_have_text("submitted 1")
 
 
 @pytest.mark.parametrize("voila_url", [THUMBS], indirect=True)

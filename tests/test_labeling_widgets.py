@@ -27,6 +27,7 @@ from freezer.widgets import (
     showing_first,
     trusted_html,
 )
+from freezer.widgets.labeling import STATIC
 from runtime.app.stage_run import answer_of, apply_answer
 
 
@@ -202,6 +203,42 @@ def test_box_editor_takes_boxes_as_detectors_give_them():
         BoxEditor(image, [(0, 0, 1, 1, "bus")], labels=["car"])
 
 
+def test_every_stock_widgets_module_carries_the_one_key_list_in_place_of_its_import():
+    """anywidget runs a module from a blob: URL, where `import './keys.js'` resolves to
+    nothing: each module must hold the key list's code itself, once."""
+    shared = (STATIC / "keys.js").read_text().replace("export function", "function")
+    modules = {
+        "labeling": Classify(["a"], ["x"])._esm,
+        "grid": ImageGrid([np.zeros((2, 2))])._esm,
+        "boxes": BoxEditor(np.zeros((4, 4)), [], labels=["p"])._esm,
+        "choice": ChoiceLabeler(["a"], ["x"])._keyboard._esm,
+    }
+    for name, module in modules.items():
+        assert "from './keys.js'" not in module, name
+        assert module.count("function keyList(") == 1 and shared in module, name
+        assert "export default" in module, name
+    for widget in (Classify(["a"], ["x"]), ChoiceLabeler(["a"], ["x"])._keyboard):
+        assert ".nbfk {" in widget._css  # the key list's style comes with it
+
+
+def test_a_choice_labeler_answer_saved_before_its_keyboard_still_replays():
+    """An `each` stage's saved answer is its widget tree's state by path: the keyboard is
+    the box's last child, with nothing to save, so an answer saved before it existed
+    lands on the same ToggleButtons, and a new answer has the same paths."""
+    saved_before = {
+        "0": {"value": "<b>1</b> of 3 labeled", "description": "", "placeholder": ""},
+        "1.1.1": {"index": 1, "description": "", "disabled": False},
+    }
+    labeler = ChoiceLabeler(["a", "b", "c"], ["yes", "no"])
+    apply_answer(labeler, saved_before)
+    assert labeler.labels == {1: "no"}
+    paths = set(answer_of(labeler))
+    assert "1.1.1" in paths and not any(p == "2" or p.startswith("2.") for p in paths)
+    again = ChoiceLabeler(["a", "b", "c"], ["yes", "no"])
+    apply_answer(again, json.loads(json.dumps(answer_of(labeler))))
+    assert again.labels == {1: "no"}
+
+
 def test_an_answer_of_each_widget_replays_into_a_fresh_one():
     """In `each` and `owner` stages an answer is the widget's synced state."""
     made = {
@@ -230,7 +267,7 @@ def test_an_answer_of_each_widget_replays_into_a_fresh_one():
 WIDGETS = (
     "import numpy as np\n"
     "import ipywidgets as widgets\n"
-    "from freezer.widgets import BoxEditor, Classify, ImageGrid\n"
+    "from freezer.widgets import BoxEditor, ChoiceLabeler, Classify, ImageGrid\n"
     "seen, submitted = [], []\n"
     "grid = ImageGrid({'a': np.zeros((2, 2)), 'b': np.ones((3, 3))},\n"
     "                 caption=lambda a: f'{a.size} px')\n"
@@ -238,7 +275,10 @@ WIDGETS = (
     "classify = Classify(['first', 'second', 'third'], ['cat', 'dog'], per_page=2)\n"
     "classify.on_submit(lambda w: submitted.append(dict(w.labels)))\n"
     "boxes = BoxEditor(np.zeros((30, 40)), [(0, 0, 10, 10, 'car')], labels=['car', 'bus'])\n"
-    "widgets.VBox([grid, classify, boxes])",
+    "choice = ChoiceLabeler({'p': 'one', 'q': 'two', 'r': 'three'}, ['keep', 'drop'])\n"
+    "choice.show(['q', 'r'])\n"
+    "choice.on_submit(lambda w: submitted.append(dict(w.labels)))\n"
+    "widgets.VBox([grid, classify, boxes, choice])",
 )
 
 
@@ -295,6 +335,33 @@ class TestThroughTheHost(NotebookTestCase):
         data = {"method": "custom", "content": {"event": "submit"}}
         await page.handled({"type": "comm_msg", "comm_id": classify, "data": data})
         assert self.python(page, "submitted") == [{1: "dog"}]
+
+    @gen_test
+    async def test_a_choice_labelers_keys_label_undo_and_submit_through_its_keyboard_model(self):
+        page = await self.open_page()
+        keys = page.model("AnyModel", _keys=['"q"', '"r"'])  # the shown items, in order
+        assert page.models[keys]["_choices"] == ["keep", "drop"]
+        labeler = self.python(page, "choice")
+        await page.set(keys, _labels={'"r"': "drop"})  # the `2` key on the second card
+        assert labeler.labels == {"r": "drop"}
+        assert labeler._buttons["r"].value == "drop"  # what an `each` stage saves
+        await page.set(keys, _labels={})  # `u`
+        assert labeler.labels == {}
+        for refused in ({'"p"': "keep"}, {'"q"': "maybe"}, ["not", "a", "mapping"]):
+            answer = await page.set(keys, _labels=refused)  # p is not on the page
+            assert any(m["type"] == "reply_error" for m in answer), refused
+        assert labeler.labels == {}
+
+        def click_in_python():
+            labeler._buttons["q"].value = "keep"  # as a click on the ToggleButtons does
+
+        await self.session_of(page).call(click_in_python)
+        await page.until(lambda m: m["type"] == "comm_msg" and m.get("comm_id") == keys)
+        assert page.models[keys]["_labels"] == {'"q"': "keep"}  # the keys see it
+
+        data = {"method": "custom", "content": {"event": "submit"}}
+        await page.handled({"type": "comm_msg", "comm_id": keys, "data": data})
+        assert self.python(page, "submitted") == [{"q": "keep"}]
 
     @gen_test
     async def test_corrected_boxes_come_back_to_python_checked(self):

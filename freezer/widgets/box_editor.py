@@ -16,7 +16,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from freezer.widgets.labeling import STATIC
+from freezer.widgets.labeling import widget_css, widget_module
 from freezer.widgets.media import as_media
 from freezer.widgets.protocol import first_shown, items_with_ids
 
@@ -63,8 +63,8 @@ def _as_box(box_id: Hashable, row: Any) -> dict[str, Any]:
 class BoxEditor(anywidget.AnyWidget):
     """An image with boxes to move, resize, delete, add and name with one of `labels`."""
 
-    _esm = STATIC / "box_editor.js"
-    _css = STATIC / "box_editor.css"
+    _esm = widget_module("box_editor.js")
+    _css = widget_css("box_editor.css")
     _image = traitlets.Bytes().tag(sync=True)
     _mime = traitlets.Unicode().tag(sync=True)
     _choices = traitlets.List().tag(sync=True)

@@ -1,10 +1,16 @@
-"""`ChoiceLabeler`: a labeling widget built from standard ipywidgets only.
+"""`ChoiceLabeler`: a labeling widget built from standard ipywidgets.
 
 One card per item shown (the item rendered, then one toggle button per choice), built
 when the item is first shown: a labeler's page of a large pool holds their batch's
 cards, not the pool's. It follows
 the labeling protocol (`Labeling`): stable `item_ids`, a `labels` mapping from item id
 to label that observers see change, its `choices`, and `show(ids)` to show a subset.
+
+ToggleButtons have no keys, so a small anywidget view beside the cards (`ChoiceKeys`,
+`static/choice.js`) gives the labeler Classify's: number keys, arrows, `u` to undo, Enter
+to submit (`on_submit` in Jupyter, the page's Submit in the app), `?` for the key list.
+It is the box's last child and holds no answer of its own, so the widget tree an `each`
+stage saves (runtime/app/stage_run.py) and replays is the one it always was.
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
+import anywidget
 import ipywidgets as widgets
 import numpy as np
 import traitlets
 
 from freezer.png import encode_png
-from freezer.widgets.protocol import first_shown, index_items
+from freezer.widgets.labeling import widget_css, widget_module
+from freezer.widgets.protocol import first_shown, index_items, item_key
 
 
 def render_item(item: Any) -> widgets.Widget:
@@ -32,8 +40,31 @@ def render_item(item: Any) -> widgets.Widget:
     return widgets.Label(value=str(item))
 
 
+class ChoiceKeys(anywidget.AnyWidget):
+    """A ChoiceLabeler's keyboard, drawn beside its cards: the shown items' keys in the
+    cards' order, the choices, and the shown items' labels, which the page sets."""
+
+    _esm = widget_module("choice.js")
+    _css = widget_css("choice.css")
+    _keys = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    _choices = traitlets.List().tag(sync=True)
+    _labels = traitlets.Dict().tag(sync=True)
+
+    @traitlets.validate("_labels")
+    def _valid_labels(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        shown = set(self._keys)
+        for key, label in proposal["value"].items():
+            if key not in shown:
+                raise traitlets.TraitError(f"{key} is not an item on the page")
+            if label not in self._choices:
+                raise traitlets.TraitError(f"{label!r} is not one of the choices {self._choices}")
+        return dict(proposal["value"])
+
+
 class ChoiceLabeler(widgets.VBox):
-    """Label each item with one of `choices`; `labels` maps item id to the choice made."""
+    """Label each item with one of `choices`; `labels` maps item id to the choice made.
+    A click on a choice, or its number key on the focused item, labels it; arrows move
+    between items, `u` undoes the last label, Enter submits (`on_submit`)."""
 
     labels = traitlets.Dict()
     choices = traitlets.Tuple()
@@ -61,7 +92,13 @@ class ChoiceLabeler(widgets.VBox):
             )
         )
         self._progress = widgets.HTML()
-        super().__init__([self._progress, self._grid], choices=tuple(choices))
+        self._submit_callbacks: list[Callable[[ChoiceLabeler], Any]] = []
+        self._shown_keys: dict[str, Hashable] = {}
+        self._keyboard = ChoiceKeys(_choices=list(choices))
+        self._keyboard.observe(self._labels_from_page, names="_labels")
+        self._keyboard.on_msg(self._on_message)
+        super().__init__([self._progress, self._grid, self._keyboard], choices=tuple(choices))
+        self.add_class("nbfc")
         self.observe(lambda _change: self._update_progress(), names="labels")
         self.show(first_shown(self._items))
 
@@ -86,6 +123,7 @@ class ChoiceLabeler(widgets.VBox):
                 [view if isinstance(view, widgets.Widget) else render_item(view), buttons],
                 layout=widgets.Layout(border="1px solid #ddd", padding="4px", align_items="center"),
             )
+            card.add_class("nbfc-card")
         return card
 
     def _recorder(self, item_id: Hashable) -> Callable[[dict[str, Any]], None]:
@@ -124,9 +162,40 @@ class ChoiceLabeler(widgets.VBox):
         if unknown:
             raise KeyError(f"not items of this labeler: {unknown!r}")
         self.shown = tuple(wanted)
+        self._shown_keys = {item_key(i): i for i in wanted}
         self._grid.children = [self._card(i) for i in wanted]
         self._update_progress()
 
     def _update_progress(self) -> None:
         done = sum(1 for i in self.shown if i in self.labels)
         self._progress.value = f"<b>{done}</b> of {len(self.shown)} labeled"
+        with self._keyboard.hold_sync():
+            self._keyboard._keys = list(self._shown_keys)  # first: the labels are checked by it
+            self._keyboard._labels = self._page_labels()
+
+    def _page_labels(self) -> dict[str, str]:
+        return {key: self.labels[i] for key, i in self._shown_keys.items() if i in self.labels}
+
+    def _labels_from_page(self, change: dict[str, Any]) -> None:
+        """The shown items' labels as the page's keys set them (or undid them)."""
+        if change["new"] == self._page_labels():
+            return  # what Python told the page
+        labels = dict(self.labels)
+        for key, item_id in self._shown_keys.items():
+            if key in change["new"]:
+                labels[item_id] = change["new"][key]
+            else:
+                labels.pop(item_id, None)
+        self.labels = labels
+
+    def on_submit(self, callback: Callable[[ChoiceLabeler], Any], remove: bool = False) -> None:
+        """Call `callback(labeler)` when the person presses Enter to submit."""
+        if remove:
+            self._submit_callbacks.remove(callback)
+        else:
+            self._submit_callbacks.append(callback)
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "submit":
+            for callback in list(self._submit_callbacks):
+                callback(self)

@@ -20,6 +20,25 @@ from freezer.widgets.media import Media, as_media
 from freezer.widgets.protocol import first_shown, index_items, item_key
 
 STATIC = Path(__file__).parent / "static"
+_KEY_LIST_IMPORT = "import { keyList } from './keys.js';\n"
+
+
+def widget_module(name: str) -> str:
+    """A stock widget's ES module (`static/NAME`) with the shared `?` key list in it.
+
+    Each module imports `keyList` from `static/keys.js`, but anywidget runs a module
+    from a `blob:` URL, where no relative import resolves: the widgets share that
+    file's text, put in place of the import line, not a module."""
+    own = (STATIC / name).read_text(encoding="utf-8")
+    if _KEY_LIST_IMPORT not in own:
+        raise ValueError(f"{name} does not import keyList from './keys.js'")
+    shared = (STATIC / "keys.js").read_text(encoding="utf-8").replace("\nexport ", "\n")
+    return own.replace(_KEY_LIST_IMPORT, shared, 1)
+
+
+def widget_css(name: str) -> str:
+    """A stock widget's style sheet (`static/NAME`) after the key list's."""
+    return "\n".join((STATIC / n).read_text(encoding="utf-8") for n in ("keys.css", name))
 
 
 def _labels_to_json(labels: dict[Hashable, Any], widget: LabelingWidget) -> dict[str, Any]:
@@ -39,8 +58,8 @@ class LabelingWidget(anywidget.AnyWidget):
     """Items with stable ids, `labels` (item id → label, synced and observable), the
     `choices`, `show(ids)` for a subset, and `on_submit` for the Enter key."""
 
-    _esm = STATIC / "labeling.js"
-    _css = STATIC / "labeling.css"
+    _esm = widget_module("labeling.js")
+    _css = widget_css("labeling.css")
     _view = traitlets.Unicode().tag(sync=True)
     _items = traitlets.List().tag(sync=True)
     _images = traitlets.List(traitlets.Bytes()).tag(sync=True)

@@ -3,7 +3,22 @@
 // The model holds the image (`_image`, a binary buffer), `_choices`, the ids the
 // labeler may edit (`_shown`), and `boxes` in image pixels, which this view sets.
 
+import { keyList } from './keys.js';
+
 const HANDLES = ['nw', 'ne', 'sw', 'se'];
+// What `?` lists: the same keys as docs/widgets.md.
+const BOX_KEYS = [
+  ['Tab', 'the next box (Shift+Tab: the one before)'],
+  ['← → ↑ ↓', 'move the box 5 px (with Alt: 1 px)'],
+  ['Shift+arrows', 'make the box wider, narrower, taller or shorter'],
+  ['1–9', 'name the box with that label'],
+  ['Delete', 'remove the box'],
+  ['n', 'add a box'],
+  ['u', 'undo the last change'],
+  ['Escape', 'deselect the box'],
+  ['Enter', 'submit'],
+  ['?', 'show or hide this list (Escape closes it)'],
+];
 const MIN = 2; // smallest box side, in image pixels
 
 function render({ model, el }) {
@@ -30,6 +45,7 @@ function render({ model, el }) {
   status.setAttribute('aria-live', 'polite');
   root.append(stage, tools, status); // Tab reaches the boxes first
   el.append(root);
+  const help = keyList(el, 'Keys for fixing boxes', BOX_KEYS, root);
 
   const history = [];
   let selected = null;
@@ -210,10 +226,10 @@ function render({ model, el }) {
     remove.textContent = 'Delete box';
     remove.disabled = !box;
     remove.addEventListener('click', () => box && deleteBox(box.id));
-    tools.replaceChildren(...buttons, add, remove);
+    tools.replaceChildren(...buttons, add, remove, help.button);
     const count = boxes().length;
     status.textContent = `${count} box${count === 1 ? '' : 'es'} · drag on the image to add, `
-      + 'Tab picks a box, arrows move it (Shift: resize), 1-9 names it, Delete removes, u undoes, Enter submits';
+      + 'Tab picks a box, arrows move it (Shift: resize), 1-9 names it, Delete removes, u undoes, Enter submits, ? lists the keys';
   }
 
   function addBox() {
@@ -277,6 +293,7 @@ function render({ model, el }) {
       model.send({ event: 'submit' });
       el.dispatchEvent(new CustomEvent('nbfreeze:submit', { bubbles: true }));
     } else if (event.key === 'Escape') select(null);
+    else if (event.key === '?') help.toggle();
     else return;
     event.preventDefault();
     event.stopPropagation();

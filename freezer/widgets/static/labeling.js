@@ -3,7 +3,26 @@
 // holds the shown ones (`_items`), their images as binary buffers (`_images`), the
 // `_choices`, and `labels` (item key -> label), which is the only thing this view sets.
 
+import { keyList } from './keys.js';
+
 const KEYS = { next: ['ArrowRight', 'ArrowDown'], back: ['ArrowLeft', 'ArrowUp'] };
+// What `?` lists: the same keys as docs/widgets.md.
+const GRID_KEYS = [
+  ['Space', 'pick or unpick the focused image (a click does too)'],
+  ['← → ↑ ↓', 'move to the next image, or the one above or below'],
+  ['Home End', 'the first or last image'],
+  ['u', 'undo the last change'],
+  ['Enter', 'submit'],
+  ['?', 'show or hide this list (Escape closes it)'],
+];
+const CLASSIFY_KEYS = [
+  ['1–9', 'give the current item that choice and go to the next'],
+  ['← →', 'the previous or next item (↑ ↓ too)'],
+  ['Home End', 'the first or last item'],
+  ['u', 'undo the last change'],
+  ['Enter', 'submit'],
+  ['?', 'show or hide this list (Escape closes it)'],
+];
 
 function imageUrls(model, items) {
   const images = model.get('_images') || [];
@@ -89,7 +108,11 @@ function gridView({ model, el }) {
   const grid = document.createElement('div');
   grid.className = 'nbfl-grid';
   grid.setAttribute('role', 'group');
-  el.append(status, grid);
+  const head = document.createElement('div');
+  head.className = 'nbfl-head';
+  const help = keyList(el, 'Keys for picking images', GRID_KEYS, grid);
+  head.append(status, help.button);
+  el.append(head, grid);
   let tiles = [];
   let urls = [];
 
@@ -104,7 +127,7 @@ function gridView({ model, el }) {
       tile.setAttribute('aria-pressed', String(on));
       count += on ? 1 : 0;
     }
-    status.textContent = `${count} of ${tiles.length} picked · click or Space picks, u undoes, Enter submits`;
+    status.textContent = `${count} of ${tiles.length} picked · click or Space picks, u undoes, Enter submits, ? lists the keys`;
   }
 
   function build() {
@@ -152,6 +175,7 @@ function gridView({ model, el }) {
       const key = book.undo();
       if (key !== null) focusTile(tiles.findIndex((tile) => tile.dataset.key === key));
     } else if (event.key === 'Enter') submit();
+    else if (event.key === '?') help.toggle();
     else return;
     event.preventDefault();
     event.stopPropagation();
@@ -190,7 +214,8 @@ function classifyView({ model, el }) {
   next.type = 'button';
   next.className = 'nbfl-nav';
   next.textContent = 'Next ›';
-  bar.append(back, status, next);
+  const help = keyList(el, 'Keys for labeling items', CLASSIFY_KEYS, root);
+  bar.append(back, status, next, help.button);
   root.append(cards, bar);
   el.append(root);
   let items = [];
@@ -255,7 +280,7 @@ function classifyView({ model, el }) {
     const labels = book.get();
     const done = items.filter((item) => item.key in labels).length;
     const where = items.length ? `item ${cursor + 1} of ${items.length}` : 'nothing to label';
-    status.textContent = `${done} of ${plural(items.length, 'item')} labeled · ${where}`;
+    status.textContent = `${done} of ${plural(items.length, 'item')} labeled · ${where} · ? lists the keys`;
     back.disabled = cursor === 0;
     next.disabled = cursor >= items.length - 1;
     back.hidden = items.length <= 1;
@@ -280,11 +305,14 @@ function classifyView({ model, el }) {
       pick(items[cursor], choices[number - 1]);
     } else if (KEYS.next.includes(event.key)) move(cursor + 1);
     else if (KEYS.back.includes(event.key)) move(cursor - 1);
+    else if (event.key === 'Home') move(0);
+    else if (event.key === 'End') move(items.length - 1);
     else if (event.key === 'u') {
       const key = book.undo();
       const at = items.findIndex((item) => item.key === key);
       if (at >= 0) move(at);
-    } else if (event.key === 'Enter') submit();
+    } else if (event.key === 'Enter' && event.target !== help.button) submit();
+    else if (event.key === '?') help.toggle();
     else return;
     event.preventDefault();
     event.stopPropagation();
