@@ -85,6 +85,36 @@ def test_classify_labels_by_click_and_number_keys_moves_with_arrows_and_undoes(s
     assert tab.errors == []
 
 
+def test_a_reference_is_shown_beside_each_item_or_once_above_them(serve, open_tab):
+    tab = open_tab(
+        serve(
+            "import numpy as np\nimport ipywidgets as widgets\n"
+            "from freezer.widgets import Classify, ImageGrid\n"
+            "faces = [np.full((8, 8), v, dtype=np.uint8) for v in (40, 120, 200)]\n"
+            "photo = (np.indices((8, 8)).sum(0) % 2 * 255).astype(np.uint8)\n"
+            "same = Classify(faces, ['same', 'other'], reference=lambda face: photo, per_page=3)\n"
+            "pick = ImageGrid(faces, reference='The person in the photo on file')\n"
+            "widgets.VBox([same, pick])"
+        ),
+        viewport={"width": 900, "height": 900},
+    )
+    page = tab.page
+    beside = page.locator(".nbfl-classify .nbfl-pair")
+    expect(beside).to_have_count(3)
+    drawn = "(img) => img.complete && img.naturalWidth === 8"
+    for n in range(3):
+        pair = beside.nth(n)
+        expect(pair.locator("figcaption")).to_have_text("Reference")
+        for image in pair.locator("img").all():
+            image.evaluate(drawn)
+            assert image.evaluate(drawn)
+    above = page.locator(".nbfl-reference-all")
+    expect(above).to_have_count(1)
+    expect(above).to_contain_text("The person in the photo on file")
+    assert page.locator(".nbfl-grid .nbfl-reference").count() == 0
+    screenshot(page, "widget-reference.png")
+
+
 def test_box_editor_moves_adds_names_and_deletes_boxes_and_python_gets_them(serve, open_tab):
     tab = open_tab(
         serve(

@@ -393,3 +393,21 @@ def test_images_keep_their_greys_as_an_author_would_expect():
     assert grey_of(np.full((2, 2), 0.5)) == 128  # floats in 0-1 as fractions
     assert grey_of(np.array([[0.0, 16.0]])) == 0  # other ranges stretched
     assert grey_of(np.ones((2, 2), bool)) == 255
+
+
+def test_a_reference_goes_beside_each_item_or_once_for_all_and_is_sent_with_the_batch():
+    photos = {"a": np.zeros((2, 2)), "b": np.ones((2, 2))}
+    each = Classify(["a", "b"], ["same", "other"], reference=lambda item: photos[item])
+    references = [item["reference"] for item in each._items]
+    assert [r["kind"] for r in references] == ["image", "image"]
+    assert [each._images[r["image"]][:4] for r in references] == [b"\x89PNG"] * 2
+    each.show([1])
+    (only,) = each._items
+    assert only["key"] == "1" and each._images[only["reference"]["image"]][:4] == b"\x89PNG"
+
+    once = ImageGrid([np.zeros((2, 2))] * 3, reference=np.ones((4, 4)))
+    assert once._reference["kind"] == "image" and once._reference_image[:4] == b"\x89PNG"
+    assert all("reference" not in item for item in once._items)
+    assert len(once._images) == 3  # the reference is not sent again with each batch
+    worded = Classify(["x"], ["yes", "no"], reference="Is this the person in the photo?")
+    assert worded._reference["text"] == "Is this the person in the photo?"

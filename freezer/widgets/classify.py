@@ -22,6 +22,7 @@ class Classify(LabelingWidget):
         key: Callable[[Any], Hashable] | str | None = None,
         caption: Callable[[Any], Any] | None = None,
         per_page: int = 1,
+        reference: Any = None,
     ) -> None:
         if per_page < 1:
             raise ValueError("per_page is how many items a page shows: 1 or more")
@@ -33,4 +34,5 @@ class Classify(LabelingWidget):
             key=key,
             _view="classify",
             _per_page=per_page,
+            reference=reference,
         )

@@ -28,11 +28,19 @@ class ImageGrid(LabelingWidget):
         key: Callable[[Any], Hashable] | str | None = None,
         choices: Sequence[str] = ("yes", "no"),
         size: int = 120,
+        reference: Any = None,
     ) -> None:
         if len(tuple(choices)) != 2:
             raise ValueError("an ImageGrid has two choices: the picked items' and the others'")
         super().__init__(
-            items, choices, render=image, caption=caption, key=key, _view="grid", _size=size
+            items,
+            choices,
+            render=image,
+            caption=caption,
+            key=key,
+            _view="grid",
+            _size=size,
+            reference=reference,
         )
 
     def _starting_labels(self, ids: Sequence[Hashable], choices: Sequence[str]) -> dict:

@@ -54,6 +54,12 @@ def _labels_from_json(labels: Any, widget: LabelingWidget) -> dict[Hashable, Any
         raise traitlets.TraitError(f"{missing.args[0]} is not an item of this labeler") from None
 
 
+def _described(media: Media, image: int) -> dict[str, Any]:
+    """How a page is told of a reference: its kind and text, and which image it is."""
+    at = image if media.kind == "image" else -1
+    return {"kind": media.kind, "text": media.text, "mime": media.mime, "image": at}
+
+
 class LabelingWidget(anywidget.AnyWidget):
     """Items with stable ids, `labels` (item id → label, synced and observable), the
     `choices`, `show(ids)` for a subset, and `on_submit` for the Enter key."""
@@ -66,6 +72,9 @@ class LabelingWidget(anywidget.AnyWidget):
     _choices = traitlets.List().tag(sync=True)
     _per_page = traitlets.Int(1).tag(sync=True)
     _size = traitlets.Int(120).tag(sync=True)
+    # What every item is compared with (`reference=` a value), shown once above them.
+    _reference = traitlets.Dict().tag(sync=True)
+    _reference_image = traitlets.Bytes(None, allow_none=True).tag(sync=True)
 
     labels = traitlets.Dict().tag(sync=True, to_json=_labels_to_json, from_json=_labels_from_json)
     choices = traitlets.Tuple()
@@ -81,6 +90,7 @@ class LabelingWidget(anywidget.AnyWidget):
         render: Callable[[Any], Any] | None = None,
         caption: Callable[[Any], Any] | None = None,
         key: Callable[[Any], Hashable] | str | None = None,
+        reference: Any = None,
         **kwargs: Any,
     ) -> None:
         choices = tuple(str(c) for c in choices)
@@ -91,6 +101,14 @@ class LabelingWidget(anywidget.AnyWidget):
         self._items_by_id = index_items(items, key)
         self._render = render
         self._caption = caption
+        # A function gives each item its own reference, shown beside it; any other value
+        # is one reference for every item, sent once.
+        self._reference_of = reference if callable(reference) else None
+        self._references: dict[Hashable, Media] = {}
+        if reference is not None and not callable(reference):
+            fixed = as_media(reference)
+            kwargs["_reference"] = _described(fixed, -1)
+            kwargs["_reference_image"] = fixed.data if fixed.kind == "image" else None
         self._media: dict[Hashable, Media] = {}
         self._submit_callbacks: list[Callable[[LabelingWidget], Any]] = []
         shown = first_shown(self._items_by_id)
@@ -155,6 +173,14 @@ class LabelingWidget(anywidget.AnyWidget):
             if media.kind == "image":
                 entry["image"] = len(images)
                 images.append(media.data)
+            if self._reference_of is not None:
+                if item_id not in self._references:
+                    item = self._items_by_id[item_id]
+                    self._references[item_id] = as_media(self._reference_of(item))
+                reference = self._references[item_id]
+                entry["reference"] = _described(reference, len(images))
+                if reference.kind == "image":
+                    images.append(reference.data)
             items.append(entry)
         return items, images
 

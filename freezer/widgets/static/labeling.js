@@ -24,13 +24,48 @@ const CLASSIFY_KEYS = [
   ['?', 'show or hide this list (Escape closes it)'],
 ];
 
+/** Blob URLs of the images the items (and their references) name, by image number. */
 function imageUrls(model, items) {
   const images = model.get('_images') || [];
-  return items.map((item) => {
-    if (item.image < 0 || !images[item.image]) return null;
-    const data = images[item.image];
-    return URL.createObjectURL(new Blob([data], { type: item.mime }));
+  const urls = [];
+  const add = (media) => {
+    if (!media || media.image < 0 || !images[media.image]) return;
+    urls[media.image] = URL.createObjectURL(new Blob([images[media.image]], { type: media.mime }));
+  };
+  items.forEach((item) => {
+    add(item);
+    add(item.reference);
   });
+  return urls;
+}
+
+/** What the items are compared with: beside each item (`reference=` a function), or
+ * once above them all (`reference=` a value). */
+function referenceView(reference, url) {
+  const figure = document.createElement('figure');
+  figure.className = 'nbfl-reference';
+  const label = document.createElement('figcaption');
+  label.textContent = 'Reference';
+  figure.append(label, itemView({ ...reference, caption: 'reference', key: '' }, url, false));
+  return figure;
+}
+
+function withReference(item, urls, view) {
+  if (!item.reference) return view;
+  const pair = document.createElement('div');
+  pair.className = 'nbfl-pair';
+  pair.append(referenceView(item.reference, urls[item.reference.image]), view);
+  return pair;
+}
+
+function fixedReference(model) {
+  const reference = model.get('_reference');
+  if (!reference || !reference.kind) return null;
+  const data = model.get('_reference_image');
+  const url = reference.kind === 'image' && data ? URL.createObjectURL(new Blob([data], { type: reference.mime })) : null;
+  const view = referenceView(reference, url);
+  view.classList.add('nbfl-reference-all');
+  return view;
 }
 
 function itemView(item, url, decorative) {
@@ -112,6 +147,8 @@ function gridView({ model, el }) {
   head.className = 'nbfl-head';
   const help = keyList(el, 'Keys for picking images', GRID_KEYS, grid);
   head.append(status, help.button);
+  const above = fixedReference(model);
+  if (above) el.append(above);
   el.append(head, grid);
   let tiles = [];
   let urls = [];
@@ -141,7 +178,7 @@ function gridView({ model, el }) {
       tile.className = 'nbfl-tile';
       tile.dataset.key = item.key;
       tile.tabIndex = n === 0 ? 0 : -1;
-      tile.append(itemView(item, urls[n], Boolean(item.caption)));
+      tile.append(withReference(item, urls, itemView(item, urls[item.image], Boolean(item.caption))));
       if (item.caption) tile.append(caption(item));
       tile.addEventListener('click', () => {
         book.set(item.key, book.get()[item.key] === picked() ? other() : picked());
@@ -217,6 +254,8 @@ function classifyView({ model, el }) {
   const help = keyList(el, 'Keys for labeling items', CLASSIFY_KEYS, root);
   bar.append(back, status, next, help.button);
   root.append(cards, bar);
+  const above = fixedReference(model);
+  if (above) el.append(above);
   el.append(root);
   let items = [];
   let urls = [];
@@ -242,7 +281,7 @@ function classifyView({ model, el }) {
     box.dataset.key = item.key;
     if (n === cursor) box.classList.add('nbfl-current');
     const chosen = book.get()[item.key];
-    box.append(itemView(item, urls[n], Boolean(item.caption)));
+    box.append(withReference(item, urls, itemView(item, urls[item.image], Boolean(item.caption))));
     if (item.caption) box.append(caption(item));
     const choices = document.createElement('div');
     choices.className = 'nbfl-choices';
