@@ -142,7 +142,9 @@ def test_a_labeler_walks_the_flagships_choice_labelers_from_the_keyboard(browser
     alice.get_by_text("12 of 12 labeled").wait_for()
     alice.keyboard.press("Enter")
     status = alice.locator(".nbf-submit-status")
-    expect(status).to_have_text("", timeout=ANSWER_TIMEOUT_MS)  # the next batch's page
+    # The next batch replaces this one in the same page.
+    expect(status).to_have_text("Saved. Here is your next batch.", timeout=ANSWER_TIMEOUT_MS)
+    expect(cards.first).to_be_focused()  # the keys go on to the new batch
     key_in(alice, "1" * 12, 12, 12)
     alice.keyboard.press("Enter")
     alice.wait_for_url("**/stage/warmup", timeout=ANSWER_TIMEOUT_MS)

@@ -15,6 +15,17 @@ const form = document.querySelector('form.nbf-submit');
 const status = form.querySelector('.nbf-submit-status');
 const button = form.querySelector('button');
 let pending = null;
+let workedIn = null; // the cell whose widget asked for the submit (its Enter key)
+
+/** Put the keyboard back into the widget once the new batch is drawn in it, for a
+ * person who submitted with Enter: the items they had focus on are gone. */
+function refocus(cell, frames = 60) {
+  if (!cell || frames === 0) return;
+  const lost = !document.activeElement || document.activeElement === document.body;
+  const target = cell.querySelector('[tabindex="0"]');
+  if (lost && target) target.focus();
+  else if (lost) requestAnimationFrame(() => refocus(cell, frames - 1));
+}
 const FLASH = 'nbfreeze-flash';
 
 /** Say `text` on the page the person goes to next (a submit loads it at once). */
@@ -53,6 +64,7 @@ function settle(event, ok) {
       // The next batch is already in the page (a pool): stay, ready for the next submit.
       delete form.dataset.requestId;
       button.disabled = false;
+      refocus(workedIn);
       return;
     }
     document.body.dataset.nbfLeaving = '1';
@@ -117,6 +129,7 @@ document.addEventListener('nbf:draft_restored', () => {
   status.textContent = 'Your answers not yet submitted are back, as you left them.';
 });
 
-document.addEventListener('nbfreeze:submit', () => {
+document.addEventListener('nbfreeze:submit', (event) => {
+  workedIn = event.target.closest?.('.nbf-cell') ?? null;
   if (!button.disabled) form.requestSubmit();
 });

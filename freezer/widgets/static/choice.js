@@ -29,6 +29,7 @@ function render({ model, el }) {
   let cursor = 0;
   let disposed = false;
   const history = []; // [item key, its label before], newest last
+  let batch = ''; // the items shown: a new batch starts at its first item, with no undo
   const help = keyList(el, 'Keys for labeling items', CHOICE_KEYS, el);
   el.append(help.button);
 
@@ -62,6 +63,14 @@ function render({ model, el }) {
       : 'Arrows move, u undoes, Enter submits, ? lists the keys';
     if (hint.textContent !== text) hint.textContent = text; // else the observer calls again
     if (!ready(list)) return;
+    const shown = keys().join('\n');
+    if (shown !== batch) {
+      if (batch) {
+        cursor = 0;
+        history.length = 0;
+      }
+      batch = shown;
+    }
     cursor = Math.max(0, Math.min(cursor, list.length - 1));
     const given = labels();
     list.forEach((card, i) => {
