@@ -25,6 +25,12 @@ FORBIDDEN = {
         "anywidget",
         "comm",
         "IPython",
+        # The statistics' reference implementations are for the tests alone.
+        "pandas",
+        "sklearn",
+        "statsmodels",
+        "krippendorff",
+        "crowdkit",
     ),
     "runtime.app": ("runtime.server",),
     "runtime.bundle": ("runtime.host", "runtime.app", "runtime.store", "runtime.server"),
