@@ -105,6 +105,28 @@ class TestStagedAppRefusals(StagedTestCase):
         assert (await alice.submit("name"))[0] == 200
 
     @gen_test
+    async def test_a_draft_that_does_not_fit_is_refused_and_changes_nothing(self):
+        _, alice = await self.owner_and_labeler()
+        page = await alice.open_stage("name")
+        junk = (
+            [1, 2],
+            {"answer": {"": {"value": 7}}},
+            {"answer": {"9": {"value": "x"}}},
+            {"answer": {"": {"_model_name": "ButtonModel"}}},
+            {"labels": {"0": "yes"}},
+        )
+        for draft in junk:
+            await page.ws.write_message(json.dumps({"type": "draft", "draft": draft}))
+            read = await page.until(lambda m: m["type"] in ("draft_refused", "draft_restored"))
+            assert read[-1]["type"] == "draft_refused", draft
+        await page.ws.write_message(
+            json.dumps({"type": "draft", "draft": {"answer": {"": {"value": "Bo"}}}})
+        )
+        await page.until(lambda m: m["type"] == "draft_restored")
+        assert (await alice.submit("name"))[0] == 200
+        assert self.store.answers(self.store.users()[-1].id)["name"][""]["value"] == "Bo"
+
+    @gen_test
     async def test_every_route_and_every_unknown_one_answers_with_the_security_headers(self):
         owner, alice = await self.owner_and_labeler()
         paths = [
