@@ -36,6 +36,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -373,17 +375,22 @@ class Store:
     def set_stage_run(
         self, stage: str, status: str, cache_key: str | None = None, error: str | None = None
     ) -> None:
+        """Record where a shared stage stands. Several processes may finish the same
+        stage at once: one statement inserts the row or updates it, never a read and
+        then a write that another process's insert can overtake."""
+        values = {"status": status, "cache_key": cache_key, "error": error, "updated_at": now()}
+        upsert = _INSERT[self.engine.dialect.name](StageRun).values(stage=stage, **values)
         with self._session() as session:
-            session.merge(
-                StageRun(
-                    stage=stage, status=status, cache_key=cache_key, error=error, updated_at=now()
-                )
-            )
+            session.execute(upsert.on_conflict_do_update(index_elements=["stage"], set_=values))
             session.commit()
 
     def stage_runs(self) -> dict[str, StageRun]:
         with self._session() as session:
             return {row.stage: row for row in session.scalars(select(StageRun))}
+
+
+# Each database's INSERT with its ON CONFLICT clause.
+_INSERT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 def _request(user_id: int, stage: str, request_id: str) -> Any:
