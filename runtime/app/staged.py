@@ -343,9 +343,10 @@ class Staged:
                 return {"labels": given, "batch": shown}
 
             return await self._in_session(session, read)
+        built = self._built.get(session)  # as a submit would save it, data left out
         return {
             "answer": await self._in_session(
-                session, lambda: answer_of(stage_widget(session, stage))
+                session, lambda: answer_of(stage_widget(session, stage), built)
             )
         }
 
