@@ -24,7 +24,7 @@ import numpy as np
 import traitlets
 
 from freezer.png import encode_png
-from freezer.widgets.labeling import widget_css, widget_module
+from freezer.widgets.labeling import SubmitOnEnter, widget_css, widget_module
 from freezer.widgets.protocol import first_shown, index_items, item_key
 
 
@@ -61,7 +61,7 @@ class ChoiceKeys(anywidget.AnyWidget):
         return dict(proposal["value"])
 
 
-class ChoiceLabeler(widgets.VBox):
+class ChoiceLabeler(SubmitOnEnter, widgets.VBox):
     """Label each item with one of `choices`; `labels` maps item id to the choice made.
     A click on a choice, or its number key on the focused item, labels it; arrows move
     between items, `u` undoes the last label, Enter submits (`on_submit`)."""
@@ -187,15 +187,3 @@ class ChoiceLabeler(widgets.VBox):
             else:
                 labels.pop(item_id, None)
         self.labels = labels
-
-    def on_submit(self, callback: Callable[[ChoiceLabeler], Any], remove: bool = False) -> None:
-        """Call `callback(labeler)` when the person presses Enter to submit."""
-        if remove:
-            self._submit_callbacks.remove(callback)
-        else:
-            self._submit_callbacks.append(callback)
-
-    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("event") == "submit":
-            for callback in list(self._submit_callbacks):
-                callback(self)

@@ -60,7 +60,27 @@ def _described(media: Media, image: int) -> dict[str, Any]:
     return {"kind": media.kind, "text": media.text, "mime": media.mime, "image": at}
 
 
-class LabelingWidget(anywidget.AnyWidget):
+class SubmitOnEnter:
+    """`on_submit(callback)` for a labeler whose page sends `{"event": "submit"}` when the
+    person presses Enter; the labeler sets `_submit_callbacks` and passes `_on_message`
+    to the `on_msg` of the widget that has the keys."""
+
+    _submit_callbacks: list[Callable[[Any], Any]]
+
+    def on_submit(self, callback: Callable[[Any], Any], remove: bool = False) -> None:
+        """Call `callback(labeler)` when the person presses Enter to submit."""
+        if remove:
+            self._submit_callbacks.remove(callback)
+        else:
+            self._submit_callbacks.append(callback)
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "submit":
+            for callback in list(self._submit_callbacks):
+                callback(self)
+
+
+class LabelingWidget(SubmitOnEnter, anywidget.AnyWidget):
     """Items with stable ids, `labels` (item id → label, synced and observable), the
     `choices`, `show(ids)` for a subset, and `on_submit` for the Enter key."""
 
@@ -183,18 +203,6 @@ class LabelingWidget(anywidget.AnyWidget):
                     images.append(reference.data)
             items.append(entry)
         return items, images
-
-    def on_submit(self, callback: Callable[[LabelingWidget], Any], remove: bool = False) -> None:
-        """Call `callback(widget)` when the person presses Enter to submit."""
-        if remove:
-            self._submit_callbacks.remove(callback)
-        else:
-            self._submit_callbacks.append(callback)
-
-    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("event") == "submit":
-            for callback in list(self._submit_callbacks):
-                callback(self)
 
     def _media_of(self, item_id: Hashable) -> Media:
         if item_id not in self._media:
