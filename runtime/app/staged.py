@@ -343,12 +343,7 @@ class Staged:
                 return {"labels": given, "batch": shown}
 
             return await self._in_session(session, read)
-        built = self._built.get(session)  # as a submit would save it, data left out
-        return {
-            "answer": await self._in_session(
-                session, lambda: answer_of(stage_widget(session, stage), built)
-            )
-        }
+        return {"answer": await self._held_answer(session, stage)}  # as a submit saves it
 
     async def restore_draft(self, user: User, stage: Stage, session: Session, draft: Any) -> bool:
         """Put a draft the page kept back into its fresh widget. A pool's labels count
@@ -516,6 +511,11 @@ class Staged:
         session = self.live.get((user.id, stage.name))
         if session is None:
             raise Refused(409, f"“{stage.title}” is not open in a page; reload it, then submit")
+        return await self._held_answer(session, stage)
+
+    async def _held_answer(self, session: Session, stage: Stage) -> dict[str, Any]:
+        """The answer a page's widget holds now, with what its stage's cells built and
+        nobody changed left out."""
         built = self._built.get(session)
         return await self._in_session(
             session, lambda: answer_of(stage_widget(session, stage), built)

@@ -397,35 +397,21 @@ const handlers = {
     }
   },
 
-  // A stage page's Submit goes over this socket, to the process holding the page's
-  // session; stage.js waits for the answer as a DOM event.
-  submitted(message) {
-    document.dispatchEvent(new CustomEvent('nbf:submitted', { detail: message }));
-  },
-
-  submit_error(message) {
-    document.dispatchEvent(new CustomEvent('nbf:submit_error', { detail: message }));
-  },
-
-  // What the page holds unsubmitted (stage.js keeps it across a reload), and whether
-  // the draft it sent back on opening was put into the widget.
-  draft(message) {
-    document.dispatchEvent(new CustomEvent('nbf:draft', { detail: message }));
-  },
-
-  draft_restored(message) {
-    document.dispatchEvent(new CustomEvent('nbf:draft_restored', { detail: message }));
-  },
-
-  draft_refused(message) {
-    document.dispatchEvent(new CustomEvent('nbf:draft_refused', { detail: message }));
-  },
-
   reply_error(message) {
     console.error('nbfreeze: the server refused a message:', message.message, message.request);
     notice(message.message, 'warning', 8000);
   },
 };
+
+// A stage page's own messages, for its scripts as DOM events (`nbf:TYPE`): the answer to
+// its Submit, which goes over this socket to the process holding the page's session
+// (stage.js), and what the page holds unsubmitted, and whether the draft it sent back on
+// opening was put into the widget (drafts.js, pace.js).
+for (const type of ['submitted', 'submit_error', 'draft', 'draft_restored', 'draft_refused']) {
+  handlers[type] = (message) => {
+    document.dispatchEvent(new CustomEvent(`nbf:${type}`, { detail: message }));
+  };
+}
 
 /**
  * Handle one frame. Returns its message (null if it could not be read) and, for a widget
