@@ -1,10 +1,13 @@
 """What the owner's dashboard shows, as plain data: every stage's state and progress,
 for a pool its pace, the time left at that pace and its labels per minute over the last
 half hour, each labeler's count, pace and agreement with the others, agreement on items
-labeled more than once, and the raw labels for download.
+labeled more than once (percent agreement, Krippendorff's alpha, Fleiss' kappa, the share
+of items all labelers agreed on, Cohen's kappa per pair of labelers), each labeler's time
+per item and labels per hour, and the raw labels for download.
 
-All of it comes from one read of each pool's labels (the rows agreement needs anyway),
-never a query per minute or per labeler.
+All of it comes from one read of each pool's labels, as arrays
+(`runtime.store.label_figures`), never a query per minute or per labeler, nor a Python
+object per label.
 """
 
 from __future__ import annotations
@@ -16,13 +19,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 from runtime.app.staged import Staged
+from runtime.store import label_figures as figures
 from runtime.store import pools
-from runtime.store.agreement import (
-    agreement_by_labeler,
-    krippendorff_alpha_nominal,
-    pairwise_agreement,
-)
 from runtime.store.database import OWNER, now
 
 PACE_WINDOW = timedelta(minutes=10)
@@ -34,9 +35,10 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
     store, pipeline = staged.store, staged.pipeline
     at = at or now()
     users = {u.id: u for u in store.users()}
-    stages, per_user, recent, last = [], {}, {}, {}
-    matches, pairs, compared = Counter(), Counter(), Counter()
-    since = at - PACE_WINDOW
+    stages = []
+    tally: dict[str, Counter[int]] = {k: Counter() for k in ("labels", "recent", "match", "pair")}
+    compared: Counter[int] = Counter()
+    last: dict[int, float] = {}
     for stage in staged.notebook.stages:
         status = pipeline.status.get(stage.name)
         entry: dict[str, Any] = {
@@ -51,53 +53,107 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
         pool = pipeline.pools.get(stage.name)
         if pool is not None:
             done = pools.progress(store, stage.name, pool.overlap)
-            rows = pools.annotations(store, stage.name)
-            grouped = pools.labels_by_item(rows)
-            needed = done.items * done.overlap
-            entry["progress"] = {
-                "items": done.items,
-                "complete": done.complete,
-                "labels": done.labels,
-                "needed": needed,
-            }
-            entry["agreement"] = {
-                "pairwise": pairwise_agreement(grouped),
-                "alpha": krippendorff_alpha_nominal(grouped),
-            }
-            moments = [_aware(row.created_at) for row in rows]
-            per_minute = _per_minute(sum(since <= m <= at for m in moments))
-            entry["pace"] = {
-                "per_minute": per_minute,
-                "minutes_left": minutes_left(needed - done.labels, per_minute),
-            }
-            entry["timeline"] = timeline(moments, at)
-            for row, moment in zip(rows, moments, strict=True):
-                per_user[row.user_id] = per_user.get(row.user_id, 0) + 1
-                recent[row.user_id] = recent.get(row.user_id, 0) + (since <= moment <= at)
-                last[row.user_id] = max(last.get(row.user_id, moment), moment)
-            by_labeler: dict[str, dict[int, str]] = {}
-            for row in rows:
-                by_labeler.setdefault(row.item_key, {})[row.user_id] = row.label
-            for user_id, accord in agreement_by_labeler(by_labeler).items():
-                matches[user_id] += accord.matches
-                pairs[user_id] += accord.pairs
-                compared[user_id] += accord.items
+            labels = figures.read_labels(store, stage.name, tuple(pool.choices))
+            entry.update(_pool_figures(done, labels, at))
+            since = (at - PACE_WINDOW).timestamp()
+            people, given = np.unique(labels.labeler, return_counts=True)
+            recent = np.bincount(
+                np.searchsorted(people, labels.labeler[labels.at >= since]), minlength=len(people)
+            )
+            counts = figures.counts_by_item(labels)
+            _, row = np.unique(labels.item, return_inverse=True)
+            sizes = counts.sum(axis=1)[row]
+            alike = counts[row, labels.label] - 1  # the other labels of the item equal to this one
+            for n, person in enumerate(people.tolist()):
+                mine = labels.labeler == person
+                tally["labels"][person] += int(given[n])
+                tally["recent"][person] += int(recent[n])
+                tally["match"][person] += int(alike[mine].sum())
+                tally["pair"][person] += int((sizes[mine] - 1).sum())
+                compared[person] += int((sizes[mine] >= 2).sum())
+                last[person] = max(last.get(person, 0.0), float(labels.at[mine].max()))
         stages.append(entry)
     labelers = [
         {
             "id": user.id,
             "name": user.name,
-            "labels": per_user.get(user.id, 0),
+            "labels": tally["labels"][user.id],
             "answers": len(store.answers(user.id)),
-            "per_minute": _per_minute(recent.get(user.id, 0)),
-            "last_label_at": last[user.id].isoformat() if user.id in last else None,
-            "agreement": matches[user.id] / pairs[user.id] if pairs[user.id] else None,
+            "per_minute": _per_minute(tally["recent"][user.id]),
+            "last_label_at": _moment(last[user.id]).isoformat() if user.id in last else None,
+            "agreement": (
+                tally["match"][user.id] / tally["pair"][user.id] if tally["pair"][user.id] else None
+            ),
             "compared": compared[user.id],
         }
         for user in users.values()
         if user.role != OWNER and user.revoked_at is None
     ]
     return {"stages": stages, "labelers": labelers}
+
+
+def _pool_figures(done: pools.Progress, labels: figures.PoolLabels, at: datetime) -> dict[str, Any]:
+    """A pool stage's progress, pace, agreement and quality figures, and its labelers'
+    pace and Cohen's kappa with each other."""
+    needed = done.items * done.overlap
+    counts = figures.counts_by_item(labels)
+    pairable = counts[counts.sum(axis=1) >= 2]
+    sizes = pairable.sum(axis=1)
+    pairs = int((sizes * (sizes - 1)).sum())
+    recent = int((labels.at >= (at - PACE_WINDOW).timestamp()).sum())
+    per_minute = _per_minute(recent)
+    ordinal = figures.ordered(labels.values)
+    kappas = figures.cohen_kappas(labels)
+    return {
+        "progress": {
+            "items": done.items,
+            "complete": done.complete,
+            "labels": done.labels,
+            "needed": needed,
+        },
+        "agreement": {
+            "pairwise": int((pairable * (pairable - 1)).sum()) / pairs if pairs else None,
+            "alpha": figures.krippendorff_alpha(counts),
+        },
+        "quality": {
+            "fleiss_kappa": figures.fleiss_kappa(counts),
+            "alpha_ordinal": figures.krippendorff_alpha(counts, ordinal=True) if ordinal else None,
+            "full_agreement": figures.full_agreement(counts),
+            "kappas": [
+                {"labelers": list(pair), "kappa": kappa, "items": items}
+                for pair, (kappa, items) in sorted(kappas.items())
+            ],
+            "labelers": [
+                {
+                    "id": person,
+                    "labels": pace.labels,
+                    "median_seconds": pace.median_seconds,
+                    "p90_seconds": pace.p90_seconds,
+                    "per_hour": pace.per_hour,
+                    "kappa": _mean_kappa(person, kappas),
+                }
+                for person, pace in sorted(figures.paces(labels).items())
+            ],
+        },
+        "pace": {
+            "per_minute": per_minute,
+            "minutes_left": minutes_left(needed - done.labels, per_minute),
+        },
+        "timeline": timeline(labels.at, at),
+    }
+
+
+def _mean_kappa(
+    person: int, kappas: dict[tuple[int, int], tuple[float | None, int]]
+) -> float | None:
+    """A labeler's Cohen's kappa with the others, averaged over the items they share."""
+    weighted = [(k, n) for pair, (k, n) in kappas.items() if person in pair and k is not None]
+    shared = sum(n for _, n in weighted)
+    return sum(k * n for k, n in weighted) / shared if shared else None
+
+
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _per_minute(labels: int) -> float:
@@ -112,16 +168,15 @@ def minutes_left(labels_missing: int, per_minute: float) -> float | None:
     return round(labels_missing / per_minute, 1) if per_minute > 0 else None
 
 
-def timeline(moments: list[datetime], at: datetime) -> dict[str, Any]:
-    """Labels given in each of the last TIMELINE_MINUTES clock minutes, oldest first; the
-    last is the minute `at` is in, so far."""
+def timeline(moments: np.ndarray, at: datetime) -> dict[str, Any]:
+    """Labels given in each of the last TIMELINE_MINUTES clock minutes, oldest first, from
+    their moments in seconds; the last is the minute `at` is in, so far."""
     end = at.replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(minutes=TIMELINE_MINUTES)
-    counts = [0] * TIMELINE_MINUTES
-    for moment in moments:
-        if start <= moment <= at:
-            counts[int((moment - start).total_seconds() // 60)] += 1
-    return {"start": start.isoformat(), "counts": counts}
+    shown = moments[(moments >= start.timestamp()) & (moments <= at.timestamp())]
+    minute = ((shown - start.timestamp()) // 60).astype(np.int64)
+    counts = np.bincount(minute, minlength=TIMELINE_MINUTES)[:TIMELINE_MINUTES]
+    return {"start": start.isoformat(), "counts": counts.tolist()}
 
 
 def _aware(moment: datetime) -> datetime:
