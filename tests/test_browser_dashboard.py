@@ -6,6 +6,7 @@ The app is started by the real command (`nbfreeze serve`), as an author would.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -98,6 +99,22 @@ def test_the_dashboard_draws_progress_pace_and_agreement_as_labels_come_in(brows
     assert pairwise.locator(".nbf-chart-fill").get_attribute("width") == "92.00"
     alpha = card.get_by_role("img", name="Krippendorff’s alpha", exact=False)
     assert alpha.get_attribute("aria-label").startswith("Krippendorff’s alpha: 0.44 ")
+    # Chance-corrected: Fleiss' kappa (2/3 observed, 1/2 by chance) and Cohen's kappa of
+    # the one pair (2/3 observed, 4/9 by chance), by hand.
+    full = card.get_by_role("img", name=re.compile("^Full agreement"))
+    expect(full).to_have_attribute(
+        "aria-label",
+        "Full agreement: every label the same on 67% of the items labeled twice or more",
+    )
+    fleiss = card.get_by_role("img", name="Fleiss’ kappa", exact=False)
+    assert fleiss.get_attribute("aria-label").startswith("Fleiss’ kappa: 0.33 ")
+    grid = card.locator("svg.nbf-kappa-grid rect")
+    expect(grid).to_have_count(1)
+    assert grid.get_attribute("data-kappa") == "0.400"
+    paces = card.locator(".nbf-quality-labelers tbody tr")
+    expect(paces).to_have_count(2)
+    for number in range(2):
+        expect(paces.nth(number).locator(".nbf-labeler-kappa > span")).to_have_text("0.40")
     rows = owner.locator("#nbf-labelers tbody tr")
     expect(rows).to_have_count(2)
     for number in range(2):

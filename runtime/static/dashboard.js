@@ -1,7 +1,9 @@
 /**
  * The owner's dashboard: every few seconds, the state and progress of every stage, for
- * each pool its progress bars, pace, time left and labels per minute, agreement, and
- * each labeler's count, pace and agreement with the others, from GET /api/v1/dashboard.
+ * each pool its progress bars, pace, time left and labels per minute, agreement, its
+ * label quality (full agreement, Fleiss' kappa, Cohen's kappa of each pair of labelers,
+ * each labeler's time per item and labels per hour), and each labeler's count, pace and
+ * agreement with the others, from GET /api/v1/dashboard.
  * Charts are SVG drawn here (no library, nothing fetched); each is an image whose
  * accessible name and <title> say its numbers. Text only goes in through textContent,
  * so nothing a labeler typed can become markup.
@@ -124,7 +126,7 @@ function timeline({ start, counts }) {
   );
 }
 
-function poolCard(stage) {
+function poolCard(stage, names) {
   const card = document.createElement('section');
   card.className = 'nbf-pool';
   card.dataset.stage = stage.name;
@@ -203,13 +205,129 @@ function poolCard(stage) {
     timeline(stage.timeline),
     axis,
     agreement,
+    qualityBlock(stage.quality, names),
   );
   return card;
 }
 
+function fixed(value, digits = 2) {
+  return value === null || value === undefined ? '–' : value.toFixed(digits);
+}
+
+function seconds(value) {
+  if (value === null || value === undefined) return '–';
+  return value < 90 ? `${value.toFixed(1)} s` : `${(value / 60).toFixed(1)} min`;
+}
+
+// Cohen's kappa of each pair of labelers as a grid: a darker square agrees more.
+function kappaGrid(kappas, names) {
+  const people = [...new Set(kappas.flatMap((pair) => pair.labelers))].sort((a, b) => a - b);
+  const size = Math.max(6, Math.min(16, Math.floor(160 / Math.max(1, people.length))));
+  const at = new Map(people.map((person, index) => [person, index]));
+  const squares = kappas.map(({ labelers: [a, b], kappa, items }) => {
+    const shade = kappa === null ? 0 : Math.max(0, Math.min(1, kappa));
+    const text = `${names(a)} and ${names(b)}: κ ${fixed(kappa)} on ${items} shared items`;
+    return titled(
+      'rect',
+      {
+        class: 'nbf-kappa-cell',
+        x: at.get(b) * size,
+        y: at.get(a) * size,
+        width: size - 1,
+        height: size - 1,
+        'fill-opacity': (0.08 + 0.92 * shade).toFixed(2),
+        'data-kappa': kappa === null ? '' : kappa.toFixed(3),
+      },
+      text,
+    );
+  });
+  const span = Math.max(1, people.length) * size;
+  const label = `Cohen’s kappa of ${kappas.length} pairs of labelers who share items`;
+  return chart(span, span, label, 'nbf-kappa-grid', ...squares);
+}
+
+// A pool's label quality: chance-corrected agreement, and each labeler's pace and kappa.
+function qualityBlock(quality, names) {
+  const block = document.createElement('div');
+  block.className = 'nbf-quality';
+  if (!quality) return block;
+  const { fleiss_kappa: fleiss, alpha_ordinal: ordinal, full_agreement: full } = quality;
+  const meters = [
+    meter(
+      'Full agreement',
+      full,
+      percent(full),
+      full === null
+        ? 'Full agreement: no item has two labels yet'
+        : `Full agreement: every label the same on ${percent(full)} of the items labeled twice or more`,
+    ),
+    meter(
+      'Fleiss’ κ',
+      fleiss,
+      fixed(fleiss),
+      fleiss === null
+        ? 'Fleiss’ kappa: not defined yet'
+        : `Fleiss’ kappa: ${fixed(fleiss)} (1 is full agreement, 0 what chance gives)`,
+    ),
+  ];
+  if (ordinal !== null) {
+    meters.push(
+      meter('α, ordinal', ordinal, fixed(ordinal), `Krippendorff’s alpha for ordered choices: ${fixed(ordinal)}`),
+    );
+  }
+  const table = document.createElement('table');
+  table.className = 'nbf-table nbf-quality-labelers';
+  const head = document.createElement('tr');
+  for (const title of ['labeler', 'labels', 'per item, median', 'p90', 'per hour', 'κ with the others']) {
+    const th = document.createElement('th');
+    th.textContent = title;
+    head.append(th);
+  }
+  table.createTHead().append(head);
+  const body = table.createTBody();
+  for (const person of quality.labelers) {
+    const tr = document.createElement('tr');
+    tr.dataset.labeler = person.id;
+    const kappa = document.createElement('td');
+    kappa.className = 'nbf-labeler-kappa';
+    const value = document.createElement('span');
+    value.textContent = fixed(person.kappa);
+    kappa.append(
+      bar(person.kappa, `${names(person.id)}: Cohen’s kappa with the others ${fixed(person.kappa)}`, 60),
+      ' ',
+      value,
+    );
+    tr.append(
+      cell(names(person.id)),
+      cell(String(person.labels)),
+      cell(seconds(person.median_seconds)),
+      cell(seconds(person.p90_seconds)),
+      cell(person.per_hour === null ? '–' : String(Math.round(person.per_hour))),
+      kappa,
+    );
+    body.append(tr);
+  }
+  const title = document.createElement('p');
+  title.className = 'nbf-chart-title';
+  title.textContent = 'Label quality';
+  block.append(title, ...meters);
+  if (quality.kappas.length) {
+    const gridTitle = document.createElement('p');
+    gridTitle.className = 'nbf-chart-title';
+    gridTitle.textContent = 'Cohen’s κ between labelers (darker agrees more)';
+    block.append(gridTitle, kappaGrid(quality.kappas, names));
+  }
+  if (quality.labelers.length) block.append(table);
+  return block;
+}
+
 function showPools(data) {
   if (!pools) return;
-  pools.replaceChildren(...data.stages.filter((stage) => stage.progress).map(poolCard));
+  const byId = new Map(data.labelers.map((person) => [person.id, person.name]));
+  const names = (id) => byId.get(id) || `labeler ${id}`;
+  pools.replaceChildren(
+    ...data.stages.filter((stage) => stage.progress).map((stage) => poolCard(stage, names)),
+  );
 }
 
 function cell(text) {
