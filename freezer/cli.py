@@ -221,6 +221,8 @@ def _export_source(app: str, db: str | None) -> tuple[Notebook | None, Path | No
     path = Path(app)
     if not path.exists():
         raise _Refused(f"{app}: no such notebook or bundle directory (nor a database URL)")
+    if not path.is_dir() and path.suffix != ".ipynb":
+        raise _Refused(f"{app}: is neither a notebook (.ipynb) nor a bundle directory")
     bundle = path if path.is_dir() else path.with_name(path.stem + ".nbfreeze")
     if not (bundle / "manifest.json").is_file():
         raise _Refused(f"{app}: no bundle at {bundle}; serve the notebook once first")

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import delete
 from staged_harness import StagedTestCase
 from tornado.testing import gen_test
 
 from freezer.png import encode_png
 from runtime.app.exports import image_size
 from runtime.store import exports
+from runtime.store.database import Annotation
 from runtime.store.pools import Row
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +106,8 @@ def test_coco_reads_back_with_pycocotools(tmp_path):
 def test_the_hugging_face_directory_loads_with_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")
     given = exports.items(rows(), exports.majority(rows()), names=NAMES)
-    files = exports.hf_files({"tone": given, "again": given[:1]})
+    files = exports.hf_files({"tone": given, "again": given[:1], "unlabeled": []})
+    assert "unlabeled" not in files["README.md"] and "unlabeled.jsonl" not in files
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     tone = datasets.load_dataset(str(tmp_path), "tone", split="train")
@@ -206,6 +209,16 @@ class TestExports(StagedTestCase):
         assert response.code == 400
         assert "'tone' shows a ChoiceLabeler, not a BoxEditor" in json.loads(response.body)["error"]
         assert (await owner.fetch("/api/v1/stages/report/labels.csv")).code == 404
+        await self.store_has_no_labels()
+        response = await owner.fetch("/api/v1/stages/tone/labels.hf.zip")
+        assert response.code == 400
+        assert json.loads(response.body)["error"] == (
+            "no labels yet in 'tone': a Hugging Face dataset cannot be empty"
+        )
+
+    async def store_has_no_labels(self) -> None:
+        with self.store.engine.begin() as connection:
+            connection.execute(delete(Annotation))
 
     @gen_test
     async def test_the_owners_page_links_each_pools_downloads_and_coco_for_boxes_only(self):
@@ -266,6 +279,7 @@ class TestExports(StagedTestCase):
             ),
             ((self.db_url, "--stage", "nope", "-o", out), "no pool stage named 'nope'"),
             ((self.db_url, "--format", "coco", "-o", out), "COCO needs the box stage's image"),
+            ((str(ROOT / "README.md"), "-o", out), "README.md: is neither a notebook (.ipynb) nor"),
             (
                 ("sqlite:////nowhere/app.sqlite", "-o", out),
                 "sqlite:////nowhere/app.sqlite: no such database file",

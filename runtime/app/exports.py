@@ -117,12 +117,20 @@ def download(store: Store, stage: str, form: str, pool: Pool) -> Download:
     elif form == "coco":
         body = json.dumps(coco(stage, pool, rows)[0], indent=1).encode()
     else:
+        _labeled({stage: rows})
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, text in exports.hf_files({stage: rows}).items():
                 archive.writestr(f"{stage}/{name}", text)
         body = out.getvalue()
     return Download(body, content_type, stage + "-labels" + suffix)
+
+
+def _labeled(rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Refuse a Hugging Face dataset of no labeled item at all: `datasets` cannot load it."""
+    if not any(rows.values()):
+        names = ", ".join(f"'{stage}'" for stage in rows)
+        raise ExportRefused(f"no labels yet in {names}: a Hugging Face dataset cannot be empty")
 
 
 def write(
@@ -134,6 +142,7 @@ def write(
     open pool, and writes the image beside its file. The paths written."""
     rows = {stage: stage_items(store, stage, pool) for stage, pool in stages.items()}
     if form == "hf":
+        _labeled(rows)
         output.mkdir(parents=True, exist_ok=True)
         for name, text in exports.hf_files(rows).items():
             (output / name).write_text(text)

@@ -187,10 +187,12 @@ def as_coco(
 def hf_files(stages: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, str]:
     """The files of a directory that `datasets.load_dataset(DIR, STAGE)` loads: a JSON
     Lines file per stage and a README.md whose card names each file as a configuration
-    (the first the default, so one stage loads with `load_dataset(DIR)` too)."""
+    (the first the default, so one stage loads with `load_dataset(DIR)` too). A stage
+    with no labeled item is left out: `datasets` cannot load an empty file."""
     card = ["---", "configs:"]
     files = {}
-    for number, (stage, rows) in enumerate(stages.items()):
+    labeled = {stage: rows for stage, rows in stages.items() if rows}
+    for number, (stage, rows) in enumerate(labeled.items()):
         card += [f"- config_name: {stage}", f"  data_files: {stage}.jsonl"]
         if number == 0:
             card.append("  default: true")
