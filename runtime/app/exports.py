@@ -181,10 +181,12 @@ async def write_coco(
             if stage not in pipeline.pools or status.state not in (LABELING, DONE):
                 raise ExportRefused(f"stage '{stage}' cannot be opened: {status.reason}")
             return write(store, {stage: pipeline.pools[stage]}, "coco", output, single=True)
-        boxes = {name: pool for name, pool in pipeline.pools.items() if is_boxes(pool)}
+        boxes: dict[str, Pool | None] = {
+            name: pool for name, pool in pipeline.pools.items() if is_boxes(pool)
+        }
         if not boxes:
             raise ExportRefused("no open pool stage shows a BoxEditor, so none has a COCO export")
-        return write(store, dict(boxes), "coco", output, single=False)
+        return write(store, boxes, "coco", output, single=False)
     finally:
         await pipeline.session.close()
         executor.shutdown(wait=False, cancel_futures=True)
