@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import os
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the compiler and the server are imported by the commands that use them
     from freezer.ir import Graph
+    from runtime.bundle import Notebook
     from runtime.server import ServeOptions
+    from runtime.store.database import Store
 
 DEFAULT_PORT = 8866
 
@@ -100,7 +103,31 @@ def _parser() -> argparse.ArgumentParser:
         default=f"http://127.0.0.1:{DEFAULT_PORT}/",
         help="the address labelers open (default http://127.0.0.1:8866/)",
     )
+    export = commands.add_parser("export", help="write a pool stage's labels to a file")
+    export.add_argument(
+        "app", help="the served notebook, its bundle directory, or the app's database URL"
+    )
+    export.add_argument("--stage", metavar="NAME", help="the pool stage (default: every one)")
+    export.add_argument(
+        "--format",
+        dest="form",
+        choices=("jsonl", "csv", "coco", "hf"),
+        default="jsonl",
+        help="JSON Lines, CSV, COCO (box stages) or a Hugging Face dataset directory",
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="the file to write (with --stage), else a directory with a file per stage",
+    )
+    export.add_argument("--db", metavar="URL", help="the app's database, when not the default")
     return parser
+
+
+class _Refused(Exception):
+    """A command that cannot do what it was asked, with the one line that says why."""
 
 
 def _frame_origin(text: str) -> str:
@@ -150,6 +177,122 @@ def run_invite(app: Path, *, name: str | None, revoke: str | None, db: str | Non
     token = store.invite(name or "")
     print(f"{name}: {url.rstrip('/')}/?token={token}")
     return 0
+
+
+def run_export(app: str, *, stage: str | None, form: str, output: Path, db: str | None) -> int:
+    """`nbfreeze export`: write pool stages' labels, or say in one line why not (exit 2)."""
+    from runtime.app import exports
+
+    try:
+        notebook, bundle, url = _export_source(app, db)
+        pools = _export_stages(app, notebook, url, stage)
+        store = _open_database(url)
+        try:
+            if form == "coco":
+                if notebook is None or bundle is None:
+                    raise _Refused(
+                        f"{app}: COCO needs the box stage's image and boxes, which only the "
+                        "notebook knows: pass the notebook or its bundle, with --db URL"
+                    )
+                written = asyncio.run(
+                    exports.write_coco(notebook, store, bundle / "cache", stage, output)
+                )
+            else:
+                stages = dict.fromkeys(pools)
+                written = exports.write(store, stages, form, output, single=stage is not None)
+        finally:
+            store.dispose()
+    except (_Refused, exports.ExportRefused) as refused:
+        print(f"nbfreeze export: {refused}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _export_source(app: str, db: str | None) -> tuple[Notebook | None, Path | None, str]:
+    """What `nbfreeze export` reads: the bundle's notebook (none for a database URL),
+    the bundle directory, and the database URL."""
+    from runtime import bundle as bundles
+    from runtime.store.database import default_url
+
+    if "://" in app:
+        return None, None, app
+    path = Path(app)
+    if not path.exists():
+        raise _Refused(f"{app}: no such notebook or bundle directory (nor a database URL)")
+    if not path.is_dir() and path.suffix != ".ipynb":
+        raise _Refused(f"{app}: is neither a notebook (.ipynb) nor a bundle directory")
+    bundle = path if path.is_dir() else path.with_name(path.stem + ".nbfreeze")
+    if not (bundle / "manifest.json").is_file():
+        raise _Refused(f"{app}: no bundle at {bundle}; serve the notebook once first")
+    if db is None and not (bundle / "app.sqlite").exists():
+        raise _Refused(f"{app}: no app database at {bundle}; serve it once first, or pass --db")
+    try:
+        notebook = bundles.load(bundle)
+    except bundles.BundleError as error:
+        raise _Refused(str(error)) from None
+    return notebook, bundle, db or default_url(bundle)
+
+
+def _export_stages(app: str, notebook: Notebook | None, url: str, stage: str | None) -> list[str]:
+    """The pool stages to export: `stage`, checked, or every one."""
+    if notebook is None:
+        store = _open_database(url)
+        try:
+            from runtime.store.exports import pool_stages
+
+            names = pool_stages(store)
+        finally:
+            store.dispose()
+    else:
+        names = [s.name for s in notebook.stages if s.input == "pool"]
+    listed = ", ".join(names) or "none"
+    if stage is None:
+        if not names:
+            raise _Refused(f"{app}: has no pool stage, so no labels to export")
+        return names
+    if notebook is not None and notebook.stage(stage) is None:
+        raise _Refused(f"{app}: no stage named '{stage}' (its pool stages: {listed})")
+    if notebook is not None and stage not in names:
+        found = notebook.stage(stage)
+        kind = f"input: {found.input}" if found and found.input else "a compute stage"
+        raise _Refused(
+            f"{app}: stage '{stage}' is {kind}, not a pool: only pool stages have labels to "
+            f"export (its pool stages: {listed})"
+        )
+    if stage not in names:
+        raise _Refused(
+            f"{_shown_url(url)}: no pool stage named '{stage}' (its pool stages: {listed})"
+        )
+    return [stage]
+
+
+def _shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _open_database(url: str) -> Store:
+    """The app's database, or a refusal naming it: a SQLite file that is not there is
+    not made, a server that does not answer is said so."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from runtime.store.database import open_store
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise _Refused(f"{url}: is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        raise _Refused(f"{_shown_url(url)}: no such database file")
+    try:
+        return open_store(url)
+    except (SQLAlchemyError, ImportError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise _Refused(f"{_shown_url(url)}: cannot open the database ({reason})") from None
 
 
 def _print_diagnostics(graph: Graph) -> None:
@@ -279,6 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args.notebook, as_dot=args.dot, as_json=args.json)
         if args.command == "build":
             return run_build(args.notebook, args.output)
+        if args.command == "export":
+            return run_export(
+                args.app, stage=args.stage, form=args.form, output=args.output, db=args.db
+            )
         if args.command == "invite":
             return run_invite(
                 args.app, name=args.name, revoke=args.revoke, db=args.db, url=args.url

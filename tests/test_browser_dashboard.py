@@ -6,6 +6,7 @@ The app is started by the real command (`nbfreeze serve`), as an author would.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,4 +126,16 @@ def test_the_dashboard_draws_progress_pace_and_agreement_as_labels_come_in(brows
         "3 of 6 items complete, 6 of 12 labels"
     )
     screenshot(owner, "owner-dashboard.png")
+
+    # The stage's downloads hand over files named after it; no COCO, it is not boxes.
+    row = owner.locator("tr[data-stage='label']")
+    expect(row.get_by_role("link", name="COCO")).to_have_count(0)
+    with owner.expect_download() as info:
+        row.get_by_role("link", name="JSON Lines").click()
+    assert info.value.suggested_filename == "label-labels.jsonl"
+    items_given = [json.loads(line) for line in Path(info.value.path()).read_text().splitlines()]
+    assert sorted(len(item["annotations"]) for item in items_given) == [2, 2, 2]
+    with owner.expect_download() as info:
+        row.get_by_role("link", name="Hugging Face dataset").click()
+    assert info.value.suggested_filename == "label-labels.hf.zip"
     assert errors == []  # nothing the policy refused, no script error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -47,6 +48,18 @@ def test_documented_commands_run(page, body):
         assert result.returncode == 0, f"{page}: {line}\n{result.stderr}"
 
 
+@pytest.mark.parametrize("page,body", blocks("python runnable"))
+def test_documented_python_runs(page, body, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", body],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"{page}:\n{body}\n{result.stderr}"
+
+
 def test_every_annotation_key_has_a_section():
     text = (DOCS / "annotations.md").read_text()
     for key in KEYS:
@@ -86,7 +99,9 @@ def test_every_api_route_is_documented():
     routes = re.findall(r'\(r"(/api/v1[^"]*)"', Path(routes.__code__.co_filename).read_text())
     assert routes
     for route in routes:
-        shown = route.replace("([^/]+)", "NAME").replace("\\.(csv|jsonl)", ".csv")
+        shown = route.replace("([^/]+)", "NAME").replace(
+            "\\.(jsonl|csv|coco\\.json|hf\\.zip)", ".jsonl"
+        )
         assert re.search(rf"`(GET|POST) {re.escape(shown)}[`?]", text), f"{shown} is not documented"
 
 

@@ -37,10 +37,11 @@ FORBIDDEN = {
     "runtime.frontend": ("runtime.host", "runtime.app", "runtime.store", "runtime.server"),
     "freezer": ("runtime",),
 }
-# The author-facing commands that reach into the server: `nbfreeze serve` and `invite`,
+# The author-facing commands that reach into the server: `nbfreeze serve`, `invite` and
+# `export` (which reads a bundle, and runs its shared stages for a box stage's boxes),
 # and `load_labels`, which reads an app's labels from its database.
 ALLOWED = {
-    "freezer.cli": ("runtime.server", "runtime.store"),
+    "freezer.cli": ("runtime.server", "runtime.store", "runtime.bundle", "runtime.app.exports"),
     "freezer.labels": ("runtime.store",),
 }
 

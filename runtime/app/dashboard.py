@@ -2,8 +2,8 @@
 for a pool its pace, the time left at that pace and its labels per minute over the last
 half hour, each labeler's count, pace and agreement with the others, agreement on items
 labeled more than once (percent agreement, Krippendorff's alpha, Fleiss' kappa, the share
-of items all labelers agreed on, Cohen's kappa per pair of labelers), each labeler's time
-per item and labels per hour, and the raw labels for download.
+of items all labelers agreed on, Cohen's kappa per pair of labelers), and each labeler's
+time per item and labels per hour (the downloads are `runtime.app.exports`).
 
 All of it comes from one read of each pool's labels, as arrays
 (`runtime.store.label_figures`), never a query per minute or per labeler, nor a Python
@@ -12,9 +12,6 @@ object per label.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -182,32 +179,3 @@ def timeline(moments: np.ndarray, at: datetime) -> dict[str, Any]:
 def _aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes for what was stored in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def label_rows(staged: Staged, stage: str) -> list[dict[str, Any]]:
-    """Every raw label of a pool stage: item, labeler, label, time."""
-    pool = staged.pipeline.pools.get(stage)
-    names = {u.id: u.name for u in staged.store.users()}
-    rows = pools.annotations(staged.store, stage)
-    return [
-        {
-            "item": pool.ids.get(r.item_key, r.item_key) if pool else json.loads(r.item_key),
-            "labeler": r.user_id,
-            "labeler_name": names.get(r.user_id, ""),
-            "label": r.label,
-            "time": _aware(r.created_at).isoformat(),
-        }
-        for r in rows
-    ]
-
-
-def as_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, ["item", "labeler", "labeler_name", "label", "time"])
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def as_jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(row, default=str) + "\n" for row in rows)

@@ -20,11 +20,12 @@ import tornado.web
 import tornado.websocket
 from tornado.ioloop import IOLoop
 
-from runtime.app import dashboard
-from runtime.app.pipeline import FAILED
+from runtime.app import dashboard, exports
+from runtime.app.pipeline import FAILED, Pipeline
 from runtime.app.preview import preview
 from runtime.app.staged import DATABASE_AWAY, Refused, Staged, Unavailable
 from runtime.app.walk import current
+from runtime.bundle import Stage
 from runtime.host import wire
 from runtime.host.handlers import FrameWriter
 from runtime.host.session import Session
@@ -273,10 +274,25 @@ class OwnerPage(_PageHandler):
             link = ""
             if stage.name in mine and mine[stage.name].state != "waiting":
                 link = "answer" if stage.input == "owner" else "open"
-            rows.append((stage, state, status.reason if status else "", link))
+            rows.append(
+                (stage, state, status.reason if status else "", link, _downloads(pipeline, stage))
+            )
             if status and status.state == FAILED:
                 errors.append((stage, status.error or status.reason))
         self.page("owner.html", "Owner", self.user, rows=rows, errors=errors)
+
+
+def _downloads(pipeline: Pipeline, stage: Stage) -> list[tuple[str, str]]:
+    """A stage's downloads on the owner's page, as (link text, file suffix): none but for
+    a pool, and COCO only once its widget is known to be a BoxEditor."""
+    if stage.input != "pool":
+        return []
+    boxes = exports.is_boxes(pipeline.pools.get(stage.name))
+    return [
+        (exports.NAMES[form], suffix)
+        for form, (suffix, _) in exports.DOWNLOADS.items()
+        if form != "coco" or boxes
+    ]
 
 
 class NotFound(_Handler):
@@ -482,21 +498,23 @@ class PreviewApi(_OwnerApi):
 
 
 class LabelsDownload(_OwnerApi):
-    """`GET /api/v1/stages/NAME/labels.csv` or `.jsonl`: every raw label of a pool stage."""
+    """`GET /api/v1/stages/NAME/labels.jsonl`, `.csv`, `.coco.json` or `.hf.zip`: an open
+    pool stage's labels, an item a row with its merged label (docs/labeling.md)."""
 
-    def get(self, name: str, extension: str) -> None:
-        if name not in self.staged.pipeline.pools:
+    async def get(self, name: str, extension: str) -> None:
+        pool = self.staged.pipeline.pools.get(name)
+        if pool is None:
             self.refuse(404, f"“{name}” is not a pool stage that has been opened")
             return
-        rows = dashboard.label_rows(self.staged, name)
-        if extension == "csv":
-            self.set_header("Content-Type", "text/csv; charset=utf-8")
-            body = dashboard.as_csv(rows)
-        else:
-            self.set_header("Content-Type", "application/jsonl; charset=utf-8")
-            body = dashboard.as_jsonl(rows)
-        self.set_header("Content-Disposition", f'attachment; filename="{name}-labels.{extension}"')
-        self.finish(body)
+        form = next(f for f, (suffix, _) in exports.DOWNLOADS.items() if suffix == "." + extension)
+        try:
+            made = await self.staged.stored(exports.download, self.staged.store, name, form, pool)
+        except exports.ExportRefused as refused:
+            self.refuse(400, str(refused))
+            return
+        self.set_header("Content-Type", made.content_type)
+        self.set_header("Content-Disposition", f'attachment; filename="{made.filename}"')
+        self.finish(made.body)
 
 
 class PipelineApi(_Api):
@@ -657,6 +675,6 @@ def routes(
         (r"/api/v1/invites", InviteApi, common),
         (r"/api/v1/invites/revoke", RevokeApi, common),
         (r"/api/v1/stages/([^/]+)/preview", PreviewApi, common),
-        (r"/api/v1/stages/([^/]+)/labels\.(csv|jsonl)", LabelsDownload, common),
+        (r"/api/v1/stages/([^/]+)/labels\.(jsonl|csv|coco\.json|hf\.zip)", LabelsDownload, common),
         (r"/api/v1/ws", StageSocket, common),
     ]
