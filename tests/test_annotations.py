@@ -30,7 +30,7 @@ def test_every_key_is_read_with_its_type(compile_cells):
     )
     check = stage(graph, "check")
     assert (check.kind, check.input, check.title) == ("input", "pool", "Is it right?")
-    assert check.options == {"overlap": 3, "batch": 5, "lease_seconds": 7200}
+    assert check.options == {"overlap": 3, "batch": 5, "lease_seconds": 7200, "merge": "majority"}
     assert stage(graph, "report").options == {"show": True}
     assert not errors(graph)
 
