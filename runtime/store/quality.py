@@ -260,7 +260,7 @@ def dawid_skene_arrays(
         return counts / counts.sum(axis=1, keepdims=True)
 
     def posteriors_from(priors: np.ndarray, confusion: np.ndarray) -> np.ndarray:
-        logs = np.log(confusion.reshape(labelers * k, k))[pair]
+        logs = np.log(confusion.reshape(labelers * k, k)[pair])
         log = np.stack(
             [np.bincount(task, weights=logs[:, t], minlength=items) for t in range(k)], axis=1
         )
@@ -280,7 +280,7 @@ def dawid_skene_arrays(
         posteriors = posteriors_from(priors, confusion)
         priors = np.maximum(posteriors.mean(axis=0), _FLOOR)
         confusion = confusion_from(posteriors)
-        log_joint = np.log(confusion.reshape(labelers * k, k))[pair] + np.log(priors)
+        log_joint = np.log(confusion.reshape(labelers * k, k)[pair]) + np.log(priors)
         expectation = (posteriors[task] * log_joint).sum()
         floored = np.maximum(posteriors, _FLOOR)
         new_bound = (expectation - (floored * np.log(floored)).sum()) / len(task)
