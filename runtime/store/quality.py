@@ -259,29 +259,35 @@ def dawid_skene_arrays(
         counts = counts.reshape(labelers, k, k)
         return counts / counts.sum(axis=1, keepdims=True)
 
-    def posteriors_from(priors: np.ndarray, confusion: np.ndarray) -> np.ndarray:
+    def summed_logs(confusion: np.ndarray) -> np.ndarray:
+        # [item, true]: the sum of the log rates of the item's labels given that truth.
         logs = np.log(confusion.reshape(labelers * k, k)[pair])
-        log = np.stack(
+        return np.stack(
             [np.bincount(task, weights=logs[:, t], minlength=items) for t in range(k)], axis=1
         )
-        log += np.log(priors)
+
+    def posteriors_from(priors: np.ndarray, summed: np.ndarray) -> np.ndarray:
+        log = summed + np.log(priors)
         scaled = np.exp(log - log.max(axis=1, keepdims=True))
         return pinned(scaled / scaled.sum(axis=1, keepdims=True))
 
+    per_item = np.bincount(task, minlength=items)[:, None]
     posteriors = np.stack(
         [np.bincount(task, weights=label == c, minlength=items) for c in range(k)], axis=1
     )
-    posteriors = pinned(posteriors / posteriors.sum(axis=1, keepdims=True))
+    posteriors = pinned(posteriors / per_item)
     priors = np.maximum(posteriors.mean(axis=0), _FLOOR)
     confusion = confusion_from(posteriors)
+    summed = summed_logs(confusion)
     bound, run, converged = -np.inf, 0, False
     while run < iterations:
         run += 1
-        posteriors = posteriors_from(priors, confusion)
+        posteriors = posteriors_from(priors, summed)
         priors = np.maximum(posteriors.mean(axis=0), _FLOOR)
         confusion = confusion_from(posteriors)
-        log_joint = np.log(confusion.reshape(labelers * k, k)[pair]) + np.log(priors)
-        expectation = (posteriors[task] * log_joint).sum()
+        summed = summed_logs(confusion)  # the bound's, and the next posteriors'
+        # Summed over labels: each label's log rate and its item's log prior.
+        expectation = (posteriors * (summed + per_item * np.log(priors))).sum()
         floored = np.maximum(posteriors, _FLOOR)
         new_bound = (expectation - (floored * np.log(floored)).sum()) / len(task)
         if new_bound - bound < tol:
