@@ -161,9 +161,13 @@ def _literal_gold(stage: Stage, cells: dict[int, Cell], notebook: str) -> list[D
     items_node = widget.args[0] if widget.args else arguments.get("items")
     choices_node = widget.args[1] if len(widget.args) > 1 else arguments.get("choices")
     items, choices = _value(items_node, literals), _value(choices_node, literals)
-    known = set(items) if isinstance(items, dict) else None
-    if isinstance(items, list | tuple):
+    known = None  # the item ids, when the widget's items are a literal it takes as they are
+    if "key" not in arguments and isinstance(items, dict):
+        known = set(items)
+    elif "key" not in arguments and isinstance(items, list | tuple):
         known = set(range(len(items)))
+    if not (isinstance(choices, list | tuple) and all(isinstance(c, str) for c in choices)):
+        choices = None
     header = code[0].index
     line = int(stage.options.get("gold_line", 1))
     problems = []
@@ -171,10 +175,10 @@ def _literal_gold(stage: Stage, cells: dict[int, Cell], notebook: str) -> list[D
         message = None
         if known is not None and item not in known:
             message = f"gold item {item!r} is not one of the pool's items."
-        elif isinstance(choices, list | tuple) and answer not in [str(c) for c in choices]:
+        elif choices is not None and answer not in choices:
             message = (
                 f"the gold answer {answer!r} of item {item!r} is not one of the choices "
-                f"{[str(c) for c in choices]}."
+                f"{list(choices)}."
             )
         if message:
             problems.append(

@@ -210,3 +210,14 @@ def test_gold_computed_at_run_time_is_left_to_the_run(compile_cells):
         POOL + "#| gold: answers\nanswers = {k: 'maybe' for k in items}\n" + WIDGET,
     )
     assert not errors(graph)
+
+
+def test_gold_is_not_checked_against_items_the_widget_gives_other_ids(compile_cells):
+    graph = compile_cells(
+        "from freezer.widgets import ChoiceLabeler, ImageGrid",
+        POOL + "#| gold: answers\nitems = {'a': 1}\nanswers = {'z': 'yes'}\n"
+        "w = ChoiceLabeler(items, choices=['yes', 'no'], key=lambda item: item)\nw",
+        POOL.replace("label", "grid") + "#| gold: answers\nanswers = {0: 'picked'}\n"
+        "g = ImageGrid([1, 2], None)\ng",
+    )
+    assert not errors(graph)

@@ -18,8 +18,8 @@ Gold items take their known answer, with probability 1, whatever the rule (label
 not); the
 confusion matrices of majority, gold-weighted and custom merges count against that
 truth where it is known and the merged label elsewhere, with a row for each true label
-among the labeler's items. Labelers whose gold accuracy is below the owner's floor are
-left out before any rule runs.
+among the labeler's items and a rate for each choice. Labelers whose gold accuracy is
+below the owner's floor are left out before any rule runs.
 """
 
 from __future__ import annotations
@@ -93,16 +93,16 @@ def merge_labels(
         labels[item], probabilities[item] = answer, 1.0
     confusion = merged.confusion
     if rule != "dawid-skene":
-        confusion = confusion_against(annotations, labels)
+        confusion = confusion_against(annotations, labels, choices)
     ties = {item: tied for item, tied in merged.ties.items() if item not in gold}
     return Merged(labels, probabilities, ties, confusion, left_out)
 
 
-def confusion_against(annotations: ByItem, truth: Mapping[Hashable, Hashable]) -> Confusion:
+def confusion_against(
+    annotations: ByItem, truth: Mapping[Hashable, Hashable], choices: Sequence[Hashable]
+) -> Confusion:
     """Each labeler's rates of giving each label, by true label, taking `truth` as the
-    truth: a row for each true label among the labeler's items, a rate for each label
-    given in the pool."""
-    given_anywhere = list(dict.fromkeys(lab for by in annotations.values() for lab in by.values()))
+    truth: a row for each true label among the labeler's items, a rate for each choice."""
     counts: dict[Hashable, dict[Hashable, Counter[Hashable]]] = {}
     for item, by_labeler in annotations.items():
         if item not in truth:
@@ -111,7 +111,7 @@ def confusion_against(annotations: ByItem, truth: Mapping[Hashable, Hashable]) -
             counts.setdefault(who, {}).setdefault(truth[item], Counter())[label] += 1
     return {
         who: {
-            true: {label: row[label] / sum(row.values()) for label in given_anywhere}
+            true: {label: row[label] / sum(row.values()) for label in choices}
             for true, row in rows.items()
         }
         for who, rows in counts.items()
