@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+import pytest
 from staged_harness import StagedTestCase
 from tornado.testing import gen_test
 
@@ -138,6 +139,9 @@ class TestAccuracyFloor(StagedTestCase):
         await sloppy.submit("label", {"__labels__": dict.fromkeys(batch, "bad")})
         batch = (await careful.get_json("/api/v1/stages/label/batch"))[1]["items"]
         await careful.submit("label", {"__labels__": dict.fromkeys(batch, "good")})
+        scores = pipeline.gold_scores("label")
+        assert [(s.correct, s.total) for s in scores.values()] == [(0, 2), (2, 2)]
+        assert scores[max(scores)].low == pytest.approx(0.342, abs=1e-3)  # Wilson, 2 of 2
         owner = await self.owner()
 
         async def report():

@@ -33,6 +33,7 @@ from runtime.host.session import Session
 from runtime.store import pools
 from runtime.store.database import Store
 from runtime.store.merging import RULES, Merged, MergeError, merge_labels
+from runtime.store.quality import GoldAccuracy, gold_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Pool:
     merge_function: Callable[..., Any] | None = None
     gold: dict[str, str] = field(default_factory=dict)
     gold_rate: float = 0.0
-    failed_merge: str | None = None  # the labels' key when the merge last failed
+    failed_merge: str | None = None  # the merge's key when it last failed
 
 
 def annotation_place(notebook: Notebook, stage: Stage, key: str) -> str:
@@ -154,15 +155,26 @@ def raw_annotations(pool: Pool, rows: list[pools.Row]) -> list[dict[str, Any]]:
     ]
 
 
-def merged_labels(pool: Pool, rows: list[pools.Row], floor: float | None = None) -> Merged:
-    """A pool's labels merged by its rule, by item id, with the labelers whose gold
-    accuracy is below `floor` left out; a MergeError when its own function fails."""
+def labels_by_id(pool: Pool, rows: list[pools.Row]) -> dict[Hashable, dict[Hashable, Hashable]]:
+    """Each item's label by labeler (user id), by item id."""
     by_item: dict[Hashable, dict[Hashable, Hashable]] = {}
     for row in rows:
         if row.item_key in pool.ids:
             by_item.setdefault(pool.ids[row.item_key], {})[row.user_id] = row.label
-    gold = {pool.ids[key]: answer for key, answer in pool.gold.items()}
-    return merge_labels(pool.merge, by_item, pool.choices, gold, floor, pool.merge_function)
+    return by_item
+
+
+def gold_by_id(pool: Pool) -> dict[Hashable, str]:
+    return {pool.ids[key]: answer for key, answer in pool.gold.items()}
+
+
+def merged_labels(pool: Pool, rows: list[pools.Row], floor: float | None = None) -> Merged:
+    """A pool's labels merged by its rule, by item id, with the labelers whose gold
+    accuracy is below `floor` left out; a MergeError when its own function fails."""
+    by_item = labels_by_id(pool, rows)
+    return merge_labels(
+        pool.merge, by_item, pool.choices, gold_by_id(pool), floor, pool.merge_function
+    )
 
 
 def give_merged(widget: Any, merged: Merged, raw: list[dict[str, Any]]) -> None:
@@ -324,6 +336,16 @@ class Pipeline:
             self.floors[name] = float(floor)
         self._bump()
 
+    def gold_scores(self, name: str) -> dict[Hashable, GoldAccuracy]:
+        """Each labeler's (user id's) accuracy on the gold items of open pool `name`, with
+        its 95% Wilson interval: what an owner sets the accuracy floor by. Empty for a
+        pool with no gold, or not opened yet."""
+        pool = self.pools.get(name)
+        if pool is None or not pool.gold:
+            return {}
+        rows = pools.annotations(self.store, name)
+        return gold_accuracy(labels_by_id(pool, rows), gold_by_id(pool))
+
     def _set(self, stage: Stage, state: str, reason: str = "") -> None:
         status = self.status[stage.name]
         if (status.state, status.reason) != (state, reason):
@@ -437,8 +459,11 @@ class Pipeline:
         rows = pools.annotations(self.store, stage.name)
         raw = raw_annotations(pool, rows)
         floor = self.floors.get(stage.name)
-        key = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
-        if pool.failed_merge == f"{key} {floor}":
+        # What the merge depends on: the labels, the pool's code and inputs (its rule, its
+        # gold, the function) and the floor. The stages after it are cached under it.
+        material = json.dumps([raw, self._key(stage, None), floor], sort_keys=True, default=str)
+        key = hashlib.sha256(material.encode()).hexdigest()
+        if pool.failed_merge == key:
             return  # the same labels would fail the same way: wait for a change
         failure: list[str] = []
 
@@ -451,7 +476,7 @@ class Pipeline:
         await self.session.call(close)
         status = self.status[stage.name]
         if failure:
-            pool.failed_merge = f"{key} {floor}"
+            pool.failed_merge = key
             status.error = f"stage `{stage.name}`: {failure[0]}"
             self.progress(f"{counter} {stage.name}: merge failed: {failure[0]}")
             self._set(stage, LABELING, f"waits: its labels could not be merged: {failure[0]}")
