@@ -5,8 +5,12 @@ from __future__ import annotations
 import html
 
 import pytest
+from runtime_harness import notebook_bundle
 from staged_harness import StagedTestCase
 from tornado.testing import gen_test
+
+from runtime import bundle
+from runtime.server import ServeOptions, make_staged_app
 
 START = (
     "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': f'text {i}' for i in range(4)}"
@@ -162,3 +166,44 @@ class TestAccuracyFloor(StagedTestCase):
             else:
                 raise AssertionError(f"{wrong!r} was taken as a floor")
         assert "label" not in pipeline.floors
+
+
+RULED = (
+    START + "\ndef strictest(labels):\n"
+    "    return {item: 'bad' if 'bad' in by.values() else 'good' for item, by in labels.items()}",
+    "#| stage: label\n#| input: pool\n#| overlap: 2\n#| batch: 4\n#| merge: majority\n"
+    "labeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+    "#| stage: report\n#| show: true\nprint(sorted(labeler.labels.values()))",
+)
+
+
+class TestAChangedRule(StagedTestCase):
+    cells = RULED
+
+    @gen_test
+    async def test_a_changed_merge_rule_runs_the_stages_after_again_not_from_the_cache(self):
+        await self.advance()
+        alice, bob = await self.labeler(), await self.labeler()
+        await label_all(self, alice, lambda key: "good")
+        await label_all(self, bob, lambda key: "bad")
+        await self.advance()
+        report = self.staged.pipeline.status["report"]
+        assert report.state == "done" and "['good', 'good', 'good', 'good']" in html.unescape(
+            str(report.outputs)
+        )
+        changed = (RULED[0], RULED[1].replace("merge: majority", "merge: strictest"), RULED[2])
+        (self.tmp / "changed").mkdir()
+        app = make_staged_app(
+            bundle.load(notebook_bundle(self.tmp / "changed", changed)),
+            self.store,
+            self.bundle_dir / "cache",  # the same cache as the first app's
+            ServeOptions(),
+        )
+        staged = app.settings["staged"]
+        try:
+            await staged.pipeline.advance()
+            again = staged.pipeline.status["report"]
+            assert again.state == "done" and not again.cached
+            assert "['bad', 'bad', 'bad', 'bad']" in html.unescape(str(again.outputs))
+        finally:
+            await staged.shutdown()
