@@ -126,6 +126,23 @@ class TestGoldThatIsWrong(StagedTestCase):
         assert "['good', 'bad']" in status.reason
 
 
+class TestAMergeThatIsNoFunction(StagedTestCase):
+    cells = (
+        START,
+        "#| stage: label\n#| input: pool\n#| merge: items\n"
+        "labeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+    )
+
+    @gen_test
+    async def test_a_merge_naming_a_value_that_is_no_function_fails_the_stage_at_its_line(self):
+        await self.advance()
+        status = self.staged.pipeline.status["label"]
+        assert status.state == "failed"
+        assert status.reason.startswith(
+            "stage `label`, cell 2, line 3: `#| merge: items` names a dict"
+        )
+
+
 class TestAccuracyFloor(StagedTestCase):
     cells = (
         START + "\nanswers = {'t0': 'good', 't1': 'good'}",
