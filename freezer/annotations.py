@@ -8,16 +8,30 @@ from __future__ import annotations
 
 import ast
 import difflib
+import keyword
 import re
 from dataclasses import dataclass, replace
 
 from freezer.ir import ERROR, Cell, Diagnostic
 
-KEYS = ("stage", "input", "overlap", "batch", "lease", "title", "show")
+KEYS = (
+    "stage",
+    "input",
+    "overlap",
+    "batch",
+    "lease",
+    "merge",
+    "gold",
+    "gold_rate",
+    "title",
+    "show",
+)
 INPUT_KINDS = ("each", "pool", "owner")
-POOL_ONLY = ("overlap", "batch", "lease")
+POOL_ONLY = ("overlap", "batch", "lease", "merge", "gold", "gold_rate")
+MERGE_RULES = ("majority", "dawid-skene", "gold-weighted")
 DEFAULT_LEASE_SECONDS = 600
 DEFAULT_BATCH = 10
+DEFAULT_GOLD_RATE = 0.1
 
 _HEADER = re.compile(r"^\s*#\|\s?(.*)$")
 _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
@@ -144,6 +158,34 @@ def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | Non
             f"`lease: {value}` is not a duration.",
             "write a number with a unit: `90s`, `10m`, `2h` or `1d`.",
         )
+    if key == "merge":
+        if value in MERGE_RULES or _dotted(value):
+            return value, None
+        close = difflib.get_close_matches(value, MERGE_RULES, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        return None, (
+            f"`merge: {value}` is neither a merge rule nor the name of a function.",
+            hint + "the rules are " + _listing(MERGE_RULES) + "; or name a function the "
+            "notebook defines or imports (`my_merge`, `module.merge`).",
+        )
+    if key == "gold":
+        if value.isidentifier() and not keyword.iskeyword(value):
+            return value, None
+        return None, (
+            f"`gold: {value}` is not a name.",
+            "name the notebook's mapping of item id to correct answer: `#| gold: answers`.",
+        )
+    if key == "gold_rate":
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = -1.0
+        if 0 <= rate <= 1:
+            return rate, None
+        return None, (
+            f"`gold_rate: {value}` is not a share from 0 to 1.",
+            "for example `#| gold_rate: 0.1`: a tenth of each batch is gold.",
+        )
     if key == "show":
         if value.lower() in _TRUE:
             return True, None
@@ -156,6 +198,12 @@ def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | Non
     if not value:
         return None, ("`title` has no value.", "write `#| title: <the page's title>`.")
     return value, None
+
+
+def _dotted(value: str) -> bool:
+    """Is `value` a Python name, or names joined by dots (`module.function`)?"""
+    parts = value.split(".")
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in parts)
 
 
 def annotate(cell: Cell, notebook: str) -> tuple[Cell, tuple[Diagnostic, ...]]:

@@ -11,7 +11,7 @@ import gc
 from dataclasses import replace
 from pathlib import Path
 
-from freezer.annotations import annotate
+from freezer.annotations import MERGE_RULES, annotate
 from freezer.checks import check
 from freezer.graph import link
 from freezer.ir import ERROR, Cell, Diagnostic, Event, Graph
@@ -102,11 +102,27 @@ def _prepare(cell: Cell, notebook: str, requirements: list[str]) -> tuple[Cell, 
     prepared = replace(
         cell,
         code=python.code,
-        events=names.events,
+        events=names.events + _annotation_reads(cell),
         last_expression=expression,
         last_statement_line=last.lineno if last else None,
     )
     return prepared, found
+
+
+def _annotation_reads(cell: Cell) -> tuple[Event, ...]:
+    """A pool's `gold` mapping and `merge` function are read when its labels are merged,
+    after its cells ran: reads at the end of the header cell, on the annotation's line,
+    so that the stage depends on where they are bound, and a name nothing binds is an
+    error there."""
+    if cell.options.get("input") != "pool":
+        return ()
+    reads = []
+    merge = str(cell.options.get("merge", "majority"))
+    if merge not in MERGE_RULES:
+        reads.append(Event("read", merge.split(".")[0], cell.option_lines["merge"]))
+    if "gold" in cell.options:
+        reads.append(Event("read", str(cell.options["gold"]), cell.option_lines["gold"]))
+    return tuple(reads)
 
 
 def _list_star_imports(cells: list[Cell], folder: Path) -> list[Cell]:

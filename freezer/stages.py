@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from freezer.annotations import DEFAULT_BATCH, DEFAULT_LEASE_SECONDS, POOL_ONLY
+from freezer.annotations import (
+    DEFAULT_BATCH,
+    DEFAULT_GOLD_RATE,
+    DEFAULT_LEASE_SECONDS,
+    POOL_ONLY,
+)
 from freezer.ir import ERROR, Cell, Diagnostic, Stage
 
 IMPLICIT_STAGE = "start"
@@ -114,10 +119,19 @@ def _stage(draft: _Draft, notebook: str, problems: list[Diagnostic]) -> Stage:
             "show",
             f"only applies to compute stages; `{draft.name}` is an input stage, always shown.",
         )
+    if kind == "pool" and "gold_rate" in options and "gold" not in options:
+        misplaced("gold_rate", "is the share of each batch that is gold, and no `gold` is given.")
     if kind == "pool":
         checked["overlap"] = options.get("overlap", 1)
         checked["batch"] = options.get("batch", DEFAULT_BATCH)
         checked["lease_seconds"] = options.get("lease", DEFAULT_LEASE_SECONDS)
+        checked["merge"] = options.get("merge", "majority")
+        if "merge" in lines:
+            checked["merge_line"] = lines["merge"]
+        if "gold" in options:
+            checked["gold"] = options["gold"]
+            checked["gold_line"] = lines["gold"]
+            checked["gold_rate"] = options.get("gold_rate", DEFAULT_GOLD_RATE)
     elif not kind:
         checked["show"] = bool(options.get("show", False))
     title = str(options.get("title") or draft.name.replace("_", " ").capitalize())

@@ -30,7 +30,7 @@ def test_every_key_is_read_with_its_type(compile_cells):
     )
     check = stage(graph, "check")
     assert (check.kind, check.input, check.title) == ("input", "pool", "Is it right?")
-    assert check.options == {"overlap": 3, "batch": 5, "lease_seconds": 7200}
+    assert check.options == {"overlap": 3, "batch": 5, "lease_seconds": 7200, "merge": "majority"}
     assert stage(graph, "report").options == {"show": True}
     assert not errors(graph)
 
@@ -139,3 +139,85 @@ def test_a_header_line_without_a_key_is_an_error(compile_cells):
 def test_input_stage_without_code_says_so(compile_cells):
     [(cell, line, message)] = errors(compile_cells("x = 1", "#| stage: a\n#| input: each"))
     assert (cell, line) == (2, 1) and "has no code" in message
+
+
+POOL = "#| stage: label\n#| input: pool\n"
+WIDGET = "w = ChoiceLabeler(items, choices=['yes', 'no'])\nw"
+START = "from freezer.widgets import ChoiceLabeler\nitems = {'a': 1, 'b': 2}"
+
+
+def test_merge_and_gold_are_read_into_the_pool_stage_options(compile_cells):
+    graph = compile_cells(
+        START + "\nanswers = {'a': 'yes'}\nimport statistics",
+        POOL + "#| merge: statistics.mode\n#| gold: answers\n" + WIDGET,
+        POOL.replace("label", "again") + "#| merge: dawid-skene\n#| gold: answers\n"
+        "#| gold_rate: 0.25\n" + WIDGET,
+    )
+    assert not errors(graph)
+    label, again = stage(graph, "label"), stage(graph, "again")
+    assert label.options["merge"] == "statistics.mode" and label.options["merge_line"] == 3
+    assert (label.options["gold"], label.options["gold_line"]) == ("answers", 4)
+    assert label.options["gold_rate"] == 0.1  # the default, with gold given
+    assert (again.options["merge"], again.options["gold_rate"]) == ("dawid-skene", 0.25)
+    assert "answers" in label.uses and "statistics" in label.uses
+
+
+def test_merge_and_gold_on_a_stage_that_is_not_a_pool_are_errors(compile_cells):
+    graph = compile_cells(
+        "answers = {}",
+        "#| stage: a\n#| input: owner\n#| merge: majority\n#| gold: answers\n1",
+        "#| stage: b\n#| gold_rate: 0.2\nx = 1",
+    )
+    found = errors(graph)
+    assert [(cell, line) for cell, line, _ in found] == [(2, 3), (2, 4), (3, 2)]
+    assert all("only applies to `input: pool`" in message for _, _, message in found)
+
+
+def test_bad_merge_gold_and_gold_rate_values_say_what_to_write(compile_cells):
+    graph = compile_cells(
+        START,
+        POOL + "#| merge: dawid-skeen\n#| gold: my answers\n#| gold_rate: 1.5\n" + WIDGET,
+        POOL.replace("label", "b") + "#| gold_rate: 0.3\n" + WIDGET,
+    )
+    problems = [d for d in graph.diagnostics if d.severity == "error"]
+    assert [(d.cell, d.line) for d in problems] == [(2, 3), (2, 4), (2, 5), (3, 3)]
+    assert "`dawid-skene`" in problems[0].hint
+    assert "not a name" in problems[1].message and "from 0 to 1" in problems[2].message
+    assert "no `gold` is given" in problems[3].message
+
+
+def test_a_merge_function_or_gold_nothing_defines_is_an_error_at_its_line(compile_cells):
+    graph = compile_cells(START, POOL + "#| merge: my_merge\n#| gold: answers\n" + WIDGET)
+    assert [(cell, line) for cell, line, _ in errors(graph)] == [(2, 3), (2, 4)]
+    assert "`my_merge` is used before any cell defines it" in errors(graph)[0][2]
+
+
+def test_a_literal_gold_dict_is_checked_against_literal_items_and_choices(compile_cells):
+    graph = compile_cells(
+        "from freezer.widgets import ChoiceLabeler",
+        POOL + "#| gold: answers\nitems = {'a': 1, 'b': 2}\n"
+        "answers = {'a': 'yes', 'z': 'no', 'b': 'maybe'}\n" + WIDGET,
+    )
+    found = errors(graph)
+    assert [(cell, line) for cell, line, _ in found] == [(2, 3), (2, 3)]
+    assert "gold item 'z' is not one of the pool's items" in found[0][2]
+    assert "'maybe' of item 'b' is not one of the choices ['yes', 'no']" in found[1][2]
+
+
+def test_gold_computed_at_run_time_is_left_to_the_run(compile_cells):
+    graph = compile_cells(
+        START,
+        POOL + "#| gold: answers\nanswers = {k: 'maybe' for k in items}\n" + WIDGET,
+    )
+    assert not errors(graph)
+
+
+def test_gold_is_not_checked_against_items_the_widget_gives_other_ids(compile_cells):
+    graph = compile_cells(
+        "from freezer.widgets import ChoiceLabeler, ImageGrid",
+        POOL + "#| gold: answers\nitems = {'a': 1}\nanswers = {'z': 'yes'}\n"
+        "w = ChoiceLabeler(items, choices=['yes', 'no'], key=lambda item: item)\nw",
+        POOL.replace("label", "grid") + "#| gold: answers\nanswers = {0: 'picked'}\n"
+        "g = ImageGrid([1, 2], None)\ng",
+    )
+    assert not errors(graph)

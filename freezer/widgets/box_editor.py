@@ -75,6 +75,8 @@ class BoxEditor(anywidget.AnyWidget):
     choices = traitlets.Tuple()
     shown = traitlets.Tuple()
     ties = traitlets.Dict()
+    probabilities = traitlets.Dict()
+    confusion = traitlets.Dict()
     annotations = traitlets.List()
 
     def __init__(

@@ -69,6 +69,8 @@ class ChoiceLabeler(SubmitOnEnter, widgets.VBox):
     labels = traitlets.Dict()
     choices = traitlets.Tuple()
     ties = traitlets.Dict()
+    probabilities = traitlets.Dict()
+    confusion = traitlets.Dict()
     annotations = traitlets.List()
 
     def __init__(

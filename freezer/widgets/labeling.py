@@ -100,6 +100,8 @@ class LabelingWidget(SubmitOnEnter, anywidget.AnyWidget):
     choices = traitlets.Tuple()
     shown = traitlets.Tuple()
     ties = traitlets.Dict()
+    probabilities = traitlets.Dict()
+    confusion = traitlets.Dict()
     annotations = traitlets.List()
 
     def __init__(

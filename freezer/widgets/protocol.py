@@ -21,8 +21,12 @@ import numpy as np
 class Labeling(Protocol):
     """What a widget needs for a `pool` stage: nbfreeze splits its items between the
     labelers, shows each their batch with `show`, reads `labels` back, and afterwards
-    sets `labels` to everyone's labels merged by majority, `ties` to the items whose top
-    labels tie, and `annotations` to every raw label (item, labeler, label, time)."""
+    sets `labels` to everyone's labels merged by the stage's `merge` rule (majority by
+    default), `probabilities` to each item's probability of its merged label, `ties` to
+    the items whose top labels tie, `confusion` to each labeler's estimated confusion
+    matrix (labeler -> true label -> given label -> rate), and `annotations` to every raw
+    label (item, labeler, label, time). The stock widgets declare those four as traits;
+    a widget of your own gets them as attributes."""
 
     item_ids: tuple[Hashable, ...]
     labels: dict[Hashable, Any]

@@ -494,7 +494,7 @@ class PreviewApi(_OwnerApi):
             stage: [m["html"] for m in messages if m.get("type") == "output" and "html" in m]
             for stage, messages in shown.outputs.items()
         }
-        self.finish({"stages": stages, "waiting": shown.waiting})
+        self.finish({"stages": stages, "waiting": shown.waiting, "error": shown.error})
 
 
 class LabelsDownload(_OwnerApi):

@@ -18,7 +18,7 @@ import logging
 import pickle
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +26,14 @@ from typing import Any
 
 import cloudpickle
 
-from freezer.widgets import Labeling, item_keys, showing_first
+from freezer.widgets import Labeling, item_key, item_keys, showing_first
 from runtime.app.stage_run import AnswerError, apply_answer, run_cells, stage_widget
 from runtime.bundle import Notebook, Stage
 from runtime.host.session import Session
 from runtime.store import pools
-from runtime.store.agreement import merge
 from runtime.store.database import Store
+from runtime.store.merging import RULES, Merged, MergeError, merge_labels
+from runtime.store.quality import GoldAccuracy, gold_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ SOON_SECONDS = 1.0  # a pool closes at most this long after its last label
 @dataclass
 class Pool:
     """A pool stage open for labeling: its widget in the shared namespace, its items by
-    key (the id as JSON), and how its work is handed out."""
+    key (the id as JSON), how its work is handed out, how its labels are merged (`merge`,
+    a rule's name, and `merge_function`, the notebook's function when it names one), and
+    its gold items (item key -> known answer) with the share of each batch that is gold."""
 
     widget: Any
     ids: dict[str, Any]
@@ -51,6 +54,81 @@ class Pool:
     overlap: int
     batch: int
     lease_seconds: int
+    merge: str = "majority"
+    merge_function: Callable[..., Any] | None = None
+    gold: dict[str, str] = field(default_factory=dict)
+    gold_rate: float = 0.0
+    failed_merge: str | None = None  # the merge's key when it last failed
+
+
+def annotation_place(notebook: Notebook, stage: Stage, key: str) -> str:
+    """Where a pool stage's `#| key:` line is: `cell N, line M` of its header cell."""
+    header = next(c.index for c in notebook.cells_of(stage) if c.type == "code")
+    return f"cell {header}, line {stage.options.get(f'{key}_line', 1)}"
+
+
+def merge_function(namespace: Mapping[str, Any], notebook: Notebook, stage: Stage) -> Any:
+    """The function a pool's `#| merge:` names, or None for a built-in rule; an
+    AnswerError, naming the annotation's cell and line, when it is not a function."""
+    rule = str(stage.options.get("merge", "majority"))
+    if rule in RULES:
+        return None
+    where = f"stage `{stage.name}`, {annotation_place(notebook, stage, 'merge')}"
+    root, *attributes = rule.split(".")
+    if root not in namespace:
+        raise AnswerError(
+            f"{where}: `#| merge: {rule}` is not a rule ({', '.join(RULES)}), and the notebook "
+            f"defines no `{root}` before this stage; define or import the function, or name a rule"
+        )
+    value = namespace[root]
+    for attribute in attributes:
+        if not hasattr(value, attribute):
+            raise AnswerError(f"{where}: `#| merge: {rule}`: `{root}` has no `{attribute}`")
+        value = getattr(value, attribute)
+    if not callable(value):
+        raise AnswerError(
+            f"{where}: `#| merge: {rule}` names a {type(value).__name__}, not a function that "
+            "takes the labels and returns the merged result"
+        )
+    return value
+
+
+def gold_answers(
+    namespace: Mapping[str, Any],
+    notebook: Notebook,
+    stage: Stage,
+    ids: Mapping[str, Any],
+    choices: tuple[str, ...],
+) -> dict[str, str]:
+    """A pool's gold answers by item key, from the mapping its `#| gold:` names; an
+    AnswerError, naming the annotation's cell and line, when an item is not one of the
+    pool's (`ids`, item key -> id) or an answer is not one of its `choices`."""
+    name = stage.options.get("gold")
+    if not name:
+        return {}
+    where = f"stage `{stage.name}`, {annotation_place(notebook, stage, 'gold')}"
+    value = namespace.get(str(name))
+    if not isinstance(value, Mapping):
+        what = "is not defined" if value is None else f"is a {type(value).__name__}"
+        raise AnswerError(
+            f"{where}: `#| gold: {name}` {what}; it must be a mapping of item id to the "
+            "correct answer"
+        )
+    known = {}
+    for item, answer in value.items():
+        try:
+            key = item_key(item)
+        except (TypeError, ValueError):
+            key = None
+        if key not in ids:
+            raise AnswerError(f"{where}: gold item {item!r} is not one of the pool's items")
+        if answer not in choices:
+            raise AnswerError(
+                f"{where}: the gold answer {answer!r} of item {item!r} is not one of the "
+                f"choices {list(choices)}"
+            )
+        known[key] = answer
+    return known
 
 
 def _unpicklable(values: dict[str, Any]) -> str | None:
@@ -77,13 +155,37 @@ def raw_annotations(pool: Pool, rows: list[pools.Row]) -> list[dict[str, Any]]:
     ]
 
 
-def give_merged(widget: Any, pool: Pool, rows: list[pools.Row], raw: list[dict[str, Any]]) -> None:
+def labels_by_id(pool: Pool, rows: list[pools.Row]) -> dict[Hashable, dict[Hashable, Hashable]]:
+    """Each item's label by labeler (user id), by item id."""
+    by_item: dict[Hashable, dict[Hashable, Hashable]] = {}
+    for row in rows:
+        if row.item_key in pool.ids:
+            by_item.setdefault(pool.ids[row.item_key], {})[row.user_id] = row.label
+    return by_item
+
+
+def gold_by_id(pool: Pool) -> dict[Hashable, str]:
+    return {pool.ids[key]: answer for key, answer in pool.gold.items()}
+
+
+def merged_labels(pool: Pool, rows: list[pools.Row], floor: float | None = None) -> Merged:
+    """A pool's labels merged by its rule, by item id, with the labelers whose gold
+    accuracy is below `floor` left out; a MergeError when its own function fails."""
+    by_item = labels_by_id(pool, rows)
+    return merge_labels(
+        pool.merge, by_item, pool.choices, gold_by_id(pool), floor, pool.merge_function
+    )
+
+
+def give_merged(widget: Any, merged: Merged, raw: list[dict[str, Any]]) -> None:
     """Hand a pool stage's widget everyone's labels as the stages after it see them: the
-    labels merged by majority, the items whose top labels tie, and every raw label
-    (`raw`, the rows as `raw_annotations` gives them)."""
-    merged = merge(pools.labels_by_item(rows))
-    widget.labels = {pool.ids[k]: label for k, label in merged.labels.items() if k in pool.ids}
-    widget.ties = {pool.ids[k]: list(v) for k, v in merged.ties.items() if k in pool.ids}
+    merged labels, the probability of each, the items whose top labels tie, each
+    labeler's confusion matrix, and every raw label (`raw`, the rows as
+    `raw_annotations` gives them)."""
+    widget.labels = merged.labels
+    widget.probabilities = merged.probabilities
+    widget.ties = {item: list(tied) for item, tied in merged.ties.items()}
+    widget.confusion = merged.confusion
     widget.annotations = raw
 
 
@@ -162,6 +264,8 @@ class Pipeline:
         self.shared = [s for s in notebook.stages if s.scope == "shared"]
         self.status = {s.name: StageStatus() for s in self.shared}
         self.pools: dict[str, Pool] = {}
+        # Each pool's gold-accuracy floor, set by the owner; in memory only for now.
+        self.floors: dict[str, float] = {}
         self.version = 0  # bumped on every change, for pages that wait
         self.changed = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -211,6 +315,36 @@ class Pipeline:
                         continue
                 await self._run(stage, answer, f"[{number}/{len(self.shared)}]")
             self.started = True
+
+    def set_accuracy_floor(self, name: str, floor: float | None) -> None:
+        """Leave out of pool `name`'s merge the labelers whose accuracy on its gold items
+        is below `floor` (a share from 0 to 1); None leaves nobody out. Lowering it brings
+        them back. It counts from the pool's next merge (its preview at once), so it is
+        set while the pool is open; a ValueError says what is wrong otherwise."""
+        stage = self.notebook.stage(name)
+        if stage is None or stage.input != "pool":
+            raise ValueError(f"`{name}` is not a pool stage")
+        if not stage.options.get("gold"):
+            raise ValueError(f"pool `{name}` has no gold answers (`#| gold:`) to score labelers")
+        if self.done(name):
+            raise ValueError(f"pool `{name}` is closed: its labels are merged already")
+        if floor is None:
+            self.floors.pop(name, None)
+        elif isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1:
+            raise ValueError(f"an accuracy floor is a share from 0 to 1, not {floor!r}")
+        else:
+            self.floors[name] = float(floor)
+        self._bump()
+
+    def gold_scores(self, name: str) -> dict[Hashable, GoldAccuracy]:
+        """Each labeler's (user id's) accuracy on the gold items of open pool `name`, with
+        its 95% Wilson interval: what an owner sets the accuracy floor by. Empty for a
+        pool with no gold, or not opened yet."""
+        pool = self.pools.get(name)
+        if pool is None or not pool.gold:
+            return {}
+        rows = pools.annotations(self.store, name)
+        return gold_accuracy(labels_by_id(pool, rows), gold_by_id(pool))
 
     def _set(self, stage: Stage, state: str, reason: str = "") -> None:
         status = self.status[stage.name]
@@ -290,13 +424,24 @@ class Pipeline:
                 return
             ids = dict(zip(item_keys(widget.item_ids), widget.item_ids, strict=True))
             options = stage.options
+            choices = tuple(str(c) for c in widget.choices)
+            try:
+                function = merge_function(self.namespace, self.notebook, stage)
+                gold = gold_answers(self.namespace, self.notebook, stage, ids, choices)
+            except AnswerError as error:
+                self._fail(stage, str(error))
+                return
             self.pools[stage.name] = Pool(
                 widget,
                 ids,
-                tuple(str(c) for c in widget.choices),
+                choices,
                 int(options.get("overlap", 1)),
                 int(options.get("batch", 10)),
                 int(options.get("lease_seconds", 600)),
+                str(options.get("merge", "majority")),
+                function,
+                gold,
+                float(options.get("gold_rate", 0.0)) if gold else 0.0,
             )
             pools.register_items(
                 self.store, stage.name, list(ids), overlap=self.pools[stage.name].overlap
@@ -313,11 +458,30 @@ class Pipeline:
             return
         rows = pools.annotations(self.store, stage.name)
         raw = raw_annotations(pool, rows)
-        await self.session.call(give_merged, pool.widget, pool, rows, raw)
+        floor = self.floors.get(stage.name)
+        # What the merge depends on: the labels, the pool's code and inputs (its rule, its
+        # gold, the function) and the floor. The stages after it are cached under it.
+        material = json.dumps([raw, self._key(stage, None), floor], sort_keys=True, default=str)
+        key = hashlib.sha256(material.encode()).hexdigest()
+        if pool.failed_merge == key:
+            return  # the same labels would fail the same way: wait for a change
+        failure: list[str] = []
+
+        def close() -> None:
+            try:
+                give_merged(pool.widget, merged_labels(pool, rows, floor), raw)
+            except MergeError as error:
+                failure.append(str(error))
+
+        await self.session.call(close)
         status = self.status[stage.name]
-        status.key = hashlib.sha256(
-            json.dumps(raw, sort_keys=True, default=str).encode()
-        ).hexdigest()
+        if failure:
+            pool.failed_merge = key
+            status.error = f"stage `{stage.name}`: {failure[0]}"
+            self.progress(f"{counter} {stage.name}: merge failed: {failure[0]}")
+            self._set(stage, LABELING, f"waits: its labels could not be merged: {failure[0]}")
+            return
+        pool.failed_merge, status.error, status.key = None, None, key
         self.progress(f"{counter} {stage.name}: labeled ({len(rows)} labels)")
         self.store.set_stage_run(stage.name, DONE, status.key)
         self._set(stage, DONE)

@@ -2,7 +2,8 @@
 
 The owner's dashboard asks for it while labelers work: a scratch session starts from a
 copy of the shared namespace, builds the pool's widget afresh with the partial labels
-given as the finished stage would give them (labels merged, ties, raw annotations), and
+given as the finished stage would give them (labels merged by the pool's rule and the
+owner's accuracy floor, probabilities, ties, confusion matrices, raw annotations), and
 runs the shared compute stages that follow whose other inputs are ready, recording what
 they display; the others are reported as waiting. Nothing of it touches the real shared
 namespace.
@@ -19,22 +20,26 @@ from runtime.app.pipeline import (
     Pipeline,
     Silent,
     give_merged,
+    merged_labels,
     raw_annotations,
 )
 from runtime.app.stage_run import run_cells, stage_widget
 from runtime.app.walk import requirements
 from runtime.bundle import Stage
 from runtime.store import pools
+from runtime.store.merging import MergeError
 
 
 @dataclass(frozen=True)
 class Preview:
     """What the shared compute stages after an open pool display with the labels so far,
     by stage, and the later ones that cannot run yet (they wait for an owner's answer,
-    another pool, or a stage that failed)."""
+    another pool, or a stage that failed); `error` says why the labels so far could not
+    be merged (the pool's own merge function failed), and then nothing ran."""
 
     outputs: dict[str, list[dict[str, Any]]]
     waiting: list[str]
+    error: str | None = None
 
 
 async def preview(pipeline: Pipeline, pool_name: str) -> Preview:
@@ -49,11 +54,17 @@ async def preview(pipeline: Pipeline, pool_name: str) -> Preview:
         notebook, Silent(), pipeline.executor, namespace=dict(pipeline.namespace)
     )
     outputs: dict[str, list[dict[str, Any]]] = {}
+    failure: list[str] = []
 
     def run() -> None:
+        try:
+            merged = merged_labels(pool, rows, pipeline.floors.get(pool_name))
+        except MergeError as error:
+            failure.append(f"stage `{pool_name}`: {error}")
+            return
         with showing_first(()):  # the widget is only a holder of the labels here
             run_cells(session, notebook, pool_stage)
-        give_merged(stage_widget(session, pool_stage), pool, rows, raw_annotations(pool, rows))
+        give_merged(stage_widget(session, pool_stage), merged, raw_annotations(pool, rows))
         for stage in ready:
             session.recording = outputs.setdefault(stage.name, [])
             run_cells(session, notebook, stage)
@@ -63,6 +74,8 @@ async def preview(pipeline: Pipeline, pool_name: str) -> Preview:
         await session.call(run)
     finally:
         await session.close()
+    if failure:
+        return Preview({}, [s.name for s in ready + waiting], failure[0])
     return Preview(outputs, [s.name for s in waiting])
 
 

@@ -156,6 +156,7 @@ def dawid_skene(
     choices: Sequence[Hashable],
     iterations: int = 100,
     tol: float = 1e-5,
+    known: Mapping[Hashable, Hashable] | None = None,
 ) -> Estimate:
     """Dawid-Skene's estimate from each item's label by labeler.
 
@@ -164,58 +165,31 @@ def dawid_skene(
     and the posteriors from those, in turn; a confusion entry for a label the labeler
     gave is floored at 1e-10 (so is a prior), and the loop stops when the evidence lower
     bound per label (crowd-kit's, which counts the log prior once per label) rises by
-    less than `tol`, or after `iterations`. Items without labels are left out; a label
-    outside `choices` is a ValueError."""
+    less than `tol`, or after `iterations`. `known` gives items whose true choice is
+    known (gold): their posteriors stay certain of it throughout. Items without labels
+    are left out; a label outside `choices` is a ValueError."""
     index = {choice: i for i, choice in enumerate(choices)}
-    k = len(choices)
     items = [item for item, given in annotations.items() if given]
     labelers = list(dict.fromkeys(who for item in items for who in annotations[item]))
     who_index = {who: i for i, who in enumerate(labelers)}
-    rows = []
+    task, worker, label = [], [], []
     for i, item in enumerate(items):
-        for who, label in annotations[item].items():
-            if label not in index:
-                raise ValueError(f"item {item!r}: {who!r}'s label {label!r} is not a choice")
-            rows.append((i, who_index[who], index[label]))
-    if not rows:
+        for who, given in annotations[item].items():
+            if given not in index:
+                raise ValueError(f"item {item!r}: {who!r}'s label {given!r} is not a choice")
+            task.append(i)
+            worker.append(who_index[who])
+            label.append(index[given])
+    if not task:
         return Estimate({}, {}, {}, {}, 0, True)
-    task, worker, label = (np.array(column) for column in zip(*rows, strict=True))
-    gave = np.zeros((len(labelers), k), dtype=bool)
-    gave[worker, label] = True
-
-    def confusion_from(posteriors: np.ndarray) -> np.ndarray:
-        # [labeler, given, true]: the posterior mass of each true choice behind each label.
-        counts = np.zeros((len(labelers), k, k))
-        np.add.at(counts, (worker, label), posteriors[task])
-        counts = np.where(gave[:, :, None], np.maximum(counts, _FLOOR), 0.0)
-        return counts / counts.sum(axis=1, keepdims=True)
-
-    def posteriors_from(priors: np.ndarray, confusion: np.ndarray) -> np.ndarray:
-        log = np.tile(np.log(priors), (len(items), 1))
-        np.add.at(log, task, np.log(confusion[worker, label]))
-        scaled = np.exp(log - log.max(axis=1, keepdims=True))
-        return scaled / scaled.sum(axis=1, keepdims=True)
-
-    posteriors = np.zeros((len(items), k))
-    np.add.at(posteriors, (task, label), 1.0)
-    posteriors /= posteriors.sum(axis=1, keepdims=True)
-    priors = np.maximum(posteriors.mean(axis=0), _FLOOR)
-    confusion = confusion_from(posteriors)
-    bound, run, converged = -np.inf, 0, False
-    while run < iterations:
-        run += 1
-        posteriors = posteriors_from(priors, confusion)
-        priors = np.maximum(posteriors.mean(axis=0), _FLOOR)
-        confusion = confusion_from(posteriors)
-        log_joint = np.log(confusion[worker, label]) + np.log(priors)
-        expectation = (posteriors[task] * log_joint).sum()
-        floored = np.maximum(posteriors, _FLOOR)
-        new_bound = (expectation - (floored * np.log(floored)).sum()) / len(rows)
-        if new_bound - bound < tol:
-            converged = True
-            break
-        bound = new_bound
-
+    truth = np.full(len(items), -1)
+    for i, item in enumerate(items):
+        if known and item in known and known[item] in index:
+            truth[i] = index[known[item]]
+    fit = dawid_skene_arrays(
+        np.array(task), np.array(worker), np.array(label), len(choices), iterations, tol, truth
+    )
+    posteriors, confusion = fit.posteriors, fit.confusion
     best = posteriors.argmax(axis=1)
     return Estimate(
         labels={item: choices[best[i]] for i, item in enumerate(items)},
@@ -230,7 +204,140 @@ def dawid_skene(
             }
             for w, who in enumerate(labelers)
         },
-        priors={choice: float(priors[c]) for c, choice in enumerate(choices)},
-        iterations=run,
-        converged=converged,
+        priors={choice: float(fit.priors[c]) for c, choice in enumerate(choices)},
+        iterations=fit.iterations,
+        converged=fit.converged,
     )
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Dawid-Skene's estimate over integer codes: `posteriors[item, choice]`,
+    `confusion[labeler, given, true]` (each column sums to 1), `priors[choice]`."""
+
+    posteriors: np.ndarray
+    confusion: np.ndarray
+    priors: np.ndarray
+    iterations: int
+    converged: bool
+
+
+def dawid_skene_arrays(
+    task: np.ndarray,
+    worker: np.ndarray,
+    label: np.ndarray,
+    classes: int,
+    iterations: int = 100,
+    tol: float = 1e-5,
+    truth: np.ndarray | None = None,
+) -> Fit:
+    """`dawid_skene` over one row per label: its item `task[r]`, labeler `worker[r]` and
+    label `label[r]`, integer codes from 0 (every item from 0 to the largest has a label);
+    `truth[i]` is item i's known choice, or -1. Every sum is a `np.bincount` over the
+    rows, one per choice, so a pool of 500,000 labels takes well under a second."""
+    k = classes
+    items, labelers = int(task.max()) + 1, int(worker.max()) + 1
+    pair = worker * k + label  # (labeler, given) as one code
+    gave = np.zeros(labelers * k, dtype=bool)
+    gave[pair] = True
+    gold = np.flatnonzero(truth >= 0) if truth is not None else np.array([], dtype=int)
+
+    def pinned(posteriors: np.ndarray) -> np.ndarray:
+        if len(gold):
+            posteriors[gold] = 0.0
+            posteriors[gold, truth[gold]] = 1.0
+        return posteriors
+
+    def confusion_from(posteriors: np.ndarray) -> np.ndarray:
+        # [labeler, given, true]: the posterior mass of each true choice behind each label.
+        mass = posteriors[task]
+        counts = np.stack(
+            [np.bincount(pair, weights=mass[:, t], minlength=labelers * k) for t in range(k)],
+            axis=1,
+        )
+        counts = np.where(gave[:, None], np.maximum(counts, _FLOOR), 0.0)
+        counts = counts.reshape(labelers, k, k)
+        return counts / counts.sum(axis=1, keepdims=True)
+
+    def summed_logs(confusion: np.ndarray) -> np.ndarray:
+        # [item, true]: the sum of the log rates of the item's labels given that truth.
+        logs = np.log(confusion.reshape(labelers * k, k)[pair])
+        return np.stack(
+            [np.bincount(task, weights=logs[:, t], minlength=items) for t in range(k)], axis=1
+        )
+
+    def posteriors_from(priors: np.ndarray, summed: np.ndarray) -> np.ndarray:
+        log = summed + np.log(priors)
+        scaled = np.exp(log - log.max(axis=1, keepdims=True))
+        return pinned(scaled / scaled.sum(axis=1, keepdims=True))
+
+    per_item = np.bincount(task, minlength=items)[:, None]
+    posteriors = np.stack(
+        [np.bincount(task, weights=label == c, minlength=items) for c in range(k)], axis=1
+    )
+    posteriors = pinned(posteriors / per_item)
+    priors = np.maximum(posteriors.mean(axis=0), _FLOOR)
+    confusion = confusion_from(posteriors)
+    summed = summed_logs(confusion)
+    bound, run, converged = -np.inf, 0, False
+    while run < iterations:
+        run += 1
+        posteriors = posteriors_from(priors, summed)
+        priors = np.maximum(posteriors.mean(axis=0), _FLOOR)
+        confusion = confusion_from(posteriors)
+        summed = summed_logs(confusion)  # the bound's, and the next posteriors'
+        # Summed over labels: each label's log rate and its item's log prior.
+        expectation = (posteriors * (summed + per_item * np.log(priors))).sum()
+        floored = np.maximum(posteriors, _FLOOR)
+        new_bound = (expectation - (floored * np.log(floored)).sum()) / len(task)
+        if new_bound - bound < tol:
+            converged = True
+            break
+        bound = new_bound
+    return Fit(posteriors, confusion, priors, run, converged)
+
+
+# The normal quantile of a two-sided 95% interval, as statsmodels' norm.isf(0.025).
+_Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class GoldAccuracy:
+    """How often a labeler gave the known answer on the gold items they labeled, with the
+    95% Wilson score interval of that share (`low`, `high`)."""
+
+    correct: int
+    total: int
+    accuracy: float
+    low: float
+    high: float
+
+
+def wilson_interval(correct: int, total: int, z: float = _Z95) -> tuple[float, float]:
+    """The Wilson score interval of `correct` successes in `total` trials (Wilson 1927),
+    as statsmodels' `proportion_confint(method="wilson")`; (0, 1) for no trials."""
+    if total == 0:
+        return 0.0, 1.0
+    share = correct / total
+    spread = z * z / total
+    centre = (share + spread / 2) / (1 + spread)
+    half = z / (1 + spread) * np.sqrt(share * (1 - share) / total + spread / (4 * total))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def gold_accuracy(
+    annotations: Mapping[Hashable, Mapping[Hashable, Hashable]],
+    gold: Mapping[Hashable, Hashable],
+) -> dict[Hashable, GoldAccuracy]:
+    """Each labeler's accuracy on the gold items (item -> known answer) they labeled,
+    from each item's label by labeler; labelers who labeled no gold item are absent."""
+    tally: dict[Hashable, list[int]] = {}
+    for item, answer in gold.items():
+        for who, label in annotations.get(item, {}).items():
+            counts = tally.setdefault(who, [0, 0])
+            counts[0] += label == answer
+            counts[1] += 1
+    return {
+        who: GoldAccuracy(correct, total, correct / total, *wilson_interval(correct, total))
+        for who, (correct, total) in tally.items()
+    }
