@@ -295,3 +295,44 @@ class TestExports(StagedTestCase):
 
 class TestExportsOnPostgres(TestExports):
     database = "postgresql"
+
+
+RULED = (
+    "from freezer.widgets import ChoiceLabeler\n"
+    "texts = {f't{i}': f'text {i}' for i in range(4)}\n"
+    "answers = {'t0': 'good'}\n"
+    "def pessimist(labels):\n"
+    "    return {item: ('bad' if 'bad' in given.values() else 'good', 0.9)\n"
+    "            for item, given in labels.items()}",
+    "#| stage: tone\n#| input: pool\n#| overlap: 2\n#| batch: 4\n"
+    "#| merge: pessimist\n#| gold: answers\n"
+    "tone = ChoiceLabeler(texts, choices=['good', 'bad'])\ntone",
+    "#| stage: report\n#| show: true\nprint(tone.labels)",
+)
+
+
+class TestExportsMergedByTheStagesRule(StagedTestCase):
+    cells = RULED
+
+    @gen_test
+    async def test_the_download_is_merged_by_the_stages_rule_and_flags_its_gold(self):
+        await self.advance()
+        alice, bob = await self.labeler(), await self.labeler()
+        for person, label in ((alice, "good"), (bob, "bad")):
+            batch = (await person.get_json("/api/v1/stages/tone/batch"))[1]["items"]
+            given = {key: label if key == '"t1"' else "good" for key in batch}
+            status, reply = await person.submit("tone", {"__labels__": given})
+            assert status == 200, reply
+        await self.advance()
+        owner = await self.owner()
+        response = await owner.fetch("/api/v1/stages/tone/labels.jsonl")
+        assert response.code == 200, response.body
+        items = {i["id"]: i for i in map(json.loads, response.body.decode().splitlines())}
+        assert (items["t1"]["label"], items["t1"]["probability"]) == ("bad", 0.9)  # pessimist
+        assert (items["t2"]["label"], items["t2"]["probability"]) == ("good", 0.9)
+        assert (items["t0"]["label"], items["t0"]["probability"], items["t0"]["gold"]) == (
+            "good",
+            1.0,
+            True,
+        )
+        assert not any(items[i]["gold"] for i in ("t1", "t2", "t3"))

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freezer.widgets import item_keys
+from freezer.widgets import item_key, item_keys
 from freezer.widgets.box_editor import BoxEditor
-from runtime.app.pipeline import DONE, LABELING, Pipeline, Pool
+from runtime.app.pipeline import DONE, LABELING, Pipeline, Pool, merged_labels
 from runtime.bundle import Notebook
 from runtime.host import comm, shell, singletons
 from runtime.store import exports, pools
 from runtime.store.database import Store
+from runtime.store.merging import MergeError
 
 FORMATS = ("jsonl", "csv", "coco", "hf")
 # What each format's download is called after the stage's name, and its type.
@@ -52,13 +53,25 @@ class Download:
     filename: str
 
 
-def stage_items(store: Store, stage: str, pool: Pool | None = None) -> list[dict[str, Any]]:
-    """A pool stage's per-item rows (`runtime.store.exports.items`), merged by majority;
-    with the open pool, its ids are the widget's own."""
+def stage_items(
+    store: Store, stage: str, pool: Pool | None = None, floor: float | None = None
+) -> list[dict[str, Any]]:
+    """A pool stage's per-item rows (`runtime.store.exports.items`). With the open pool,
+    merged by its own rule (labelers under the accuracy `floor` left out), its gold items
+    flagged and its ids the widget's own; from the database alone, by majority."""
     rows = pools.annotations(store, stage)
     names = {user.id: user.name for user in store.users()}
-    ids = pool.ids if pool is not None else None
-    return exports.items(rows, exports.majority(rows), names=names, ids=ids)
+    if pool is None:
+        return exports.items(rows, exports.majority(rows), names=names)
+    try:
+        merged = merged_labels(pool, rows, floor)
+    except MergeError as error:
+        raise ExportRefused(f"stage '{stage}': {error}") from None
+    estimate = exports.Estimate(
+        {item_key(i): str(label) for i, label in merged.labels.items()},
+        {item_key(i): p for i, p in merged.probabilities.items()},
+    )
+    return exports.items(rows, estimate, names=names, ids=pool.ids, gold=pool.gold)
 
 
 def is_boxes(pool: Pool | None) -> bool:
@@ -105,10 +118,12 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def download(store: Store, stage: str, form: str, pool: Pool) -> Download:
+def download(
+    store: Store, stage: str, form: str, pool: Pool, floor: float | None = None
+) -> Download:
     """An open pool stage's labels in `form` (one of FORMATS) as one file; `hf` is the
     dataset directory zipped, COCO the JSON file alone (its image is the stage's)."""
-    rows = stage_items(store, stage, pool)
+    rows = stage_items(store, stage, pool, floor)
     suffix, content_type = DOWNLOADS[form]
     if form == "jsonl":
         body = exports.as_jsonl(rows).encode()

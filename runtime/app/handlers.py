@@ -508,7 +508,10 @@ class LabelsDownload(_OwnerApi):
             return
         form = next(f for f, (suffix, _) in exports.DOWNLOADS.items() if suffix == "." + extension)
         try:
-            made = await self.staged.stored(exports.download, self.staged.store, name, form, pool)
+            floor = self.staged.pipeline.floors.get(name)
+            made = await self.staged.stored(
+                exports.download, self.staged.store, name, form, pool, floor
+            )
         except exports.ExportRefused as refused:
             self.refuse(400, str(refused))
             return

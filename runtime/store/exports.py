@@ -18,7 +18,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -86,12 +86,13 @@ def items(
     *,
     names: Mapping[int, str],
     ids: Mapping[str, Any] | None = None,
+    gold: Container[str] = (),
 ) -> list[dict[str, Any]]:
     """One row per labeled item, in the order of their first labels:
     `{"key", "id", "label", "probability", "gold", "review", "annotations": [{"labeler",
     "labeler_name", "label", "time"}]}`. `ids` gives each key's item id (the widget's
-    own, a tuple say); without it the id is read back from the key's JSON. `gold` and
-    `review` are False: the store marks no item as either yet."""
+    own, a tuple say); without it the id is read back from the key's JSON. `gold` names
+    the keys of the pool's gold items; `review` is False: no item is reviewed yet."""
     by_key: dict[str, dict[str, Any]] = {}
     for row in rows:
         item = by_key.get(row.item_key)
@@ -102,7 +103,7 @@ def items(
                 "id": ids[key] if ids is not None and key in ids else json.loads(key),
                 "label": merged.labels.get(key),
                 "probability": merged.probabilities.get(key),
-                "gold": False,
+                "gold": key in gold,
                 "review": False,
                 "annotations": [],
             }
