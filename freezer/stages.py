@@ -115,7 +115,10 @@ def _stage(draft: _Draft, notebook: str, problems: list[Diagnostic]) -> Stage:
             f"only applies to compute stages; `{draft.name}` is an input stage, always shown.",
         )
     if kind == "pool":
-        checked["overlap"] = options.get("overlap", 1)
+        least, most = options.get("overlap", (1, 1))  # type: ignore[misc]
+        checked["overlap"] = least
+        if most != least:  # a range: `overlap_max` is absent from a plain `overlap: N`
+            checked["overlap_max"] = most
         checked["batch"] = options.get("batch", DEFAULT_BATCH)
         checked["lease_seconds"] = options.get("lease", DEFAULT_LEASE_SECONDS)
     elif not kind:
