@@ -50,10 +50,10 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
         }
         pool = pipeline.pools.get(stage.name)
         if pool is not None:
-            done = pools.progress(store, stage.name, pool.overlap)
+            done = pools.progress(store, stage.name)
             rows = pools.annotations(store, stage.name)
             grouped = pools.labels_by_item(rows)
-            needed = done.items * done.overlap
+            needed = done.needed
             entry["progress"] = {
                 "items": done.items,
                 "complete": done.complete,

@@ -43,12 +43,14 @@ SOON_SECONDS = 1.0  # a pool closes at most this long after its last label
 @dataclass
 class Pool:
     """A pool stage open for labeling: its widget in the shared namespace, its items by
-    key (the id as JSON), and how its work is handed out."""
+    key (the id as JSON), and how its work is handed out: each item goes to
+    `overlap_min` labelers, up to `overlap_max` while their labels tie."""
 
     widget: Any
     ids: dict[str, Any]
     choices: tuple[str, ...]
-    overlap: int
+    overlap_min: int
+    overlap_max: int
     batch: int
     lease_seconds: int
 
@@ -295,18 +297,17 @@ class Pipeline:
                 ids,
                 tuple(str(c) for c in widget.choices),
                 int(options.get("overlap", 1)),
+                int(options.get("overlap_max", options.get("overlap", 1))),
                 int(options.get("batch", 10)),
                 int(options.get("lease_seconds", 600)),
             )
-            pools.register_items(
-                self.store, stage.name, list(ids), overlap=self.pools[stage.name].overlap
-            )
+            pool = self.pools[stage.name]
+            overlap = (pool.overlap_min, pool.overlap_max)
+            pools.register_items(self.store, stage.name, list(ids), overlap=overlap)
         pool = self.pools[stage.name]
         # Off the event loop: counting reads every item of the pool.
         loop = asyncio.get_running_loop()
-        progress = await loop.run_in_executor(
-            self.executor, pools.progress, self.store, stage.name, pool.overlap
-        )
+        progress = await loop.run_in_executor(self.executor, pools.progress, self.store, stage.name)
         if not progress.done:
             reason = f"{progress.complete} of {progress.items} items have all their labels"
             self._set(stage, LABELING, reason)
