@@ -268,3 +268,12 @@ def test_restoring_a_label_never_given_is_refused_and_writes_nothing(store):
         restore(store, "check", "y", alice, "A")
     assert len(history(store, "check")) == 1
     assert labels_of_items(store) == {"x": ["A"]}
+
+
+def test_a_small_batch_keeps_an_ordinary_item_at_a_high_gold_rate(store):
+    ordinary = gold_pool(store)
+    [alice] = labelers(store, 1)
+    assert lease(store, alice, 1, gold_rate=0.9) == ordinary[:1]
+    topped = lease(store, alice, 3, gold_rate=0.9)  # two new items: one gold, one not
+    assert topped[0] == ordinary[0] and len(topped) == 3
+    assert len(set(topped) & set(GOLD)) == 1 and ordinary[1] in topped

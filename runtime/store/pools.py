@@ -310,9 +310,10 @@ class _Lease:
         return {"at": db.moment(moment), "expires": db.moment(expires)}
 
     def gold(self, wanted: int) -> int:
-        """How many of `wanted` new items are to be gold (half rounds up, as
-        PostgreSQL's `nbfreeze_lease` rounds it)."""
-        return max(0, math.floor(self.gold_rate * wanted + 0.5))
+        """How many of `wanted` new items are to be gold: the rate's share (half rounds
+        up, as PostgreSQL's `nbfreeze_lease` rounds it), leaving one ordinary item at
+        least, since gold items come only with ordinary ones."""
+        return max(0, min(math.floor(self.gold_rate * wanted + 0.5), wanted - 1))
 
 
 def leasing(

@@ -109,6 +109,7 @@ DECLARE
     v_stale boolean;
     v_base int;
     v_wanted int;
+    v_gold_count int;
     v_gold text[] := '{{}}';
     v_target int;
     v_taken text[];
@@ -132,8 +133,10 @@ BEGIN
     IF v_wanted <= 0 THEN
         RETURN v_held;
     END IF;
-    IF floor(p_gold_rate * v_wanted + 0.5) > 0 THEN
-        v_gold := nbfreeze_gold(p_stage, p_user, floor(p_gold_rate * v_wanted + 0.5)::int);
+    -- The rate's share, leaving one ordinary item at least (`_Lease.gold`).
+    v_gold_count := least(floor(p_gold_rate * v_wanted + 0.5)::int, v_wanted - 1);
+    IF v_gold_count > 0 THEN
+        v_gold := nbfreeze_gold(p_stage, p_user, v_gold_count);
     END IF;
     v_target := v_wanted - cardinality(v_gold);
     -- Chosen before the labeler's expired leases go: those items are not theirs again.
