@@ -106,7 +106,12 @@ _SQL = {
         "given": f"""
             SELECT item_key, labels, needed, gold FROM items
             WHERE stage = :stage AND item_key {_IN_KEYS}""",
-        # Before the labels are written: each label that changes, with the one it replaces.
+        # First labels, and (before they are written) changes of mind with the label each
+        # replaces: the history of every change.
+        "first": """
+            INSERT INTO label_history
+                (stage, item_key, user_id, old_label, new_label, request_id, changed_at)
+            SELECT :stage, key, :user, NULL, value, :request, :at FROM json_each(:labels)""",
         "history": """
             INSERT INTO label_history
                 (stage, item_key, user_id, old_label, new_label, request_id, changed_at)

@@ -536,11 +536,11 @@ def _save(
     for key in submitted:
         if key not in leased and key not in earlier:
             raise LabelRefused(f"item {key} is not in your batch of this stage")
-    open_items = {
-        key
+    counts = {
+        key: (given, needed, gold)
         for key, given, needed, gold in db.rows("given", stage=stage, keys=keys)
-        if gold or given < needed
     }
+    open_items = {key for key, (given, needed, gold) in counts.items() if gold or given < needed}
     changes = _released(key for key, reclaimed in dropped if not reclaimed)
     kept = {k: v for k, v in labels.items() if k in earlier or k in open_items}
     for key in kept:
@@ -549,16 +549,23 @@ def _save(
     _count(db, stage, changes)
     moment = db.moment(now())
     written = {**who, "request": request_id, "at": moment}
-    if kept:
-        db.run("history", **written, **db.labels(kept))
     relabeled = [{**written, "key": k, "label": kept[k]} for k in sorted(earlier & set(kept))]
     if relabeled:
+        db.run("history", **written, **db.labels({k: kept[k] for k in earlier & set(kept)}))
         db.many("relabel", relabeled)
     new = {key: label for key, label in kept.items() if key not in earlier}
     if new:
         db.run("label", **written, **db.labels(new))
-    if kept:
-        db.run("grow", stage=stage, keys=db.keys(sorted(kept)), most=overlap_max)
+        db.run("first", **written, **db.labels(new))
+    # Only items this save brings up to a needed count below the most can grow: with a
+    # fixed overlap, none, and no statement.
+    growing = []
+    for key in kept:
+        given, needed, gold = counts[key]
+        if not gold and needed < overlap_max and given + (key not in earlier) >= needed:
+            growing.append(key)
+    if growing:
+        db.run("grow", stage=stage, keys=db.keys(sorted(growing)), most=overlap_max)
     return Saved(sorted(kept), sorted(set(submitted) - set(kept)))
 
 
