@@ -7,9 +7,9 @@ time its labels reach it tied (two or more labels share the highest count). Gold
 (whose answers the owner knows) go to every labeler once, mixed into their batches at a
 rate. An expired lease returns its item to the pool, and a labeler who comes back gets
 their unexpired batch again, topped up to a batch. Every change to a label is kept in
-`label_history`. On PostgreSQL the candidate items are locked with `FOR UPDATE SKIP LOCKED`, so
-processes racing for the last items never hand one out beyond its overlap; on SQLite
-one process serves everything and its calls run one at a time.
+`label_history`. On PostgreSQL the candidate items are locked with `FOR UPDATE SKIP
+LOCKED`, so processes racing for the last items never hand one out beyond its needed
+count; on SQLite one process serves everything and its calls run one at a time.
 
 Handing out a batch and saving one run on the driver's connection with each database's
 own SQL (`runtime.store.pool_sql`); the rarer reads (progress, whether a labeler has work)
