@@ -277,3 +277,15 @@ def test_a_small_batch_keeps_an_ordinary_item_at_a_high_gold_rate(store):
     topped = lease(store, alice, 3, gold_rate=0.9)  # two new items: one gold, one not
     assert topped[0] == ordinary[0] and len(topped) == 3
     assert len(set(topped) & set(GOLD)) == 1 and ordinary[1] in topped
+
+
+def test_a_change_of_mind_that_makes_a_tie_reopens_the_item(store):
+    register_items(store, "check", ["x"], overlap=(2, 3))
+    alice, bob, carol = labelers(store, 3)
+    for person in (alice, bob):
+        lease(store, person, 1)
+        save(store, person, {"x": "A"}, f"r{person}", most=3)
+    assert progress(store, "check").done
+    save(store, bob, {"x": "B"}, "again", most=3)  # from the page of his last batch
+    assert not progress(store, "check").done
+    assert lease(store, carol, 1) == ["x"]
