@@ -143,7 +143,9 @@ def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | Non
             f"`input: {value}` is not a kind of input.",
             hint + "the kinds are " + _listing(INPUT_KINDS) + ".",
         )
-    if key in ("overlap", "batch"):
+    if key == "overlap":
+        return _overlap(value)
+    if key == "batch":
         if value.isdigit() and int(value) >= 1:
             return int(value), None
         return None, (
@@ -204,6 +206,27 @@ def _dotted(value: str) -> bool:
     """Is `value` a Python name, or names joined by dots (`module.function`)?"""
     parts = value.split(".")
     return all(part.isidentifier() and not keyword.iskeyword(part) for part in parts)
+
+
+def _overlap(value: str) -> tuple[object, tuple[str, str | None] | None]:
+    """`overlap: 3` is (3, 3); `overlap: 2..4` is (2, 4): two labelers, up to four while
+    their labels tie."""
+    least, dots, most = value.partition("..")
+    if not dots:
+        most = least
+    if not all(part.strip().isdigit() and int(part) >= 1 for part in (least, most)):
+        return None, (
+            f"`overlap: {value}` is not a whole number of at least 1, nor a range of them.",
+            "for example `#| overlap: 3`, or `#| overlap: 2..4` for two labelers, "
+            "up to four while their labels tie.",
+        )
+    if int(most) < int(least):
+        return None, (
+            f"`overlap: {value}` runs backwards: its most, {int(most)}, is below its "
+            f"least, {int(least)}.",
+            f"write the least first: `#| overlap: {int(most)}..{int(least)}`.",
+        )
+    return (int(least), int(most)), None
 
 
 def annotate(cell: Cell, notebook: str) -> tuple[Cell, tuple[Diagnostic, ...]]:

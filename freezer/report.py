@@ -32,8 +32,9 @@ def diagnostic_text(diagnostic: Diagnostic) -> str:
 def answered_by(stage: Stage) -> str:
     """Who answers a stage, in words."""
     if stage.input == "pool":
-        overlap = stage.options.get("overlap", 1)
-        return f"labelers, pooled (x{overlap})"
+        least = stage.options.get("overlap", 1)
+        most = stage.options.get("overlap_max", least)
+        return f"labelers, pooled (x{least if most == least else f'{least}..{most}'})"
     return _ANSWERED_BY[stage.input]
 
 

@@ -122,7 +122,10 @@ def _stage(draft: _Draft, notebook: str, problems: list[Diagnostic]) -> Stage:
     if kind == "pool" and "gold_rate" in options and "gold" not in options:
         misplaced("gold_rate", "is the share of each batch that is gold, and no `gold` is given.")
     if kind == "pool":
-        checked["overlap"] = options.get("overlap", 1)
+        least, most = options.get("overlap", (1, 1))  # type: ignore[misc]
+        checked["overlap"] = least
+        if most != least:  # a range: `overlap_max` is absent from a plain `overlap: N`
+            checked["overlap_max"] = most
         checked["batch"] = options.get("batch", DEFAULT_BATCH)
         checked["lease_seconds"] = options.get("lease", DEFAULT_LEASE_SECONDS)
         checked["merge"] = options.get("merge", "majority")

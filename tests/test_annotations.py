@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import errors, stage
 
 
@@ -221,3 +222,32 @@ def test_gold_is_not_checked_against_items_the_widget_gives_other_ids(compile_ce
         "g = ImageGrid([1, 2], None)\ng",
     )
     assert not errors(graph)
+
+
+def test_an_overlap_range_gives_the_least_and_the_most(compile_cells):
+    graph = compile_cells("#| stage: a\n#| input: pool\n#| overlap: 2..4\nx = 1\nx")
+    assert stage(graph, "a").options == {
+        "overlap": 2,
+        "overlap_max": 4,
+        "batch": 10,
+        "lease_seconds": 600,
+        "merge": "majority",
+    }
+    plain = compile_cells("#| stage: a\n#| input: pool\n#| overlap: 3..3\nx = 1\nx")
+    assert stage(plain, "a").options["overlap"] == 3
+    assert "overlap_max" not in stage(plain, "a").options
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("4..2", "runs backwards: its most, 2, is below its least, 4"),
+        ("0..3", "is not a whole number of at least 1, nor a range of them"),
+        ("2..x", "is not a whole number of at least 1, nor a range of them"),
+    ],
+)
+def test_a_bad_overlap_range_is_an_error_at_its_line(compile_cells, value, says):
+    graph = compile_cells(f"#| stage: a\n#| input: pool\n#| overlap: {value}\nx = 1\nx")
+    [(cell, line, message)] = errors(graph)
+    assert (cell, line) == (1, 3)
+    assert f"`overlap: {value}` {says}" in message

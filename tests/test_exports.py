@@ -305,7 +305,7 @@ RULED = (
     "    return {item: ('bad' if 'bad' in given.values() else 'good', 0.9)\n"
     "            for item, given in labels.items()}",
     "#| stage: tone\n#| input: pool\n#| overlap: 2\n#| batch: 4\n"
-    "#| merge: pessimist\n#| gold: answers\n"
+    "#| merge: pessimist\n#| gold: answers\n#| gold_rate: 0.25\n"  # one gold item a batch
     "tone = ChoiceLabeler(texts, choices=['good', 'bad'])\ntone",
     "#| stage: report\n#| show: true\nprint(tone.labels)",
 )

@@ -42,20 +42,20 @@ class _Counted:
 @pytest.fixture
 def store(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'app.sqlite'}")
-    pools.register_items(store, "check", [str(i) for i in range(20)], overlap=1)
+    pools.register_items(store, "check", [str(i) for i in range(20)], overlap=(1, 1))
     yield store
     store.dispose()
 
 
 def batches(store, count):
     people = [store.add_user(f"labeler {n}").id for n in range(count)]
-    how = {"batch": 2, "overlap": 1, "lease_seconds": 600}
+    how = {"batch": 2, "lease_seconds": 600}
     return [(person, pools.lease_batch(store, "check", person, **how)) for person in people]
 
 
 def saving(person, keys, request, label="yes"):
     labels = dict.fromkeys(keys, label)
-    return pools.saving("check", person, labels, request, choices=CHOICES, overlap=1)
+    return pools.saving("check", person, labels, request, choices=CHOICES, overlap_max=1)
 
 
 def submit_together(store, works):
@@ -90,7 +90,7 @@ def test_a_refused_submission_leaves_the_others_of_its_commit_saved(store):
     assert "not one of the choices" in str(not_a_choice)
     assert "not in your batch" in str(not_her_batch)
     assert {row.user_id for row in pools.annotations(store, "check")} == {alice}
-    again = pools.lease_batch(store, "check", bob, batch=2, overlap=1, lease_seconds=600)
+    again = pools.lease_batch(store, "check", bob, batch=2, lease_seconds=600)
     assert again == his  # bob's refused submission left his batch as it was
 
 

@@ -136,11 +136,11 @@ def test_the_labels_are_read_in_one_query_with_their_positions_and_moments(datab
     store = open_store(database_url)
     try:
         keys = ["a", "b", "c"]
-        register_items(store, "rate", keys, overlap=2)
+        register_items(store, "rate", keys, overlap=(2, 2))
         first, second = (store.add_user(name).id for name in ("one", "two"))
-        how = {"choices": CHOICES, "overlap": 2}
+        how = {"choices": CHOICES, "overlap_max": 2}
         for user, given in ((first, {"a": "2", "b": "3"}), (second, {"a": "2", "c": "4"})):
-            assert lease_batch(store, "rate", user, batch=3, overlap=2, lease_seconds=600)
+            assert lease_batch(store, "rate", user, batch=3, lease_seconds=600)
             save_labels(store, "rate", user, given, f"first {user}", **how)
         # A change of mind while the stage is open replaces the labeler's label.
         saved = save_labels(store, "rate", first, {"a": "1"}, "again", **how)

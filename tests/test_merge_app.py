@@ -146,8 +146,9 @@ class TestAMergeThatIsNoFunction(StagedTestCase):
 class TestAccuracyFloor(StagedTestCase):
     cells = (
         START + "\nanswers = {'t0': 'good', 't1': 'good'}",
+        # Half of each batch gold: each labeler's batch of 4 is both gold items and t2, t3.
         "#| stage: label\n#| input: pool\n#| overlap: 3\n#| batch: 4\n#| gold: answers\n"
-        "labeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+        "#| gold_rate: 0.5\nlabeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
         "#| stage: report\n#| show: true\nprint(sorted(labeler.labels.items()))",
     )
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import column, create_engine, insert, table
+from sqlalchemy import column, create_engine, insert, inspect, table, text
 
-from runtime.store.database import Base, User, migrate, now, open_store
-from runtime.store.pools import has_work, lease_batch, progress, register_items
+from runtime.store.database import MIGRATIONS, Base, User, migrate, now, open_store
+from runtime.store.pools import (
+    has_work,
+    history,
+    lease_batch,
+    progress,
+    register_items,
+    save_labels,
+)
 
 
 def test_the_migrations_build_the_declared_schema(database_url):
@@ -70,10 +79,70 @@ def test_an_older_database_gets_its_items_counted(database_url):
         )
     engine.dispose()
     store = open_store(database_url)
-    register_items(store, "s", list("abc"), overlap=2)
-    done = progress(store, "s", 2)
+    register_items(store, "s", list("abc"), overlap=(2, 2))
+    done = progress(store, "s")
     assert (done.items, done.labels, done.complete) == (3, 3, 1)
     # "b" has a label and bob's lease: full. Only "c" is left for a third labeler.
-    assert lease_batch(store, "s", 3, batch=5, overlap=2, lease_seconds=60) == ["c"]
-    assert has_work(store, "s", 2, 2)  # bob still holds "b"
+    assert lease_batch(store, "s", 3, batch=5, lease_seconds=60) == ["c"]
+    assert has_work(store, "s", 2)  # bob still holds "b"
+    store.dispose()
+
+
+def test_labels_saved_before_the_history_each_get_a_first_change(database_url):
+    engine = create_engine(database_url)
+    migrate(engine, "0007")
+    moment = now()
+    marks = table(
+        "annotations",
+        *map(column, ("stage", "item_key", "user_id", "label", "request_id", "created_at")),
+    )
+    with engine.begin() as connection:
+        connection.execute(insert(User), [{"id": 1, "name": "l1", "role": "labeler"}])
+        connection.execute(
+            insert(marks),
+            [
+                {
+                    "stage": "s",
+                    "item_key": key,
+                    "user_id": 1,
+                    "label": label,
+                    "request_id": "r1",
+                    "created_at": moment + timedelta(seconds=n),
+                }
+                for n, (key, label) in enumerate((("b", "yes"), ("a", "no")))
+            ],
+        )
+    engine.dispose()
+    store = open_store(database_url)
+    changes = [(c.item_key, c.old_label, c.new_label, c.request_id) for c in history(store, "s")]
+    assert changes == [("b", None, "yes", "r1"), ("a", None, "no", "r1")]
+    store.dispose()
+
+
+def test_a_downgrade_puts_back_the_earlier_pool_and_an_upgrade_redoes_it(database_url):
+    store = open_store(database_url)
+    register_items(store, "s", list("abc"), overlap=(1, 2), gold=["c"])
+    alice = store.add_user("alice").id
+    assert lease_batch(store, "s", alice, batch=1, lease_seconds=60) == ["a"]
+    save_labels(store, "s", alice, {"a": "yes"}, "r1", choices=("yes",), overlap_max=2)
+    store.dispose()
+    engine = create_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0007")
+    with engine.connect() as connection:
+        assert "label_history" not in inspect(connection).get_table_names()
+        assert "needed" not in {c["name"] for c in inspect(connection).get_columns("items")}
+        if engine.dialect.name == "postgresql":  # 0006's functions, with 0007's save
+            leases = connection.scalar(
+                text("SELECT pg_get_function_identity_arguments('nbfreeze_lease'::regproc)")
+            )
+            assert "p_overlap integer" in leases
+    engine.dispose()
+    store = open_store(database_url)
+    register_items(store, "s", list("abc"), overlap=(1, 1))
+    assert lease_batch(store, "s", alice, batch=5, lease_seconds=60) == ["b", "c"]
+    assert [c.new_label for c in history(store, "s")] == ["yes"]
     store.dispose()

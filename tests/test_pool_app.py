@@ -482,3 +482,36 @@ class TestLabelerProgress(StagedTestCase):
         assert task < submit < folded  # the widget's cell and Submit, then the rest
         assert body.index('data-cell="1"') > folded  # the first stage's output, folded
         assert body.index("Is this text good?") < submit  # the instructions lead
+
+
+class TestOverlapRange(StagedTestCase):
+    cells = (
+        "from freezer.widgets import ChoiceLabeler\nitems = {'t0': 'text 0', 't1': 'text 1'}",
+        "#| stage: label\n#| input: pool\n#| overlap: 2..3\n#| batch: 2\n"
+        "labeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+        "#| stage: report\n#| show: true\nprint(sorted(labeler.labels.items()), len(labeler.ties))",
+    )
+
+    @gen_test
+    async def test_a_tied_item_goes_to_a_third_labeler_before_the_pool_closes(self):
+        await self.advance()
+        alice, bob, carol = await self.labeler(), await self.labeler(), await self.labeler()
+        for person, first in ((alice, "good"), (bob, "bad")):
+            status, batch = await person.get_json("/api/v1/stages/label/batch")
+            assert (batch["overlap"], batch["overlap_max"]) == (2, 3)
+            labels = {'"t0"': first, '"t1"': "good"}
+            assert (await person.submit("label", labels_body(labels)))[0] == 200
+        await self.advance()
+        assert self.staged.pipeline.status["label"].state == "labeling"
+        owner = await self.owner()
+        [pool] = [
+            s for s in (await owner.get_json("/api/v1/dashboard"))[1]["stages"] if "progress" in s
+        ]
+        assert pool["progress"] == {"items": 2, "complete": 1, "labels": 4, "needed": 5}
+        status, batch = await carol.get_json("/api/v1/stages/label/batch")
+        assert batch["items"] == ['"t0"']  # the tied one alone
+        assert (await carol.submit("label", labels_body({'"t0"': "good"})))[0] == 200
+        await self.advance()
+        assert self.staged.pipeline.status["label"].state == "done"
+        page = await alice.open_stage("report")
+        assert "[('t0', 'good'), ('t1', 'good')] 0" in html.unescape(page.html(3))

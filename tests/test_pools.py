@@ -27,7 +27,7 @@ KEYS = [str(i) for i in range(10)]
 
 def _pool(url):
     store = open_store(url)
-    register_items(store, "check", KEYS, overlap=1)
+    register_items(store, "check", KEYS, overlap=(1, 1))
     yield store
     store.dispose()
 
@@ -46,13 +46,15 @@ def labelers(store, count):
     return [store.add_user(f"labeler {n}").id for n in range(count)]
 
 
-def lease(store, user, batch=4, overlap=1, seconds=600):
-    return lease_batch(store, "check", user, batch=batch, overlap=overlap, lease_seconds=seconds)
+def lease(store, user, batch=4, seconds=600, gold_rate=0.0):
+    how = {"batch": batch, "lease_seconds": seconds, "gold_rate": gold_rate}
+    return lease_batch(store, "check", user, **how)
 
 
 def save(store, user, keys, request, label="yes", overlap=1):
     labels = dict.fromkeys(keys, label)
-    return save_labels(store, "check", user, labels, request, choices=CHOICES, overlap=overlap)
+    how = {"choices": CHOICES, "overlap_max": overlap}
+    return save_labels(store, "check", user, labels, request, **how)
 
 
 def test_second_labeler_never_gets_the_same_item(pool):
@@ -67,11 +69,11 @@ def test_a_labeler_who_comes_back_gets_their_unfinished_batch(pool):
 
 
 def test_with_overlap_every_item_gets_that_many_distinct_labelers(pool):
-    register_items(pool, "check", KEYS, overlap=3)  # the author raised the overlap
+    register_items(pool, "check", KEYS, overlap=(3, 3))  # the author raised the overlap
     people = labelers(pool, 4)
     for round_ in range(10):
         for person in people:
-            keys = lease(pool, person, batch=3, overlap=3)
+            keys = lease(pool, person, batch=3)
             if keys:
                 save(pool, person, keys, f"{person}-{round_}", overlap=3)
     rows = annotations(pool, "check")
@@ -80,8 +82,8 @@ def test_with_overlap_every_item_gets_that_many_distinct_labelers(pool):
         per_item.setdefault(row.item_key, []).append(row.user_id)
     assert sorted(per_item) == sorted(KEYS)
     assert all(len(users) == 3 == len(set(users)) for users in per_item.values())
-    assert progress(pool, "check", 3).done
-    assert not any(has_work(pool, "check", person, 3) for person in people)
+    assert progress(pool, "check").done
+    assert not any(has_work(pool, "check", person) for person in people)
 
 
 def test_an_expired_lease_returns_its_items_to_the_pool(pool):
@@ -96,20 +98,22 @@ def test_an_expired_lease_returns_its_items_to_the_pool(pool):
 def test_items_held_only_by_expired_leases_are_still_work_for_others(pool):
     alice, bob = labelers(pool, 2)
     lease(pool, alice, batch=10)
-    assert not has_work(pool, "check", bob, 1)
+    assert not has_work(pool, "check", bob)
     with pool.engine.begin() as connection:
         connection.execute(update(Lease).values(expires_at=Lease.expires_at - timedelta(hours=1)))
-    assert has_work(pool, "check", bob, 1)
+    assert has_work(pool, "check", bob)
     assert len(lease(pool, bob, batch=10)) == 10
-    assert not has_work(pool, "check", alice, 1)
+    assert not has_work(pool, "check", alice)
 
 
 def test_progress_counts_labels_and_items_with_all_of_them(pool):
+    register_items(pool, "check", KEYS, overlap=(2, 2))
     alice, bob = labelers(pool, 2)
-    save(pool, alice, lease(pool, alice, batch=3, overlap=2), "a", overlap=2)
-    save(pool, bob, lease(pool, bob, batch=5, overlap=2), "b", overlap=2)
-    done = progress(pool, "check", 2)
+    save(pool, alice, lease(pool, alice, batch=3), "a", overlap=2)
+    save(pool, bob, lease(pool, bob, batch=5), "b", overlap=2)
+    done = progress(pool, "check")
     assert (done.items, done.labels, done.complete, done.done) == (10, 8, 3, False)
+    assert done.needed == 20
 
 
 def test_a_retried_submission_is_applied_once(pool):
@@ -152,21 +156,21 @@ def test_a_labeler_can_change_a_label_they_gave(pool):
     [alice] = labelers(pool, 1)
     keys = lease(pool, alice)
     save(pool, alice, keys, "r1", label="yes")
-    save_labels(pool, "check", alice, {keys[0]: "no"}, "r2", choices=CHOICES, overlap=1)
+    save_labels(pool, "check", alice, {keys[0]: "no"}, "r2", choices=CHOICES, overlap_max=1)
     labels = {row.item_key: row.label for row in annotations(pool, "check")}
     assert labels[keys[0]] == "no" and labels[keys[1]] == "yes"
 
 
 def test_labelers_racing_for_the_last_items_never_exceed_the_overlap(database_url):
     store = open_store(database_url)
-    register_items(store, "check", KEYS[:3], overlap=2)
+    register_items(store, "check", KEYS[:3], overlap=(2, 2))
     people = labelers(store, 8)
     start = threading.Barrier(len(people))
     got: dict[int, list[str]] = {}
 
     def race(person):
         start.wait()
-        got[person] = lease(store, person, batch=3, overlap=2)
+        got[person] = lease(store, person, batch=3)
 
     threads = [threading.Thread(target=race, args=(p,)) for p in people]
     for thread in threads:
@@ -178,22 +182,22 @@ def test_labelers_racing_for_the_last_items_never_exceed_the_overlap(database_ur
     # Those who lost the race (PostgreSQL skips items another process holds) ask again.
     for person in people:
         if not got[person]:
-            handed += lease(store, person, batch=3, overlap=2)
+            handed += lease(store, person, batch=3)
     assert sorted(handed) == sorted(KEYS[:3] * 2)
     store.dispose()
 
 
 def test_a_late_label_after_the_lease_expired_never_overfills_an_item(pool):
     alice, bob = labelers(pool, 2)
-    slow = lease(pool, alice, batch=1, overlap=1)
+    slow = lease(pool, alice, batch=1)
     with pool.engine.begin() as connection:
         connection.execute(update(Lease).values(expires_at=Lease.expires_at - timedelta(hours=1)))
     # Expired leases are reclaimed when the fresh items run short of a batch.
-    assert slow[0] in lease(pool, bob, batch=10, overlap=1)
+    assert slow[0] in lease(pool, bob, batch=10)
     save(pool, bob, slow, "bob-1")
     assert save(pool, alice, slow, "alice-1").late == slow
     assert [row.user_id for row in annotations(pool, "check")] == [bob]
-    assert lease(pool, alice, batch=1, overlap=1) != slow  # alice is not stuck on it
+    assert lease(pool, alice, batch=1) != slow  # alice is not stuck on it
 
 
 def test_processes_starting_at_once_register_the_same_items_once(database_url):
@@ -205,7 +209,7 @@ def test_processes_starting_at_once_register_the_same_items_once(database_url):
     def register(store):
         start.wait()
         try:
-            register_items(store, "check", keys, overlap=2)
+            register_items(store, "check", keys, overlap=(2, 2))
         except Exception as error:
             failed.append(error)
 
@@ -215,7 +219,7 @@ def test_processes_starting_at_once_register_the_same_items_once(database_url):
     for thread in threads:
         thread.join()
     assert failed == []
-    assert progress(stores[0], "check", 2).items == len(keys)
+    assert progress(stores[0], "check").items == len(keys)
     for store in stores:
         store.dispose()
 
@@ -223,7 +227,7 @@ def test_processes_starting_at_once_register_the_same_items_once(database_url):
 def test_many_labelers_at_once_fill_every_item_exactly_to_its_overlap(database_url):
     store = open_store(database_url)
     keys = [str(i) for i in range(300)]
-    register_items(store, "check", keys, overlap=2)
+    register_items(store, "check", keys, overlap=(2, 2))
     people = labelers(store, 8)
     start = threading.Barrier(len(people))
     late: list[str] = []
@@ -232,9 +236,9 @@ def test_many_labelers_at_once_fill_every_item_exactly_to_its_overlap(database_u
         start.wait()
         number = 0
         while True:
-            batch = lease(store, person, batch=10, overlap=2)
+            batch = lease(store, person, batch=10)
             if not batch:
-                if has_work(store, "check", person, 2):
+                if has_work(store, "check", person):
                     continue  # PostgreSQL skipped items another labeler was leasing
                 return
             number += 1

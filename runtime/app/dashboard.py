@@ -49,7 +49,7 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
         }
         pool = pipeline.pools.get(stage.name)
         if pool is not None:
-            done = pools.progress(store, stage.name, pool.overlap)
+            done = pools.progress(store, stage.name)
             labels = figures.read_labels(store, stage.name, tuple(pool.choices))
             entry.update(_pool_figures(done, labels, at))
             since = (at - PACE_WINDOW).timestamp()
@@ -92,7 +92,7 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
 def _pool_figures(done: pools.Progress, labels: figures.PoolLabels, at: datetime) -> dict[str, Any]:
     """A pool stage's progress, pace, agreement and quality figures, and its labelers'
     pace and Cohen's kappa with each other."""
-    needed = done.items * done.overlap
+    needed = done.needed
     counts = figures.counts_by_item(labels)
     pairable = counts[counts.sum(axis=1) >= 2]
     sizes = pairable.sum(axis=1)

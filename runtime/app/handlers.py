@@ -440,7 +440,8 @@ def batch_json(staged: Staged, name: str, keys: list[str]) -> dict[str, Any]:
     return {
         "items": keys,
         "choices": list(pool.choices),
-        "overlap": pool.overlap,
+        "overlap": pool.overlap_min,
+        "overlap_max": pool.overlap_max,
         "progress": {"items": done.items, "complete": done.complete, "labels": done.labels},
     }
 

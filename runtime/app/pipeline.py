@@ -44,14 +44,17 @@ SOON_SECONDS = 1.0  # a pool closes at most this long after its last label
 @dataclass
 class Pool:
     """A pool stage open for labeling: its widget in the shared namespace, its items by
-    key (the id as JSON), how its work is handed out, how its labels are merged (`merge`,
-    a rule's name, and `merge_function`, the notebook's function when it names one), and
-    its gold items (item key -> known answer) with the share of each batch that is gold."""
+    key (the id as JSON), how its work is handed out (each item goes to `overlap_min`
+    labelers, up to `overlap_max` while their labels tie), how its labels are merged
+    (`merge`, a rule's name, and `merge_function`, the notebook's function when it names
+    one), and its gold items (item key -> known answer) with the share of each batch
+    that is gold."""
 
     widget: Any
     ids: dict[str, Any]
     choices: tuple[str, ...]
-    overlap: int
+    overlap_min: int
+    overlap_max: int
     batch: int
     lease_seconds: int
     merge: str = "majority"
@@ -436,6 +439,7 @@ class Pipeline:
                 ids,
                 choices,
                 int(options.get("overlap", 1)),
+                int(options.get("overlap_max", options.get("overlap", 1))),
                 int(options.get("batch", 10)),
                 int(options.get("lease_seconds", 600)),
                 str(options.get("merge", "majority")),
@@ -443,15 +447,15 @@ class Pipeline:
                 gold,
                 float(options.get("gold_rate", 0.0)) if gold else 0.0,
             )
+            pool = self.pools[stage.name]
+            overlap = (pool.overlap_min, pool.overlap_max)
             pools.register_items(
-                self.store, stage.name, list(ids), overlap=self.pools[stage.name].overlap
+                self.store, stage.name, list(ids), overlap=overlap, gold=list(pool.gold)
             )
         pool = self.pools[stage.name]
         # Off the event loop: counting reads every item of the pool.
         loop = asyncio.get_running_loop()
-        progress = await loop.run_in_executor(
-            self.executor, pools.progress, self.store, stage.name, pool.overlap
-        )
+        progress = await loop.run_in_executor(self.executor, pools.progress, self.store, stage.name)
         if not progress.done:
             reason = f"{progress.complete} of {progress.items} items have all their labels"
             self._set(stage, LABELING, reason)

@@ -130,12 +130,11 @@ class Staged:
         kept, a later one is made on a thread while pages show the one before."""
         moment = time.monotonic()
         kept = self._progress.get(name)
-        overlap = self.pipeline.pools[name].overlap
         if kept is None:
-            kept = self._progress[name] = (moment, pools.progress(self.store, name, overlap))
+            kept = self._progress[name] = (moment, pools.progress(self.store, name))
         elif moment - kept[0] >= PROGRESS_SECONDS and name not in self._counting:
             self._counting.add(name)
-            counting = self.pool.submit(pools.progress, self.store, name, overlap)
+            counting = self.pool.submit(pools.progress, self.store, name)
             counting.add_done_callback(lambda done: self._counted(name, moment, done))
         return kept[1]
 
@@ -152,12 +151,12 @@ class Staged:
             for name, pool in self.pipeline.pools.items()
             if self.pipeline.status[name].state == LABELING
         }
-        for name, pool in self.pipeline.pools.items():
+        for name in self.pipeline.pools:
             # Open, or being closed right now: either way, once nothing is left for this
             # person, the others finish it and they move on.
             if self.pipeline.done(name):
                 continue
-            if not pools.has_work(self.store, name, user.id, pool.overlap):
+            if not pools.has_work(self.store, name, user.id):
                 answered.add(name)
         return walk(
             self.notebook,
@@ -246,10 +245,10 @@ class Staged:
                 stage.name,
                 user.id,
                 batch=pool.batch,
-                overlap=pool.overlap,
                 lease_seconds=pool.lease_seconds,
+                gold_rate=pool.gold_rate,
             )
-            if keys or not pools.has_work(self.store, stage.name, user.id, pool.overlap):
+            if keys or not pools.has_work(self.store, stage.name, user.id):
                 return keys
         return keys
 
@@ -448,13 +447,12 @@ class Staged:
             saved, keys, left = await self._submit_labels(
                 user, stage, request_id, state, next_batch
             )
-            pool = self.pipeline.pools[stage.name]
             if next_batch:
                 if not keys:  # PostgreSQL may have skipped items others were leasing
                     keys = await self.stored(self.batch, user, stage)
                 where = f"/stage/{stage.name}" if keys else self.where(user)
                 return Submitted(where, saved.late, keys, left)
-            if await self.stored(pools.has_work, self.store, stage.name, user.id, pool.overlap):
+            if await self.stored(pools.has_work, self.store, stage.name, user.id):
                 return Submitted(f"/stage/{stage.name}", saved.late, left=left)  # the next batch
             return Submitted(self.where(user), saved.late, left=left)
         if stage.kind == "compute":
@@ -490,10 +488,14 @@ class Staged:
         if not isinstance(labels, dict) or not all(isinstance(k, str) for k in labels):
             raise Refused(400, "`labels` must map item keys to labels")
         labels = {k: str(v) for k, v in labels.items()}
-        how = {"choices": pool.choices, "overlap": pool.overlap}
+        how = {"choices": pool.choices, "overlap_max": pool.overlap_max}
         try:
             if next_batch:
-                how |= {"batch": pool.batch, "lease_seconds": pool.lease_seconds}
+                how |= {
+                    "batch": pool.batch,
+                    "lease_seconds": pool.lease_seconds,
+                    "gold_rate": pool.gold_rate,
+                }
                 work = pools.saving_and_leasing(stage.name, user.id, labels, request_id, **how)
                 saved, keys = await self.written(work)
             else:

@@ -115,19 +115,31 @@ class StageRun(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
 
 
+# A pool's gold items, for the index that finds them (migration 0008).
+_GOLD = {dialect + "_where": text("gold") for dialect in ("postgresql", "sqlite")}
+
+
 class Item(Base):
     """An item of a pool stage, by its key (the item id as JSON), with its counters:
-    `labels` given, `taken` (labels plus lease rows) and `full` (taken reaches the
-    pool's overlap), kept up to date by `runtime.store.pools`."""
+    `labels` given, `taken` (labels plus lease rows), `needed` (the labels it is to get:
+    the pool's least overlap, one more each time its labels tie, up to the most) and
+    `full` (taken reaches needed), kept up to date by `runtime.store.pools`. A `gold`
+    item (one whose answer the owner knows) has no counters: every labeler may label it
+    once, and it is always `full`, so it is handed out only as gold."""
 
     __tablename__ = "items"
-    __table_args__ = (Index("items_open", "stage", "full", "position"),)
+    __table_args__ = (
+        Index("items_open", "stage", "full", "position"),
+        Index("items_gold", "stage", "position", **_GOLD),
+    )
     stage: Mapped[str] = mapped_column(String(200), primary_key=True)
     item_key: Mapped[str] = mapped_column(String(500), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     labels: Mapped[int] = mapped_column(Integer, default=0)
     taken: Mapped[int] = mapped_column(Integer, default=0)
     full: Mapped[bool] = mapped_column(Boolean, default=False)
+    needed: Mapped[int] = mapped_column(Integer, default=1)
+    gold: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 # The leases not yet reclaimed, for the index that finds expired ones (migration 0005).
@@ -137,7 +149,7 @@ _UNRECLAIMED = {dialect + "_where": text("NOT reclaimed") for dialect in ("postg
 class Lease(Base):
     """An item handed to a labeler, reserved for them until `expires_at`. Once expired
     it is `reclaimed`: the item is back in the pool, and the row stays so that a late
-    label from its labeler is recognised as theirs."""
+    label from its labeler is recognised as theirs. `place` orders a labeler's batch."""
 
     __tablename__ = "leases"
     __table_args__ = (
@@ -150,6 +162,7 @@ class Lease(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     reclaimed: Mapped[bool] = mapped_column(Boolean, default=False)
+    place: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Annotation(Base):
@@ -163,6 +176,23 @@ class Annotation(Base):
     label: Mapped[str] = mapped_column(String(500))
     request_id: Mapped[str] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class LabelHistory(Base):
+    """Every change to a label, oldest first by `id`: a first label (`old_label` null), a
+    change of mind, an earlier answer the owner put back. `annotations` holds the
+    current label."""
+
+    __tablename__ = "label_history"
+    __table_args__ = (Index("label_history_by_item", "stage", "item_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(200))
+    item_key: Mapped[str] = mapped_column(String(500))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    old_label: Mapped[str | None] = mapped_column(String(500))
+    new_label: Mapped[str] = mapped_column(String(500))
+    request_id: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
 class PoolRequest(Base):

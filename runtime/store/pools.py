@@ -1,11 +1,15 @@
 """Pooled labeling in the database: items, leases, annotations.
 
-Work is handed out in batches under leases: an item goes to at most `overlap` distinct
-labelers (counting unexpired leases), never twice to the same one; an expired lease
-returns its item to the pool, and a labeler who comes back gets their unexpired batch
-again. On PostgreSQL the candidate items are locked with `FOR UPDATE SKIP LOCKED`, so
-processes racing for the last items never hand one out beyond its overlap; on SQLite
-one process serves everything and its calls run one at a time.
+Work is handed out in batches under leases: an item goes to at most its needed count of
+distinct labelers (counting unexpired leases), never twice to the same one. An item's
+needed count starts at the pool's least overlap and grows by one, up to the most, each
+time its labels reach it tied (two or more labels share the highest count). Gold items
+(whose answers the owner knows) go to every labeler once, mixed into their batches at a
+rate. An expired lease returns its item to the pool, and a labeler who comes back gets
+their unexpired batch again, topped up to a batch. Every change to a label is kept in
+`label_history`. On PostgreSQL the candidate items are locked with `FOR UPDATE SKIP
+LOCKED`, so processes racing for the last items never hand one out beyond its needed
+count; on SQLite one process serves everything and its calls run one at a time.
 
 Handing out a batch and saving one run on the driver's connection with each database's
 own SQL (`runtime.store.pool_sql`); the rarer reads (progress, whether a labeler has work)
@@ -16,22 +20,27 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import random
+import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import bindparam, exists, func, select, text, update
+from sqlalchemy import bindparam, case, exists, func, insert, select, text, update
 
-from runtime.store.database import Annotation, Item, Lease, Store, now
-from runtime.store.pool_sql import REFUSED, Disconnected, Transaction, transaction
+from runtime.store.database import Annotation, Item, LabelHistory, Lease, Store, now
+from runtime.store.pool_sql import GROWS, REFUSED, Disconnected, Transaction, transaction
 
 P = ParamSpec("P")
 T = TypeVar("T")
 RETRIES = 3
 RETRIED_STATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 STATISTICS_LOCK = 0x6E626673  # PostgreSQL advisory lock: one process runs ANALYZE at a time
+# Spreads a batch's gold items over it (`_slot`; PostgreSQL's `nbfreeze_lease` the same).
+GOLD_SPREAD = (2654435761, 40503)
 
 
 class LabelRefused(ValueError):
@@ -40,12 +49,14 @@ class LabelRefused(ValueError):
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a pool stage is: items, labels given, and items with all their labels."""
+    """How far a pool stage is: its ordinary items (gold ones are not counted), the labels
+    given them, the items with all their labels, and the labels all items need (each
+    item's needed count: more than the least overlap where labels tied)."""
 
     items: int
     labels: int
     complete: int
-    overlap: int
+    needed: int
 
     @property
     def done(self) -> bool:
@@ -62,13 +73,21 @@ class Saved:
 
 
 # Not named after columns: an UPDATE or DELETE may not bind a column's own name.
-_STAGE, _USER, _MOMENT, _OVERLAP = (bindparam(n) for n in ("in_stage", "by_user", "at", "needed"))
+_STAGE, _USER, _MOMENT = (bindparam(n) for n in ("in_stage", "by_user", "at"))
+_LEAST, _MOST = bindparam("least"), bindparam("most")
 
-_SET_FULL = (  # only the rows whose flag changes are written
+# What an ordinary item needs once the notebook's overlap is known: its labels, within
+# the least and the most (a raised least raises it, a lowered most lowers it); then
+# `_GROW_ALL` adds one where those labels tie.
+_NEEDED = case((Item.labels < _LEAST, _LEAST), (Item.labels > _MOST, _MOST), else_=Item.labels)
+_SET_NEEDED = (  # only the rows whose count changes are written
     update(Item)
-    .where(Item.stage == _STAGE, Item.full != (Item.taken >= _OVERLAP))
-    .values(full=Item.taken >= _OVERLAP)
+    .where(Item.stage == _STAGE, ~Item.gold, Item.needed != _NEEDED)
+    .values(needed=_NEEDED)
 )
+_GROW_ALL = text(f"UPDATE items SET needed = needed + 1 WHERE stage = :in_stage AND {GROWS}")
+_FULL = Item.gold | (Item.taken >= Item.needed)
+_SET_FULL = update(Item).where(Item.stage == _STAGE, Item.full != _FULL).values(full=_FULL)
 
 _LABELED_BY_USER = exists().where(
     Annotation.stage == Item.stage,
@@ -78,8 +97,9 @@ _LABELED_BY_USER = exists().where(
 _PROGRESS = select(
     func.count(),
     func.coalesce(func.sum(Item.labels), 0),
-    func.count().filter(Item.labels >= _OVERLAP),
-).where(Item.stage == _STAGE)
+    func.count().filter(Item.labels >= Item.needed),
+    func.coalesce(func.sum(Item.needed), 0),
+).where(Item.stage == _STAGE, ~Item.gold)
 
 _LABELED_LEASED_ITEM = exists().where(
     Annotation.stage == Lease.stage,
@@ -111,22 +131,50 @@ _HAS_WORK = select(
 REGISTER_CHUNK = 50_000
 _REGISTER = {
     "sqlite": text(
-        'INSERT INTO items (stage, item_key, position, labels, taken, "full") '
-        "SELECT :in_stage, value, :start + key, 0, 0, false FROM json_each(:keys) "
-        "WHERE true ON CONFLICT DO NOTHING"
+        'INSERT INTO items (stage, item_key, position, labels, taken, "full", needed, gold) '
+        "SELECT :in_stage, value, :start + key, 0, 0, false, :least, false "
+        "FROM json_each(:keys) WHERE true ON CONFLICT DO NOTHING"
     ),
     "postgresql": text(
-        'INSERT INTO items (stage, item_key, position, labels, taken, "full") '
-        "SELECT :in_stage, k, :start + n - 1, 0, 0, false "
+        'INSERT INTO items (stage, item_key, position, labels, taken, "full", needed, gold) '
+        "SELECT :in_stage, k, :start + n - 1, 0, 0, false, :least, false "
         "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS t(k, n) ON CONFLICT DO NOTHING"
     ),
 }
+# Items that become gold, or stop being gold, with their counters counted again (a gold
+# item keeps none).
+_IS_GOLD = {
+    "sqlite": "item_key IN (SELECT value FROM json_each(:gold))",
+    "postgresql": "item_key = ANY(CAST(:gold AS text[]))",
+}
+_SET_GOLD = {
+    dialect: text(
+        f"UPDATE items SET gold = {is_gold}, labels = (SELECT count(*) FROM annotations a "
+        "  WHERE a.stage = items.stage AND a.item_key = items.item_key), "
+        "taken = (SELECT count(*) FROM annotations a "
+        "  WHERE a.stage = items.stage AND a.item_key = items.item_key) "
+        "+ (SELECT count(*) FROM leases l WHERE l.stage = items.stage "
+        "  AND l.item_key = items.item_key AND NOT l.reclaimed) "
+        f"WHERE stage = :in_stage AND gold <> ({is_gold})"
+    )
+    for dialect, is_gold in _IS_GOLD.items()
+}
 
 
-def register_items(store: Store, stage: str, keys: list[str], *, overlap: int) -> None:
+def register_items(
+    store: Store,
+    stage: str,
+    keys: list[str],
+    *,
+    overlap: tuple[int, int],
+    gold: Collection[str] = (),
+) -> None:
     """Record a pool stage's items (keys in order); items already known keep their labels.
-    Every item's `full` flag is set again for `overlap`, which the notebook may have
-    changed since the items were first registered."""
+    `overlap` is (least, most): each new item needs `least` labels. Items already known
+    get the needed count their labels call for under this overlap, which the notebook may
+    have changed since they were registered: their labels within least..most, one more
+    where those tie. The items of `gold` are gold items, the others not."""
+    least, most = overlap
     with store.engine.begin() as connection:
         dialect = connection.dialect.name
         # Several processes register the same items as they start: the first wins.
@@ -134,10 +182,25 @@ def register_items(store: Store, stage: str, keys: list[str], *, overlap: int) -
             chunk = keys[start : start + REGISTER_CHUNK]
             values = json.dumps(chunk) if dialect == "sqlite" else chunk
             connection.execute(
-                _REGISTER[dialect], {"in_stage": stage, "start": start, "keys": values}
+                _REGISTER[dialect],
+                {"in_stage": stage, "start": start, "keys": values, "least": least},
             )
-        connection.execute(_SET_FULL, {"in_stage": stage, "needed": overlap})
+        marked = json.dumps(sorted(gold)) if dialect == "sqlite" else sorted(gold)
+        connection.execute(_SET_GOLD[dialect], {"in_stage": stage, "gold": marked})
+        bounds = {"in_stage": stage, "least": least, "most": most}
+        connection.execute(_SET_NEEDED, bounds)
+        connection.execute(_GROW_ALL, bounds)
+        connection.execute(_SET_FULL, {"in_stage": stage})
     refresh_statistics(store)
+
+
+_GOLD_KEYS = select(Item.item_key).where(Item.stage == _STAGE, Item.gold).order_by(Item.position)
+
+
+def gold_keys(store: Store, stage: str) -> list[str]:
+    """The keys of the pool's gold items, in the pool's order."""
+    with store.reading() as connection:
+        return list(connection.scalars(_GOLD_KEYS, {"in_stage": stage}))
 
 
 def refresh_statistics(store: Store) -> None:
@@ -154,9 +217,9 @@ def refresh_statistics(store: Store) -> None:
                 connection.exec_driver_sql("ANALYZE items, leases, annotations")
 
 
-def _count(db: Transaction, stage: str, changes: dict[str, tuple[int, int]], overlap: int) -> None:
-    """Apply (labels, taken) changes to items' counters: one statement per kind of
-    change."""
+def _count(db: Transaction, stage: str, changes: dict[str, tuple[int, int]]) -> None:
+    """Apply (labels, taken) changes to items' counters (gold items keep none): one
+    statement per kind of change."""
     by_change: dict[tuple[int, int], list[str]] = defaultdict(list)
     for key, change in changes.items():
         if change != (0, 0):
@@ -168,7 +231,6 @@ def _count(db: Transaction, stage: str, changes: dict[str, tuple[int, int]], ove
             keys=db.keys(keys),
             labels=labels,
             taken=taken,
-            overlap=overlap,
         )
 
 
@@ -180,11 +242,11 @@ def _released(keys: Any) -> dict[str, tuple[int, int]]:
     return changes
 
 
-def _reclaim(db: Transaction, stage: str, at: Any, overlap: int) -> bool:
+def _reclaim(db: Transaction, stage: str, at: Any) -> bool:
     """Return the items of leases expired `at` (`db.moment`) to the pool; say whether
     there were any."""
     expired = [key for (key,) in db.rows("reclaim", stage=stage, at=at)]
-    _count(db, stage, _released(expired), overlap)
+    _count(db, stage, _released(expired))
     return bool(expired)
 
 
@@ -237,30 +299,43 @@ def in_transaction(store: Store, work: Work[T]) -> T:
 
 @dataclass(frozen=True)
 class _Lease:
-    """How a pool hands out work: batch size, overlap, lease length."""
+    """How a pool hands out work: batch size, lease length, the share of gold items."""
 
     batch: int
-    overlap: int
     seconds: int
+    gold_rate: float
 
     def moments(self, db: Transaction) -> dict[str, Any]:
         moment = now()
         expires = moment + timedelta(seconds=self.seconds)
         return {"at": db.moment(moment), "expires": db.moment(expires)}
 
+    def gold(self, wanted: int) -> int:
+        """How many of `wanted` new items are to be gold: the rate's share, its fraction
+        rounded up by chance (as PostgreSQL's `nbfreeze_lease` does), so that a batch of 4
+        at a rate of 0.1 has a gold item one time in 2.5 and the rate holds on average;
+        leaving one ordinary item at least, since gold items come only with ordinary
+        ones."""
+        share = math.floor(self.gold_rate * wanted + random.random())
+        return max(0, min(share, wanted - 1))
+
 
 def leasing(
-    stage: str, user_id: int, *, batch: int, overlap: int, lease_seconds: int
+    stage: str, user_id: int, *, batch: int, lease_seconds: int, gold_rate: float = 0.0
 ) -> Work[list[str]]:
-    """The labeler's batch: their unexpired lease, or up to `batch` new items. Expired
-    leases are reclaimed when the open items run short of a batch."""
-    how = _Lease(batch, overlap, lease_seconds)
+    """The labeler's batch: their unexpired leases, renewed for another `lease_seconds`
+    and topped up to `batch` with new items (held ones first, then new ones, each in the
+    batch's order). Of the new items about `gold_rate` are gold items the labeler has not
+    labeled (fewer when none are left), at places in the batch that depend on the items
+    and the labeler, the rest ordinary items; gold items come only with ordinary ones.
+    Expired leases are reclaimed when the open items run short of a batch."""
+    how = _Lease(batch, lease_seconds, gold_rate)
 
     def lease(db: Transaction) -> list[str]:
         if db.dialect == "sqlite":
             return _lease(db, stage, user_id, how)
         [(keys,)] = db.rows(
-            "lease", stage=stage, user=user_id, batch=batch, overlap=overlap, **how.moments(db)
+            "lease", stage=stage, user=user_id, batch=batch, gold_rate=gold_rate, **how.moments(db)
         )
         return keys
 
@@ -274,7 +349,7 @@ def saving(
     request_id: str,
     *,
     choices: tuple[str, ...],
-    overlap: int,
+    overlap_max: int,
 ) -> Work[Saved]:
     """Save a batch's labels once per request id; say which were saved, and which came
     too late.
@@ -282,18 +357,19 @@ def saving(
     A label must be one of `choices`, for an item leased to this labeler (or one they
     labeled before: a change of mind while the stage is open). Nothing is written when
     any label is refused. A label for an item whose lease expired and which others have
-    meanwhile given all its `overlap` labels is dropped: no item gets more."""
+    meanwhile given all its needed labels is dropped: no item gets more. An item whose
+    labels reach its needed count tied needs one more, up to `overlap_max`."""
 
     def save(db: Transaction) -> Saved:
         _check_choices(labels, choices)
         if db.dialect == "sqlite":
-            return _save(db, stage, user_id, labels, request_id, overlap)
+            return _save(db, stage, user_id, labels, request_id, overlap_max)
         [(saved, late)] = db.rows(
             "save",
             stage=stage,
             user=user_id,
             request=request_id,
-            overlap=overlap,
+            overlap=overlap_max,
             at=db.moment(now()),
             **db.labels(labels),
         )
@@ -309,15 +385,16 @@ def saving_and_leasing(
     request_id: str,
     *,
     choices: tuple[str, ...],
-    overlap: int,
+    overlap_max: int,
     batch: int,
     lease_seconds: int,
+    gold_rate: float = 0.0,
 ) -> Work[tuple[Saved, list[str]]]:
     """`saving`, then `leasing`, in one transaction: a labeler's next batch comes with
     the acknowledgement of the last one, for one commit (on PostgreSQL, one call)."""
-    save = saving(stage, user_id, labels, request_id, choices=choices, overlap=overlap)
-    lease = leasing(stage, user_id, batch=batch, overlap=overlap, lease_seconds=lease_seconds)
-    how = _Lease(batch, overlap, lease_seconds)
+    save = saving(stage, user_id, labels, request_id, choices=choices, overlap_max=overlap_max)
+    lease = leasing(stage, user_id, batch=batch, lease_seconds=lease_seconds, gold_rate=gold_rate)
+    how = _Lease(batch, lease_seconds, gold_rate)
 
     def submit(db: Transaction) -> tuple[Saved, list[str]]:
         if db.dialect == "sqlite":
@@ -328,8 +405,9 @@ def saving_and_leasing(
             stage=stage,
             user=user_id,
             request=request_id,
-            overlap=overlap,
+            overlap=overlap_max,
             batch=batch,
+            gold_rate=gold_rate,
             **how.moments(db),
             **db.labels(labels),
         )
@@ -339,10 +417,16 @@ def saving_and_leasing(
 
 
 def lease_batch(
-    store: Store, stage: str, user_id: int, *, batch: int, overlap: int, lease_seconds: int
+    store: Store,
+    stage: str,
+    user_id: int,
+    *,
+    batch: int,
+    lease_seconds: int,
+    gold_rate: float = 0.0,
 ) -> list[str]:
     """`leasing` in a transaction of its own."""
-    how = {"batch": batch, "overlap": overlap, "lease_seconds": lease_seconds}
+    how = {"batch": batch, "lease_seconds": lease_seconds, "gold_rate": gold_rate}
     return in_transaction(store, leasing(stage, user_id, **how))
 
 
@@ -354,48 +438,74 @@ def save_labels(
     request_id: str,
     *,
     choices: tuple[str, ...],
-    overlap: int,
+    overlap_max: int,
 ) -> Saved:
     """`saving` in a transaction of its own."""
-    how = {"choices": choices, "overlap": overlap}
+    how = {"choices": choices, "overlap_max": overlap_max}
     return in_transaction(store, saving(stage, user_id, labels, request_id, **how))
 
 
+def _slot(position: int, user_id: int, ordinary: int) -> int:
+    """Where a gold item goes among a batch's `ordinary` new items: before the item of
+    that index (after the last at `ordinary`), the same for the same item and labeler."""
+    spread, by_user = GOLD_SPREAD
+    return (position * spread + user_id * by_user) % (ordinary + 1)
+
+
 def _lease(db: Transaction, stage: str, user_id: int, how: _Lease) -> list[str]:
-    """`leasing` on SQLite, statement by statement (PostgreSQL's `nbfreeze_lease`)."""
+    """`leasing` on SQLite, statement by statement (PostgreSQL's `nbfreeze_lease`).
+
+    A batch's order is its leases' `place`: new ordinary items at odd places after the
+    held ones, in the pool's order, gold items at even places among them."""
     times = how.moments(db)
     who = {"stage": stage, "user": user_id}
     expires = times["expires"]
     mine = db.rows("mine", **who, at=times["at"])
-    held = [key for key, reclaimed, live in mine if live and not reclaimed]
+    live = [(key, place) for key, reclaimed, alive, place in mine if alive and not reclaimed]
+    held = [key for key, _ in live]
     if held:
+        db.run("renew", **who, **times)
+    wanted = how.batch - len(held)
+    if wanted <= 0:
         return held
+    base = max((place for _, place in live), default=-1) + 1
+    gold = db.rows("gold", **who, batch=how.gold(wanted)) if how.gold(wanted) else []
+    target = wanted - len(gold)
     # Chosen before the labeler's expired leases go: those items are not theirs again.
-    opened = db.rows("open", **who, batch=how.batch)
-    if mine:  # their expired leases: those items go back to the pool
-        db.run("drop_all", **who)
-        _count(db, stage, _released(k for k, reclaimed, _ in mine if not reclaimed), how.overlap)
-    taken = _take(db, stage, user_id, how.overlap, expires, opened)
-    if len(taken) < how.batch and _reclaim(db, stage, times["at"], how.overlap):
-        more = db.rows("open", **who, batch=how.batch - len(taken))
-        taken += _take(db, stage, user_id, how.overlap, expires, more)
-    return [key for key, _ in sorted(taken, key=lambda row: row[1])]
+    opened = db.rows("open", **who, batch=target)
+    if len(mine) > len(live):  # their expired leases: those items go back to the pool
+        db.run("drop_stale", **who, at=times["at"])
+        _count(
+            db,
+            stage,
+            _released(k for k, reclaimed, alive, _ in mine if not alive and not reclaimed),
+        )
+    taken = _take(db, stage, user_id, expires, opened, base + 1)
+    if len(taken) < target and _reclaim(db, stage, times["at"]):
+        more = db.rows("open", **who, batch=target - len(taken))
+        taken += _take(db, stage, user_id, expires, more, base + 1 + 2 * len(taken))
+    if taken and gold:
+        places = {key: base + 2 * _slot(position, user_id, target) for key, position in gold}
+        db.run("lease", **who, expires=expires, places=db.places(places))
+        taken += [(key, places[key], position) for key, position in gold]
+    return held + [key for key, _, _ in sorted(taken, key=lambda row: row[1:])]
 
 
 def _take(
     db: Transaction,
     stage: str,
     user_id: int,
-    overlap: int,
     expires: Any,
     opened: list[tuple[Any, ...]],
-) -> list[tuple[str, int]]:
-    """Lease the open items found (key, position) to the labeler; return them."""
-    taken = [(key, position) for key, position in opened]
+    first: int,
+) -> list[tuple[str, int, int]]:
+    """Lease the open items found (key, position) to the labeler at every other place
+    from `first`; return them (key, place, position)."""
+    taken = [(key, first + 2 * n, position) for n, (key, position) in enumerate(opened)]
     if taken:
-        keys = [key for key, _ in taken]
-        db.run("lease", stage=stage, user=user_id, expires=expires, keys=db.keys(keys))
-        _count(db, stage, dict.fromkeys(keys, (0, 1)), overlap)
+        places = {key: place for key, place, _ in taken}
+        db.run("lease", stage=stage, user=user_id, expires=expires, places=db.places(places))
+        _count(db, stage, dict.fromkeys(places, (0, 1)))
     return taken
 
 
@@ -413,7 +523,7 @@ def _save(
     user_id: int,
     labels: dict[str, str],
     request_id: str,
-    overlap: int,
+    overlap_max: int,
 ) -> Saved:
     """`saving` on SQLite, statement by statement (PostgreSQL's `nbfreeze_save`)."""
     submitted = list(labels)
@@ -430,23 +540,36 @@ def _save(
     for key in submitted:
         if key not in leased and key not in earlier:
             raise LabelRefused(f"item {key} is not in your batch of this stage")
-    given = dict(db.rows("given", stage=stage, keys=keys))
+    counts = {
+        key: (given, needed, gold)
+        for key, given, needed, gold in db.rows("given", stage=stage, keys=keys)
+    }
+    open_items = {key for key, (given, needed, gold) in counts.items() if gold or given < needed}
     changes = _released(key for key, reclaimed in dropped if not reclaimed)
-    kept = {k: v for k, v in labels.items() if k in earlier or given.get(k, overlap) < overlap}
+    kept = {k: v for k, v in labels.items() if k in earlier or k in open_items}
     for key in kept:
         if key not in earlier:
             changes[key] = (1, changes.get(key, (0, 0))[1] + 1)
-    _count(db, stage, changes, overlap)
+    _count(db, stage, changes)
     moment = db.moment(now())
-    relabeled = [
-        {**who, "key": k, "label": kept[k], "request": request_id, "at": moment}
-        for k in sorted(earlier & set(kept))
-    ]
+    written = {**who, "request": request_id, "at": moment}
+    relabeled = [{**written, "key": k, "label": kept[k]} for k in sorted(earlier & set(kept))]
     if relabeled:
+        db.run("history", **written, **db.labels({k: kept[k] for k in earlier & set(kept)}))
         db.many("relabel", relabeled)
     new = {key: label for key, label in kept.items() if key not in earlier}
     if new:
-        db.run("label", **who, request=request_id, at=moment, **db.labels(new))
+        db.run("label", **written, **db.labels(new))
+        db.run("first", **written, **db.labels(new))
+    # Only items this save brings up to a needed count below the most can grow: with a
+    # fixed overlap, none, and no statement.
+    growing = []
+    for key in kept:
+        given, needed, gold = counts[key]
+        if not gold and needed < overlap_max and given + (key not in earlier) >= needed:
+            growing.append(key)
+    if growing:
+        db.run("grow", stage=stage, keys=db.keys(sorted(growing)), most=overlap_max)
     return Saved(sorted(kept), sorted(set(submitted) - set(kept)))
 
 
@@ -483,12 +606,11 @@ def last_batch(store: Store, stage: str, user_id: int) -> dict[str, str]:
         return dict(connection.execute(_LABELS_OF_REQUEST, who | {"r": latest}).all())
 
 
-def progress(store: Store, stage: str, overlap: int) -> Progress:
+def progress(store: Store, stage: str) -> Progress:
+    """How far the pool is: an item is complete once its labels reach its needed count."""
     with store.reading() as connection:
-        items, labels, complete = connection.execute(
-            _PROGRESS, {"in_stage": stage, "needed": overlap}
-        ).one()
-    return Progress(items, labels, complete, overlap)
+        items, labels, complete, needed = connection.execute(_PROGRESS, {"in_stage": stage}).one()
+    return Progress(items, labels, complete, needed)
 
 
 _LABELED_BY = select(func.count()).where(Annotation.stage == _STAGE, Annotation.user_id == _USER)
@@ -500,7 +622,7 @@ def labeled_by(store: Store, stage: str, user_id: int) -> int:
         return connection.scalar(_LABELED_BY, {"in_stage": stage, "by_user": user_id}) or 0
 
 
-def has_work(store: Store, stage: str, user_id: int, overlap: int) -> bool:
+def has_work(store: Store, stage: str, user_id: int) -> bool:
     """Could the labeler get (or do they hold) items of this pool now? Items held by an
     expired lease count: the next lease reclaims them."""
     with store.reading() as connection:
@@ -534,3 +656,73 @@ def labels_by_item(rows: list[Row]) -> dict[str, list[str]]:
     for row in rows:
         grouped[row.item_key].append(row.label)
     return dict(grouped)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to a label: who changed which item's label from what (None for a first
+    label) to what, in which request, when."""
+
+    item_key: str
+    user_id: int
+    old_label: str | None
+    new_label: str
+    request_id: str
+    changed_at: datetime
+
+
+_HISTORY = select(
+    LabelHistory.item_key,
+    LabelHistory.user_id,
+    LabelHistory.old_label,
+    LabelHistory.new_label,
+    LabelHistory.request_id,
+    LabelHistory.changed_at,
+).order_by(LabelHistory.id)
+
+
+def history(store: Store, stage: str, item_key: str | None = None) -> list[Change]:
+    """Every change to the labels of the pool (or of one item of it), oldest first."""
+    query = _HISTORY.where(LabelHistory.stage == stage)
+    if item_key is not None:
+        query = query.where(LabelHistory.item_key == item_key)
+    with store.reading() as connection:
+        return [Change(*row) for row in connection.execute(query)]
+
+
+def restore(store: Store, stage: str, item_key: str, user_id: int, label: str) -> Change:
+    """Put back an earlier answer of a labeler's to an item (the owner's correction of a
+    change of mind), recorded in the history as a change of its own. Refused, with
+    nothing written, unless the labeler labeled the item and `label` was one of their
+    answers to it. An item's needed count stays as it is."""
+    mine = (
+        Annotation.stage == stage,
+        Annotation.item_key == item_key,
+        Annotation.user_id == user_id,
+    )
+    with store.engine.begin() as connection:
+        current = connection.scalar(select(Annotation.label).where(*mine))
+        if current is None:
+            raise LabelRefused(
+                f"labeler {user_id} has not labeled item {item_key} of stage {stage}"
+            )
+        answers = connection.scalars(
+            select(LabelHistory.new_label).where(
+                LabelHistory.stage == stage,
+                LabelHistory.item_key == item_key,
+                LabelHistory.user_id == user_id,
+            )
+        ).all()
+        if label not in answers:
+            raise LabelRefused(
+                f"{label!r} was never the answer of labeler {user_id} to item {item_key} "
+                f"of stage {stage}; their answers were {sorted(set(answers))}"
+            )
+        change = Change(item_key, user_id, current, label, f"restore-{uuid.uuid4().hex}", now())
+        connection.execute(
+            update(Annotation)
+            .where(*mine)
+            .values(label=label, request_id=change.request_id, created_at=change.changed_at)
+        )
+        connection.execute(insert(LabelHistory).values(stage=stage, **vars(change)))
+    return change
