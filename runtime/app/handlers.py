@@ -590,6 +590,11 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
                 reply |= {"swapped": True, "labeled": labeled, "everyone": everyone, "kept": kept}
                 self._draft_soon()  # the new batch's size, for the progress line
         self.send_frame(json.dumps(reply))
+        if reply.get("swapped") and self.session is not None:
+            try:
+                await self.staged.send_ahead(self.user, self.stage, self.session)
+            except Refused:
+                pass  # the page has nothing ahead: its next submit is shown after the reply
 
     def _draft_soon(self) -> None:
         """Send the page what it holds unsubmitted, once its changes pause: the page keeps

@@ -340,9 +340,10 @@ class Staged:
         """Show a labeler their next batch in the page they are on: no page load, no
         replay of their stages. `keys` is what the submit leased; `moved`, the held batch
         the page's Submit moved to, if it did. A page holding batches ahead is shown one
-        batch and sent the next to hold. True when the page's move stands (it shows the
-        batch already), False when the server showed another batch, None when the widget
-        would not take it (the page then loads the next batch as a new page)."""
+        batch; `send_ahead` then sends it the next to hold. True when the page's move
+        stands (it shows the batch already), False when the server showed another batch,
+        None when the widget would not take it (the page then loads the next batch as a
+        new page)."""
         pool = self.pipeline.pools[stage.name]
         where = (user.id, stage.name)
         held = self.ahead.get(where)
@@ -367,8 +368,6 @@ class Staged:
                     if not kept:
                         labeler.labels = {}
                         labeler.show([ids[key] for key in shown])
-                    if held is not None:
-                        labeler.prefetch([ids[key] for key in rest])
             except (traitlets.TraitError, ValueError, KeyError) as error:
                 raise AnswerError(str(error)) from None
             return kept
@@ -381,6 +380,17 @@ class Staged:
         if held is not None:
             self.ahead[where] = rest
         return kept
+
+    async def send_ahead(self, user: User, stage: Stage, session: Session) -> None:
+        """Send a page the batch it holds ahead (`swap_batch` chose it): after the reply to
+        its submit, so that neither the batch shown nor the reply waits for its images."""
+        keys = self.ahead.get((user.id, stage.name))
+        if keys is None:
+            return
+        ids = self.pipeline.pools[stage.name].ids
+        await self._in_session(
+            session, lambda: stage_widget(session, stage).prefetch([ids[key] for key in keys])
+        )
 
     async def draft_of(self, user: User, stage: Stage, session: Session) -> dict[str, Any]:
         """What the person's page holds and has not submitted, for the page to keep
