@@ -188,3 +188,41 @@ def test_a_held_batch_whose_lease_went_to_another_labeler_gives_way_to_the_serve
         expect(bob.get_by_text("labels per item [1] items 6")).to_be_visible()
     finally:
         app.stop()
+
+
+def test_a_submit_refused_after_the_move_brings_the_submitted_batch_back(browser, tmp_path):
+    app = App(pool_notebook(tmp_path / "pick.ipynb", items=12, overlap=1))
+    try:
+        page = visit(browser, app.invite)
+        opened(page)
+        page.locator(".nbfl-tile").nth(2).click()
+        page.wait_for_function(SETTLED, arg=1, timeout=TIMEOUT_MS)
+        # The refusal is told in the click's own task, before the server's reply.
+        back = page.evaluate(
+            """() => {
+              const tiles = () => [...document.querySelectorAll('.nbfl-tile')];
+              const keys = () => tiles().map((t) => t.dataset.key);
+              const before = keys();
+              const form = document.querySelector('form.nbf-submit');
+              form.querySelector('button').click();
+              const moved = keys();
+              const detail = { request_id: form.dataset.requestId, message: 'refused' };
+              document.dispatchEvent(new CustomEvent('nbf:submit_error', { detail }));
+              const picked = [...document.querySelectorAll('.nbfl-tile[aria-pressed="true"]')];
+              return {
+                before,
+                moved,
+                after: keys(),
+                picked: picked.map((t) => t.dataset.key),
+                holds: document.querySelector('[data-nbfreeze-ahead]') !== null,
+                status: document.querySelector('.nbf-submit-status').textContent,
+              };
+            }"""
+        )
+        assert back["moved"] != back["before"]
+        assert back["after"] == back["before"]
+        assert back["picked"] == [back["before"][2]]  # its labels as they were
+        assert back["holds"]  # the batch it moved to is held again
+        assert back["status"] == "Not saved: refused"
+    finally:
+        app.stop()
