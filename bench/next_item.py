@@ -1,5 +1,6 @@
 """How soon a pool labeler sees their next item after Submit, in real Chromium, with 1 and
-10 labelers at once: the code before the in-page batch swap beside the code after it.
+10 labelers at once: two revisions side by side, by default the in-page batch swap after
+the server's reply (old) beside the page that holds the next batch ahead (new).
 
 The bench writes a notebook of its own: a shared stage that draws a few hundred 64x64 RGB
 images (a shape on a gradient each), a pool stage (`overlap: 1`, `batch: 12`) showing them
@@ -23,12 +24,17 @@ script, so that Playwright's round trips are not in them:
   drawn. Before the swap the page loads the next batch as a new page: the click's time
   is kept in sessionStorage and read by the next page's copy of the script.
 
+A submit's reply says whether the server took the page's move to its held batch
+(`kept`): the next item is reported for all submits, and for those the page moved at
+the click and those it did not (nothing was held ahead: the store of this revision
+gives a labeler who holds items those alone, so every other batch comes without one).
+
 The script logs what it measured to the console (`console.debug`), where the bench reads
 it, and also every `submitted` reply (`swapped` or not) and the status line after it.
 Errors in the console and uncaught exceptions are counted and reported by revision.
 
     .venv/bin/python bench/next_item.py                        # writes bench/results/next_item.md
-    .venv/bin/python bench/next_item.py --old b121117 --new HEAD --reps 4 --batches 6
+    .venv/bin/python bench/next_item.py --old ffdf8ee --new HEAD --reps 4 --batches 6
     .venv/bin/python bench/next_item.py --quick                # one repetition, two batches
 """
 
@@ -107,12 +113,12 @@ PROBE = """
     store.setItem('nbfBenchBefore', firstTile()?.dataset.key ?? '');
   }, true);
   document.addEventListener('nbf:submitted', (event) => {
-    const { swapped = false, next } = event.detail;
+    const { swapped = false, kept = false, next } = event.detail;
     const reply = performance.timeOrigin + performance.now() - clicked;
     // The status line is written by stage.js's listener, registered before this one runs.
     setTimeout(() => {
       const status = document.querySelector('.nbf-submit-status')?.textContent ?? '';
-      log({ kind: 'submitted', swapped, next, status, reply });
+      log({ kind: 'submitted', swapped, kept, next, status, reply });
     });
   });
   let seen = null;
@@ -161,6 +167,8 @@ class Trial:
     first_ms: list[float] = field(default_factory=list)
     next_ms: list[float] = field(default_factory=list)
     reply_ms: list[float] = field(default_factory=list)  # click to the submitted reply
+    moved_ms: list[float] = field(default_factory=list)  # next item, the page moved at the click
+    after_ms: list[float] = field(default_factory=list)  # next item, shown after the reply
     swapped: int = 0
     reloaded: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -232,6 +240,7 @@ async def label(browser: Browser, invite: str, trial: Trial, batches: int) -> No
             if fresh:
                 trial.errors.append(f"the batch after a submit is not fresh: {fresh}")
             trial.next_ms.append(drawn["since_click"])
+            (trial.moved_ms if submitted["kept"] else trial.after_ms).append(drawn["since_click"])
     finally:
         await context.close()
 
@@ -355,6 +364,14 @@ async def run(args: argparse.Namespace) -> tuple[list[Trial], dict[str, str]]:
     return trials, {name: commit for name, (commit, _) in trees.items()}
 
 
+def spread(values: list[float]) -> str:
+    """p50 and p99 of some samples, and how many: "12 ms, 40 ms (75)"."""
+    if not values:
+        return "none"
+    p50, p99 = statistics.median(values), percentile(values, 99)
+    return f"{p50:.0f} ms, {p99:.0f} ms ({len(values)})"
+
+
 def met(value: float, goal: float) -> str:
     return "met" if value < goal else "not met"
 
@@ -366,16 +383,16 @@ def report(trials: list[Trial], commits: dict[str, str], args: argparse.Namespac
         "# Submit to the next item, in Chromium",
         "",
         f"`bench/next_item.py --reps {args.reps} --batches {args.batches} --items {args.items}`:"
-        f" old {commits['old'][:7]} (Submit loads the next batch as a new page), new"
-        f" {commits['new'][:7]} (Submit swaps the next batch into the page). {args.reps}"
+        f" old {commits['old'][:7]}, new {commits['new'][:7]}. {args.reps}"
         f" repetitions, the revisions in turn; each labeler picks {len(PICKS)} of {BATCH}"
         f" tiles and submits, {args.batches} times. Python {platform.python_version()},"
         f" {os.cpu_count()} cores shared with other workers: 1-minute load"
         f" {min(loads):.1f} to {max(loads):.1f} during the trials.",
         "",
         "| code | labelers at once | first item p50 | first item p99 | next item p50 |"
-        " next item p99 | of which the reply, p50 | submits (swapped) | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " next item p99 | moved at the click: p50, p99 (n) | shown after the reply: p50, p99 (n)"
+        " | the reply, p50 | submits (swapped) | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for labelers in args.labelers:
         for name in ("old", "new"):
@@ -386,11 +403,13 @@ def report(trials: list[Trial], commits: dict[str, str], args: argparse.Namespac
             swapped = sum(t.swapped for t in mine)
             submits = swapped + sum(t.reloaded for t in mine)
             errors = sum(len(t.errors) for t in mine)
+            moved = [v for t in mine for v in t.moved_ms]
+            after = [v for t in mine for v in t.after_ms]
             lines.append(
                 f"| {name} {commits[name][:7]} | {labelers} | {statistics.median(first):.0f} ms"
                 f" | {percentile(first, 99):.0f} ms | {statistics.median(nexts):.0f} ms"
-                f" | {percentile(nexts, 99):.0f} ms | {statistics.median(replies):.0f} ms"
-                f" | {submits} ({swapped}) | {errors} |"
+                f" | {percentile(nexts, 99):.0f} ms | {spread(moved)} | {spread(after)}"
+                f" | {statistics.median(replies):.0f} ms | {submits} ({swapped}) | {errors} |"
             )
             if name == "new" and labelers == max(args.labelers):
                 verdicts.append(
@@ -435,18 +454,18 @@ def report(trials: list[Trial], commits: dict[str, str], args: argparse.Namespac
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", default="b121117", help="the revision before the swap")
+    parser.add_argument("--old", default="ffdf8ee", help="the revision before prefetching")
     parser.add_argument("--new", default="HEAD", help="the revision with it")
     parser.add_argument("--reps", type=int, default=4)
     parser.add_argument("--batches", type=int, default=6, help="submits per labeler")
-    parser.add_argument("--items", type=int, default=800)
+    parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--labelers", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--quick", action="store_true", help="one repetition, two batches")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:
         args.reps, args.batches = 1, 2
-    needed = max(args.labelers) * (args.batches + 1) * BATCH
+    needed = max(args.labelers) * (args.batches + 2) * BATCH  # a batch shown, one held
     if args.items < needed:
         parser.error(f"--items {args.items}: the labelers lease up to {needed} items")
     trials, commits = asyncio.run(run(args))

@@ -124,7 +124,9 @@ def test_a_labeler_sees_their_own_progress_and_what_a_partial_submit_keeps(brows
         "Saved. The item you left unlabeled is still yours: back in this batch.",
         timeout=TIMEOUT_MS,
     )
-    expect(you).to_have_text("You: 3 labeled, 1 left in this batch, under a minute.")
+    # The item left unlabeled leads the next batch, which the page held ahead fills up.
+    expect(page.locator(".nbfl-card").first).to_contain_text("note 3")
+    expect(you).to_have_text("You: 3 labeled, 4 left in this batch, under a minute.")
 
 
 def test_the_next_batch_replaces_the_last_in_the_page_without_a_page_load(browser, app):

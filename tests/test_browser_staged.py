@@ -105,7 +105,7 @@ def test_two_labelers_and_the_owner_walk_the_flagship(browser, flagship):
     alice.get_by_role("button", name="Submit").click()
     check = owner.locator("tr[data-stage='check'] .nbf-progress")
     check.filter(has_text=re.compile(r"[1-9][0-9]* of 48 labels")).wait_for()
-    owner.get_by_role("cell", name="labeler 2").wait_for()
+    owner.locator("#nbf-labelers").get_by_role("cell", name="labeler 2").wait_for()
     shot(owner, "owner-overview")
 
 

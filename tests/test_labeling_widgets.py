@@ -21,6 +21,7 @@ from freezer.widgets import (
     Classify,
     ImageGrid,
     Labeling,
+    Prefetching,
     index_items,
     item_key,
     item_keys,
@@ -411,3 +412,32 @@ def test_a_reference_goes_beside_each_item_or_once_for_all_and_is_sent_with_the_
     assert len(once._images) == 3  # the reference is not sent again with each batch
     worded = Classify(["x"], ["yes", "no"], reference="Is this the person in the photo?")
     assert worded._reference["text"] == "Is this the person in the photo?"
+
+
+def test_a_held_batch_is_sent_unshown_and_advance_shows_it_without_sending_its_labels():
+    grid = ImageGrid([np.full((4, 4), v) for v in range(6)])
+    grid.show([0, 1])
+    sent: list[dict] = []
+    grid._send = lambda message, buffers=None: sent.append(message["state"])
+    grid.prefetch([2, 3])
+    assert [sorted(state) for state in sent] == [["_ahead_images", "_ahead_items"]]
+    assert grid.shown == (0, 1) and len(grid._ahead_images) == 2
+    assert not grid.advance([3, 4])  # not the held batch: nothing changes
+    assert grid.shown == (0, 1)
+
+    grid.labels = {0: "yes", 1: "no", 2: "yes"}  # the page picked 2 after moving to it
+    sent.clear()
+    assert grid.advance([2, 3])
+    assert grid.shown == (2, 3) and grid.selected == [2]
+    assert grid.labels == {2: "yes", 3: "no"}
+    assert [sorted(state) for state in sent] == [
+        ["_ahead_images", "_ahead_items", "_images", "_items"]
+    ]
+    assert [item["key"] for item in sent[0]["_items"]] == ["2", "3"]
+    assert not grid.advance([2, 3])  # held no longer
+
+
+def test_classify_and_image_grid_hold_batches_ahead_and_choice_labeler_does_not():
+    assert isinstance(ImageGrid([np.zeros((2, 2))]), Prefetching)
+    assert isinstance(Classify(["a"], ["x", "y"]), Prefetching)
+    assert not isinstance(ChoiceLabeler(["a"], ["x", "y"]), Prefetching)

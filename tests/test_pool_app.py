@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from tornado.testing import gen_test
 from freezer import load_labels
 from runtime.app.dashboard import minutes_left, overview
 from runtime.store.database import Annotation, default_url, now, open_store
-from runtime.store.pools import annotations
+from runtime.store.pools import annotations, labels_of
 
 CELLS = (
     "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': f'text {i}' for i in range(6)}",
@@ -391,18 +392,65 @@ class TestOnlyTheBatchIsSent(StagedTestCase):
     )
 
     @gen_test
-    async def test_a_labelers_page_gets_the_images_of_their_batch_alone(self):
+    async def test_a_labelers_page_gets_the_images_of_their_batch_and_the_next_alone(self):
         await self.advance()
         alice = await self.labeler()
         page = await alice.open_stage("pick")
-        shown = [
-            m["data"]["state"]["_items"]
-            for m in page.messages
-            if m["type"] in ("comm_open", "comm_msg") and "_items" in m["data"].get("state", {})
+        states = [
+            m["data"]["state"] for m in page.messages if m["type"] in ("comm_open", "comm_msg")
         ]
+        shown = [state["_items"] for state in states if "_items" in state]
+        ahead = [state["_ahead_items"] for state in states if state.get("_ahead_items")]
         assert [len(items) for items in shown] == [2]
+        assert [len(items) for items in ahead] == [2]  # the next batch, held and not shown
+        assert not {i["key"] for i in ahead[0]} & {i["key"] for i in shown[0]}
         images = sum(len(buffers) for buffers in page.buffers.values())
-        assert images == 2
+        assert images == 4
+
+
+class TestHeldBatch(StagedTestCase):
+    cells = TestOnlyTheBatchIsSent.cells
+
+    async def submitted(self, page, request_id: str, **moved: object) -> tuple[dict, list]:
+        """Submit from the page's socket; the server's reply and the messages before it."""
+        await page.ws.write_message(
+            json.dumps({"type": "submit", "request_id": request_id, **moved})
+        )
+        read = await page.until(lambda m: m["type"] in ("submitted", "submit_error"))
+        return read[-1], read[:-1]
+
+    @gen_test
+    async def test_the_server_takes_the_pages_move_to_its_held_batch_or_shows_its_own(self):
+        await self.advance()
+        alice = await self.labeler()
+        page = await alice.open_stage("pick")
+        [where] = self.staged.batches
+        shown, held = self.staged.batches[where], self.staged.ahead[where]
+        assert len(shown) == len(held) == 2 and not set(shown) & set(held)
+
+        labels = dict.fromkeys(shown, "no")
+        reply, before = await self.submitted(page, "r1", labels=labels, ahead=held)
+        assert reply["swapped"] and reply["kept"], reply
+        assert self.staged.batches[where] == held
+        updates = [m["data"]["state"] for m in before if m["type"] == "comm_msg"]
+        assert any("_items" in state for state in updates)
+        assert not any("labels" in state for state in updates)  # the page has them
+
+        # Nothing was held ahead this time (the store gave the held batch alone): the
+        # page did not move, and the server swaps its next batch in, as without prefetch.
+        reply, _ = await self.submitted(page, "r2")
+        assert reply["swapped"] and not reply["kept"], reply
+        now_shown, now_held = self.staged.batches[where], self.staged.ahead[where]
+        assert len(now_shown) == len(now_held) == 2
+
+        # A page that says it moved to items it does not hold is shown the server's.
+        stale = [key for key in self.staged.pipeline.pools["pick"].ids if key not in now_held]
+        moved = {"labels": dict.fromkeys(now_shown, "yes"), "ahead": stale[-2:]}
+        reply, _ = await self.submitted(page, "r3", **moved)
+        assert reply["swapped"] and not reply["kept"], reply
+        assert self.staged.batches[where] == now_held
+        mine = labels_of(self.staged.store, "pick", where[0])
+        assert mine == {**labels, **dict.fromkeys(held, "no"), **moved["labels"]}
 
 
 class TestPreview(StagedTestCase):

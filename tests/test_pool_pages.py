@@ -86,8 +86,10 @@ class TestAPoolPageReceivesItsBatchOnly:
         frames, opens, drawn = large
         assert (frames, opens) == small[:2], f"{widget}: 2,000 items {large}, 20 items {small}"
         assert opens <= 12 * BATCH, f"{widget}: a page of {BATCH} items opened {opens} comms"
-        # The pool's shared widget draws nothing; the page draws its batch.
-        assert drawn <= BATCH, f"{widget}: {drawn} items of 2,000 were drawn for one page"
+        # The pool's shared widget draws nothing; the page draws its batch, and a widget
+        # that holds the next batch ahead (freezer.widgets.Prefetching) that one too.
+        ahead = 2 if widget in ("ImageGrid", "Classify") else 1
+        assert drawn <= ahead * BATCH, f"{widget}: {drawn} items of 2,000 were drawn for one page"
 
     def test_a_choice_labeler_page_of_2000_items_gets_what_one_of_20_gets(self):
         self.check("ChoiceLabeler")

@@ -14,6 +14,7 @@ from freezer.widgets.media import trusted_html
 from freezer.widgets.protocol import (
     ItemIndex,
     Labeling,
+    Prefetching,
     first_shown,
     index_items,
     item_key,
@@ -29,6 +30,7 @@ __all__ = [
     "ImageGrid",
     "ItemIndex",
     "Labeling",
+    "Prefetching",
     "first_shown",
     "index_items",
     "item_key",

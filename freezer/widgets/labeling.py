@@ -95,6 +95,10 @@ class LabelingWidget(SubmitOnEnter, anywidget.AnyWidget):
     # What every item is compared with (`reference=` a value), shown once above them.
     _reference = traitlets.Dict().tag(sync=True)
     _reference_image = traitlets.Bytes(None, allow_none=True).tag(sync=True)
+    # The batch after the shown one (`prefetch`), which the page gets ready and does not
+    # show until its Submit moves to it.
+    _ahead_items = traitlets.List().tag(sync=True)
+    _ahead_images = traitlets.List(traitlets.Bytes()).tag(sync=True)
 
     labels = traitlets.Dict().tag(sync=True, to_json=_labels_to_json, from_json=_labels_from_json)
     choices = traitlets.Tuple()
@@ -132,6 +136,7 @@ class LabelingWidget(SubmitOnEnter, anywidget.AnyWidget):
             kwargs["_reference"] = _described(fixed, -1)
             kwargs["_reference_image"] = fixed.data if fixed.kind == "image" else None
         self._media: dict[Hashable, Media] = {}
+        self._ahead: tuple[Hashable, ...] = ()
         self._submit_callbacks: list[Callable[[LabelingWidget], Any]] = []
         shown = first_shown(self._items_by_id)
         items, images = self._payload(shown)
@@ -178,6 +183,42 @@ class LabelingWidget(SubmitOnEnter, anywidget.AnyWidget):
         with self.hold_sync():
             self._images = images
             self._items = items
+
+    def prefetch(self, ids: Iterable[Hashable]) -> None:
+        """Send the page these items ahead of time, to hold: it gets their images ready
+        and shows them only when its Submit moves to them (`advance`). No ids: nothing
+        is held."""
+        wanted = list(ids)
+        unknown = [i for i in wanted if i not in self._items_by_id]
+        if unknown:
+            raise KeyError(f"not items of this labeler: {unknown!r}")
+        items, images = self._payload(wanted)
+        self._ahead = tuple(wanted)
+        with self.hold_sync():
+            self._ahead_images = images
+            self._ahead_items = items
+
+    def advance(self, ids: Iterable[Hashable]) -> bool:
+        """The page's Submit moved it to the held items `ids`, which it shows already:
+        show them here too. Their labels are what the page holds for them, their starting
+        labels and any given since, so no labels are sent to the page, where they would
+        undo a label given meanwhile. False, and nothing changes, when `ids` are not the
+        held batch."""
+        wanted = list(ids)
+        if not wanted or tuple(wanted) != self._ahead:
+            return False
+        on_page = set(wanted)
+        given = {i: label for i, label in self.labels.items() if i in on_page}
+        labels = {**self._starting_labels(wanted, self.choices), **given}
+        self.shown = self._ahead
+        self._ahead = ()
+        with self.hold_sync():
+            self._images, self._items = self._ahead_images, self._ahead_items
+            self._ahead_images, self._ahead_items = [], []
+            # ipywidgets' own way of not echoing a value the page has (`set_state`).
+            with self._lock_property(labels=_labels_to_json(labels, self)):
+                self.labels = labels
+        return True
 
     def _payload(self, ids: Sequence[Hashable]) -> tuple[list[dict[str, Any]], list[bytes]]:
         """What a page is sent of these items: a description of each, and the images."""

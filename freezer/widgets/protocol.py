@@ -35,6 +35,20 @@ class Labeling(Protocol):
     def show(self, ids: Iterable[Hashable]) -> None: ...
 
 
+@runtime_checkable
+class Prefetching(Labeling, Protocol):
+    """A labeling widget whose page can hold the next batch before the current one is
+    submitted: `prefetch(ids)` sends those items to the page, which gets them ready but
+    does not show them; on Submit the page shows them at once, and `advance(ids)` then
+    tells the widget the page shows them already (True), or that they are not the held
+    batch (False: `show` them, as any labeler). A widget without these two is shown each
+    batch by `show` alone, after the server's reply."""
+
+    def prefetch(self, ids: Iterable[Hashable]) -> None: ...
+
+    def advance(self, ids: Iterable[Hashable]) -> bool: ...
+
+
 _FIRST_SHOWN: ContextVar[dict[str, None] | None] = ContextVar("first_shown", default=None)
 _encode_text = json.encoder.encode_basestring_ascii  # what json.dumps does with a str
 

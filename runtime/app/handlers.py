@@ -577,14 +577,17 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
             await self.session.receive(message)  # refused there, as any frame it cannot use
             return
         pool = self.stage.input == "pool"
+        labels, moved = _moved(own) if pool else (None, None)
         try:
-            done = await self.staged.submit(self.user, self.stage.name, request, None, pool)
-            swapped = (
-                pool
-                and bool(done.batch)
-                and done.next == f"/stage/{self.stage.name}"
-                and await self.staged.swap_batch(self.user, self.stage, self.session, done.batch)
+            done = await self.staged.submit(
+                self.user, self.stage.name, request, labels, pool, ahead=pool
             )
+            kept = None
+            if pool and done.batch and done.next == f"/stage/{self.stage.name}":
+                kept = await self.staged.swap_batch(
+                    self.user, self.stage, self.session, done.batch, moved
+                )
+            swapped = kept is not None
             labeled = swapped and await self.staged.stored(
                 pools.labeled_by, self.staged.store, self.stage.name, self.user.id
             )
@@ -606,9 +609,14 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
             }
             if swapped:  # the next batch is in the page already: it stays
                 everyone = everyone_so_far(self.staged, self.stage.name)
-                reply |= {"swapped": True, "labeled": labeled, "everyone": everyone}
+                reply |= {"swapped": True, "labeled": labeled, "everyone": everyone, "kept": kept}
                 self._draft_soon()  # the new batch's size, for the progress line
         self.send_frame(json.dumps(reply))
+        if reply.get("swapped") and self.session is not None:
+            try:
+                await self.staged.send_ahead(self.user, self.stage, self.session)
+            except Refused:
+                pass  # the page has nothing ahead: its next submit is shown after the reply
 
     def _draft_soon(self) -> None:
         """Send the page what it holds unsubmitted, once its changes pause: the page keeps
@@ -641,6 +649,18 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
 
     def disconnect(self, reason: str) -> None:
         self.close(4000, reason)
+
+
+def _moved(message: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str] | None]:
+    """A pool page's submit that moved to its held batch carries the labels it submits
+    and the keys it moved to (stage.js); a page that did not move carries neither, and
+    its labels are read from its widget."""
+    labels, moved = message.get("labels"), message.get("ahead")
+    if not isinstance(moved, list) or not all(isinstance(key, str) for key in moved):
+        return None, None
+    if not isinstance(labels, dict):
+        return None, None
+    return labels, moved
 
 
 def _page_message(frame: str | bytes) -> dict[str, Any] | None:

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import traitlets
 
-from freezer.widgets import item_key, showing_first
-from runtime.app.pipeline import LABELING, HeadlessSession, Pipeline, Silent
+from freezer.widgets import Prefetching, item_key, showing_first
+from runtime.app.pipeline import LABELING, HeadlessSession, Pipeline, Pool, Silent
 from runtime.app.stage_run import (
     AnswerError,
     Built,
@@ -87,6 +87,9 @@ class Staged:
     live: dict[tuple[int, str], Session]
     # The batch each live pool page shows (item keys), by (person, stage).
     batches: dict[tuple[int, str], list[str]] = field(default_factory=dict)
+    # The batch each live pool page holds ahead, unshown (`Prefetching`), by (person,
+    # stage); a page whose widget cannot hold one has no entry.
+    ahead: dict[tuple[int, str], list[str]] = field(default_factory=dict)
     store_calls: Executor | None = None  # threads for the store's calls, on PostgreSQL
     group: GroupCommit | None = None  # pool writes share commits, on SQLite
     _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
@@ -234,17 +237,19 @@ class Staged:
     def _runs_for(self, user: User, stage: Stage) -> bool:
         return stage.scope == "shared" or user.role != OWNER
 
-    def batch(self, user: User, stage: Stage) -> list[str]:
-        """The keys of the items of a pool stage that the labeler works on now."""
+    def batch(self, user: User, stage: Stage, ahead: bool = False) -> list[str]:
+        """The keys of the items of a pool stage that the labeler works on now; with
+        `ahead`, and a widget that can hold a batch ahead, two batches' worth."""
         pool = self.pipeline.pools.get(stage.name)
         if pool is None:
             raise Refused(409, f"“{stage.title}” is not open for labeling yet")
+        size = self._window(pool) if ahead else pool.batch
         for _ in range(3):  # on PostgreSQL, items another process is leasing are skipped
             keys = pools.lease_batch(
                 self.store,
                 stage.name,
                 user.id,
-                batch=pool.batch,
+                batch=size,
                 lease_seconds=pool.lease_seconds,
                 gold_rate=pool.gold_rate,
             )
@@ -252,15 +257,23 @@ class Staged:
                 return keys
         return keys
 
+    @staticmethod
+    def _window(pool: Pool) -> int:
+        """How many items a labeler's page leases at once: the batch it shows, and the
+        next one too when the stage's widget can hold it ahead (`Prefetching`)."""
+        return 2 * pool.batch if isinstance(pool.widget, Prefetching) else pool.batch
+
     def open_session(self, user: User, stage: Stage, client: Client) -> Session:
         """A page's live session: the person's namespace replayed, then the stage run."""
         answers = self.store.answers(user.id)
-        batch = self.batch(user, stage) if stage.input == "pool" else []
+        window = self.batch(user, stage, ahead=True) if stage.input == "pool" else []
         earlier: dict[str, str] = {}
-        if stage.input == "pool" and not batch:
+        if stage.input == "pool" and not window:
             # Nothing new for this labeler: show their last batch, to change a label.
             earlier = pools.last_batch(self.store, stage.name, user.id)
-            batch = list(earlier)
+            window = list(earlier)
+        size = self.pipeline.pools[stage.name].batch if stage.input == "pool" and not earlier else 0
+        batch, held = (window[:size], window[size:]) if size else (window, [])
         shown = [s for s in lead_in(self.notebook, user.role, stage) if self._runs_for(user, s)]
         recorded = [
             m for s in shown if s.scope == "shared" for m in self.pipeline.status[s.name].outputs
@@ -288,8 +301,14 @@ class Staged:
                 run_cells(session, self.notebook, stage)
             ids = self.pipeline.pools[stage.name].ids
             labeler = stage_widget(session, stage)
-            labeler.show([ids[key] for key in batch])
-            self.batches[(user.id, stage.name)] = batch
+            if isinstance(labeler, Prefetching) and size:
+                labeler.show([ids[key] for key in batch])
+                labeler.prefetch([ids[key] for key in held])
+                self.batches[(user.id, stage.name)] = batch
+                self.ahead[(user.id, stage.name)] = held
+            else:
+                labeler.show([ids[key] for key in window])
+                self.batches[(user.id, stage.name)] = window
             if earlier:
                 labeler.labels = {ids[key]: label for key, label in earlier.items()}
 
@@ -307,28 +326,70 @@ class Staged:
         if self.live.get((user.id, stage.name)) is session:
             del self.live[(user.id, stage.name)]
             self.batches.pop((user.id, stage.name), None)
+            self.ahead.pop((user.id, stage.name), None)
 
-    async def swap_batch(self, user: User, stage: Stage, session: Session, keys: list[str]) -> bool:
+    async def swap_batch(
+        self,
+        user: User,
+        stage: Stage,
+        session: Session,
+        keys: list[str],
+        moved: list[str] | None = None,
+    ) -> bool | None:
         """Show a labeler their next batch in the page they are on: no page load, no
-        replay of their stages. False when the widget would not take it (the page then
-        loads the next batch as a new page)."""
-        ids = self.pipeline.pools[stage.name].ids
+        replay of their stages. `keys` is what the submit leased; `moved`, the held batch
+        the page's Submit moved to, if it did. A page holding batches ahead is shown one
+        batch; `send_ahead` then sends it the next to hold. True when the page's move
+        stands (it shows the batch already), False when the server showed another batch,
+        None when the widget would not take it (the page then loads the next batch as a
+        new page)."""
+        pool = self.pipeline.pools[stage.name]
+        where = (user.id, stage.name)
+        held = self.ahead.get(where)
+        stands = held is not None and bool(moved) and moved == held and set(moved) <= set(keys)
+        if held is None:
+            shown, rest = list(keys), []
+        elif stands:
+            rest = [key for key in keys if key not in set(held)]
+            shown, rest = list(held), rest[: pool.batch]
+        else:  # the items left unlabeled come back first, then those held ahead
+            before = set(self.batches.get(where, ()))
+            rank = {key: (key not in before, key not in set(held)) for key in keys}
+            ordered = sorted(keys, key=rank.__getitem__)
+            shown, rest = ordered[: pool.batch], ordered[pool.batch : 2 * pool.batch]
+        ids = pool.ids
 
-        def swap() -> None:
+        def swap() -> bool:
             labeler = stage_widget(session, stage)
             try:
                 with labeler.hold_sync():  # the new items and no labels, in one update
-                    labeler.labels = {}
-                    labeler.show([ids[key] for key in keys])
+                    kept = stands and labeler.advance([ids[key] for key in shown])
+                    if not kept:
+                        labeler.labels = {}
+                        labeler.show([ids[key] for key in shown])
             except (traitlets.TraitError, ValueError, KeyError) as error:
                 raise AnswerError(str(error)) from None
+            return kept
 
         try:
-            await self._in_session(session, swap)
+            kept = await self._in_session(session, swap)
         except Refused:
-            return False
-        self.batches[(user.id, stage.name)] = list(keys)
-        return True
+            return None
+        self.batches[where] = shown
+        if held is not None:
+            self.ahead[where] = rest
+        return kept
+
+    async def send_ahead(self, user: User, stage: Stage, session: Session) -> None:
+        """Send a page the batch it holds ahead (`swap_batch` chose it): after the reply to
+        its submit, so that neither the batch shown nor the reply waits for its images."""
+        keys = self.ahead.get((user.id, stage.name))
+        if keys is None:
+            return
+        ids = self.pipeline.pools[stage.name].ids
+        await self._in_session(
+            session, lambda: stage_widget(session, stage).prefetch([ids[key] for key in keys])
+        )
 
     async def draft_of(self, user: User, stage: Stage, session: Session) -> dict[str, Any]:
         """What the person's page holds and has not submitted, for the page to keep
@@ -423,19 +484,27 @@ class Staged:
         request_id: str,
         state: Any | None,
         next_batch: bool = False,
+        ahead: bool = False,
     ) -> Submitted:
         """Save the person's answer to a stage (committed before this returns) and say
         where they go next. Without `state`, the answer is what their page's widget
         holds now; with it, it is checked against the widget, as a page's would be.
-        With `next_batch`, a pool stage's answer also leases and names the next batch."""
+        With `next_batch`, a pool stage's answer also leases and names the next batch;
+        with `ahead` too, the one after it as well, for a page that holds one ahead."""
         self._submitting += 1
         try:
-            return await self._submit(user, name, request_id, state, next_batch)
+            return await self._submit(user, name, request_id, state, next_batch, ahead)
         finally:
             self._submitting -= 1
 
     async def _submit(
-        self, user: User, name: str, request_id: str, state: Any | None, next_batch: bool
+        self,
+        user: User,
+        name: str,
+        request_id: str,
+        state: Any | None,
+        next_batch: bool,
+        ahead: bool,
     ) -> Submitted:
         named = self.notebook.stage(name)
         # Read once for the page's walk, the answer's check and the next page; a pool's
@@ -444,12 +513,13 @@ class Staged:
         page = self.page_for(user, name, answers)
         stage = page.stage
         if stage.input == "pool":
+            ahead = ahead and (user.id, stage.name) in self.ahead
             saved, keys, left = await self._submit_labels(
-                user, stage, request_id, state, next_batch
+                user, stage, request_id, state, next_batch, ahead
             )
             if next_batch:
                 if not keys:  # PostgreSQL may have skipped items others were leasing
-                    keys = await self.stored(self.batch, user, stage)
+                    keys = await self.stored(self.batch, user, stage, ahead)
                 where = f"/stage/{stage.name}" if keys else self.where(user)
                 return Submitted(where, saved.late, keys, left)
             if await self.stored(pools.has_work, self.store, stage.name, user.id):
@@ -467,11 +537,18 @@ class Staged:
         return Submitted(self.where(user, {*answers, stage.name}))
 
     async def _submit_labels(
-        self, user: User, stage: Stage, request_id: str, labels: Any | None, next_batch: bool
+        self,
+        user: User,
+        stage: Stage,
+        request_id: str,
+        labels: Any | None,
+        next_batch: bool,
+        ahead: bool,
     ) -> tuple[pools.Saved, list[str], int]:
         """Save a batch of a pool stage: the page's labels, or `labels` keyed by item key.
-        With `next_batch`, lease the labeler's next batch in the same transaction. Also
-        says how many items of the batch the person's page shows were left unlabeled."""
+        With `next_batch`, lease the labeler's next batch in the same transaction (with
+        `ahead`, two batches' worth). Also says how many items of the batch the person's
+        page shows were left unlabeled."""
         pool = self.pipeline.pools.get(stage.name)
         if pool is None:  # its code is running again (a restart): it reopens shortly
             raise Unavailable(STARTING)
@@ -491,8 +568,9 @@ class Staged:
         how = {"choices": pool.choices, "overlap_max": pool.overlap_max}
         try:
             if next_batch:
+                size = self._window(pool) if ahead else pool.batch
                 how |= {
-                    "batch": pool.batch,
+                    "batch": size,
                     "lease_seconds": pool.lease_seconds,
                     "gold_rate": pool.gold_rate,
                 }

@@ -5,6 +5,11 @@
  * id, so the server saves it once; an answer that asks for a retry (the server restarting,
  * its database away) is sent again by itself. A labeling widget asks for a submit (its Enter key)
  * with a bubbling `nbfreeze:submit` event.
+ *
+ * A pool page's widget may hold the next batch already (its element has
+ * `data-nbfreeze-ahead`): the click sends it `nbfreeze:advance`, it shows that batch at
+ * once, in the same task, and the submit carries the submitted batch's labels and the
+ * keys the page moved to (`ahead`). Should the submit fail, the widget goes back to it.
  */
 import { forget } from './drafts.js';
 import { newId } from './ids.js';
@@ -16,6 +21,7 @@ const status = form.querySelector('.nbf-submit-status');
 const button = form.querySelector('button');
 let pending = null;
 let workedIn = null; // the cell whose widget asked for the submit (its Enter key)
+let moved = null; // what the widget moved past at the click: labels, keys, back()
 
 /** Put the keyboard back into the widget once the new batch is drawn in it, for a
  * person who submitted with Enter: the items they had focus on are gone. */
@@ -45,9 +51,25 @@ try {
   // Nothing was told.
 }
 
+/** Show the widget's held batch now, if it holds one (not for a lead-in's widget). */
+function advance() {
+  for (const view of document.querySelectorAll('[data-nbfreeze-ahead]')) {
+    if (view.closest('.nbf-lead-in')) continue;
+    const detail = {};
+    view.dispatchEvent(new CustomEvent('nbfreeze:advance', { detail }));
+    if (detail.keys) return detail;
+  }
+  return null;
+}
+
 function settle(event, ok) {
   if (!pending || event.detail.request_id !== pending) return;
   pending = null;
+  if (ok) moved = null;
+  else if (!event.detail.retry && moved) {
+    moved.back(); // not saved: the submitted batch is the labeler's again, as it was
+    moved = null;
+  }
   if (ok) {
     forget();
     const { left = 0, swapped, next } = event.detail;
@@ -108,20 +130,26 @@ function whenIdle(then) {
 function send() {
   if (socket.readyState !== WebSocket.OPEN) {
     status.textContent = 'Not connected to the server: reconnecting, then submit again.';
+    moved?.back();
+    moved = null;
     button.disabled = false;
     return;
   }
   status.textContent = 'Saving…';
   form.dataset.requestId = form.dataset.requestId || newId();
   pending = form.dataset.requestId;
-  socket.send(JSON.stringify({ type: 'submit', request_id: pending }));
+  const message = { type: 'submit', request_id: pending };
+  if (moved) Object.assign(message, { labels: moved.labels, ahead: moved.keys });
+  socket.send(JSON.stringify(message));
 }
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   if (button.disabled) return;
   button.disabled = true;
-  status.textContent = 'Saving your last change…';
+  moved = socket.readyState === WebSocket.OPEN ? advance() : null;
+  status.textContent = moved ? 'Saving…' : 'Saving your last change…';
+  if (moved) refocus(workedIn);
   whenIdle(send);
 });
 

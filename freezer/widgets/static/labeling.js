@@ -2,6 +2,8 @@
 // the same in Jupyter, Voila and the frozen app. Python keeps the items; the model
 // holds the shown ones (`_items`), their images as binary buffers (`_images`), the
 // `_choices`, and `labels` (item key -> label), which is the only thing this view sets.
+// In the frozen app it may also hold the next batch (`_ahead_items`, `_ahead_images`),
+// drawn ahead and shown at once when the page's Submit sends this view `nbfreeze:advance`.
 
 import { keyList } from './keys.js';
 
@@ -24,9 +26,10 @@ const CLASSIFY_KEYS = [
   ['?', 'show or hide this list (Escape closes it)'],
 ];
 
-/** Blob URLs of the images the items (and their references) name, by image number. */
-function imageUrls(model, items) {
-  const images = model.get('_images') || [];
+/** Blob URLs of the images the items (and their references) name, by image number;
+ * `trait` holds the images (the shown items', or the held batch's). */
+function imageUrls(model, items, trait = '_images') {
+  const images = model.get(trait) || [];
   const urls = [];
   const add = (media) => {
     if (!media || media.image < 0 || !images[media.image]) return;
@@ -68,14 +71,16 @@ function fixedReference(model) {
   return view;
 }
 
-function itemView(item, url, decorative) {
+function itemView(item, url, decorative, ahead = false) {
   if (item.kind === 'image') {
     const img = document.createElement('img');
     img.className = 'nbfl-image';
-    img.loading = 'lazy';
+    // A held batch's images are decoded before they are shown, off the page.
+    img.loading = ahead ? 'eager' : 'lazy';
     img.decoding = 'async';
     img.alt = decorative ? '' : item.caption || `item ${item.key}`;
     img.src = url;
+    if (ahead && url) img.decode().catch(() => {}); // a broken image shows as one later
     return img;
   }
   const box = document.createElement('div');
@@ -105,6 +110,11 @@ function labelBook(model) {
   };
   return {
     get: () => model.get('labels') || {},
+    /** A new batch's labels, set here and not sent: the server sets the same ones. */
+    start(labels) {
+      history.length = 0;
+      model.set('labels', labels);
+    },
     set(key, label) {
       const labels = { ...this.get() };
       if (labels[key] === label) return;
@@ -123,6 +133,76 @@ function labelBook(model) {
       write(labels);
       return key;
     },
+  };
+}
+
+/**
+ * The batch after the shown one, which the server sends ahead (`_ahead_items`): made
+ * ready by `make(items, urls)` (the view's nodes, their images decoding) and not shown.
+ * `el` says it holds one (`data-nbfreeze-ahead`), for the page's Submit to find.
+ */
+function heldBatch(model, el, make) {
+  let held = null;
+  const forget = () => held?.urls.forEach((url) => url && URL.revokeObjectURL(url));
+  const mark = () => {
+    if (held) el.dataset.nbfreezeAhead = 'true';
+    else delete el.dataset.nbfreezeAhead;
+  };
+  return {
+    fill() {
+      forget();
+      const items = model.get('_ahead_items') || [];
+      const urls = imageUrls(model, items, '_ahead_images');
+      held = items.length ? { items, urls, made: make(items, urls) } : null;
+      mark();
+    },
+    /** The held batch, no longer held (null when none is). */
+    take() {
+      const taken = held;
+      held = null;
+      mark();
+      return taken;
+    },
+    /** Hold `batch` again (a submit moved past it and failed). */
+    put(batch) {
+      forget();
+      held = batch;
+      mark();
+    },
+    dispose: forget,
+  };
+}
+
+/** Move the view to its held batch when the page's Submit asks (`nbfreeze:advance`):
+ * the event's detail gets the submitted batch's labels, the keys moved to, and `back`,
+ * which returns to the submitted batch. `shown()` is what the view shows, `may()` says
+ * whether this batch may be moved past, `show(batch, labels)` draws one. */
+function advancing(el, book, held, shown, may, show, starting) {
+  let expected = null; // the keys the view moved to, until the server's state says them
+  el.addEventListener('nbfreeze:advance', (event) => {
+    if (event.detail.keys || !may()) return;
+    const batch = held.take();
+    if (!batch) return;
+    const before = shown();
+    const labels = book.get();
+    const keys = before.items.map((item) => item.key);
+    event.detail.labels = Object.fromEntries(keys.filter((k) => k in labels).map((k) => [k, labels[k]]));
+    event.detail.keys = batch.items.map((item) => item.key);
+    expected = event.detail.keys.join('\n');
+    event.detail.back = () => {
+      expected = null;
+      held.put(batch);
+      book.start(labels);
+      show(before);
+    };
+    book.start(starting(batch.items));
+    show(batch);
+  });
+  /** Is the server's new `_items` the batch the view moved to (nothing to draw)? */
+  return (items) => {
+    const same = expected !== null && items.map((item) => item.key).join('\n') === expected;
+    expected = null;
+    return same;
   };
 }
 
@@ -150,11 +230,44 @@ function gridView({ model, el }) {
   const above = fixedReference(model);
   if (above) el.append(above);
   el.append(head, grid);
+  let items = [];
   let tiles = [];
   let urls = [];
 
   const picked = () => model.get('_choices')[0];
   const other = () => model.get('_choices')[1];
+
+  function tilesOf(batch, batchUrls, ahead = false) {
+    return batch.map((item, n) => {
+      const tile = document.createElement('button');
+      tile.type = 'button';
+      tile.className = 'nbfl-tile';
+      tile.dataset.key = item.key;
+      tile.tabIndex = n === 0 ? 0 : -1;
+      const view = itemView(item, batchUrls[item.image], Boolean(item.caption), ahead);
+      tile.append(withReference(item, batchUrls, view));
+      if (item.caption) tile.append(caption(item));
+      tile.addEventListener('click', () => {
+        book.set(item.key, book.get()[item.key] === picked() ? other() : picked());
+      });
+      return tile;
+    });
+  }
+
+  const held = heldBatch(model, el, (batch, batchUrls) => tilesOf(batch, batchUrls, true));
+  const moved = advancing(
+    el,
+    book,
+    held,
+    () => ({ items, urls, made: tiles }),
+    () => true, // a grid's items all have labels: picked or not
+    (batch) => {
+      ({ items, urls, made: tiles } = batch);
+      grid.replaceChildren(...tiles);
+      update();
+    },
+    (batch) => Object.fromEntries(batch.map((item) => [item.key, other()])),
+  );
 
   function update() {
     const labels = book.get();
@@ -168,23 +281,12 @@ function gridView({ model, el }) {
   }
 
   function build() {
-    urls.forEach((url) => url && URL.revokeObjectURL(url));
-    const items = model.get('_items');
-    urls = imageUrls(model, items);
     grid.style.setProperty('--nbfl-size', `${model.get('_size')}px`);
-    tiles = items.map((item, n) => {
-      const tile = document.createElement('button');
-      tile.type = 'button';
-      tile.className = 'nbfl-tile';
-      tile.dataset.key = item.key;
-      tile.tabIndex = n === 0 ? 0 : -1;
-      tile.append(withReference(item, urls, itemView(item, urls[item.image], Boolean(item.caption))));
-      if (item.caption) tile.append(caption(item));
-      tile.addEventListener('click', () => {
-        book.set(item.key, book.get()[item.key] === picked() ? other() : picked());
-      });
-      return tile;
-    });
+    if (moved(model.get('_items'))) return; // drawn already, at the Submit
+    urls.forEach((url) => url && URL.revokeObjectURL(url));
+    items = model.get('_items');
+    urls = imageUrls(model, items);
+    tiles = tilesOf(items, urls);
     grid.replaceChildren(...tiles);
     update();
   }
@@ -220,11 +322,15 @@ function gridView({ model, el }) {
 
   model.on('change:_items', build);
   model.on('change:labels', update);
+  model.on('change:_ahead_items', held.fill);
   build();
+  held.fill();
   return () => {
     model.off('change:_items', build);
     model.off('change:labels', update);
+    model.off('change:_ahead_items', held.fill);
     urls.forEach((url) => url && URL.revokeObjectURL(url));
+    held.dispose();
   };
 }
 
@@ -259,9 +365,34 @@ function classifyView({ model, el }) {
   el.append(root);
   let items = [];
   let urls = [];
+  let views = new Map(); // item key -> what shows it (its image, text or HTML)
   let cursor = 0;
 
   const perPage = () => Math.max(1, model.get('_per_page'));
+
+  function viewsOf(batch, batchUrls, ahead = false) {
+    const made = batch.map((item) => {
+      const view = itemView(item, batchUrls[item.image], Boolean(item.caption), ahead);
+      return [item.key, withReference(item, batchUrls, view)];
+    });
+    return new Map(made);
+  }
+
+  const held = heldBatch(model, el, (batch, batchUrls) => viewsOf(batch, batchUrls, true));
+  const moved = advancing(
+    el,
+    book,
+    held,
+    () => ({ items, urls, made: views, cursor }),
+    // An item left unlabeled stays the labeler's: the server brings it back.
+    () => items.every((item) => item.key in book.get()),
+    (batch) => {
+      ({ items, urls, made: views } = batch);
+      cursor = batch.cursor ?? 0;
+      draw();
+    },
+    () => ({}),
+  );
 
   function move(to) {
     cursor = Math.max(0, Math.min(items.length - 1, to));
@@ -281,7 +412,7 @@ function classifyView({ model, el }) {
     box.dataset.key = item.key;
     if (n === cursor) box.classList.add('nbfl-current');
     const chosen = book.get()[item.key];
-    box.append(withReference(item, urls, itemView(item, urls[item.image], Boolean(item.caption))));
+    box.append(views.get(item.key));
     if (item.caption) box.append(caption(item));
     const choices = document.createElement('div');
     choices.className = 'nbfl-choices';
@@ -328,9 +459,11 @@ function classifyView({ model, el }) {
   }
 
   function build() {
+    if (moved(model.get('_items'))) return; // drawn already, at the Submit
     urls.forEach((url) => url && URL.revokeObjectURL(url));
     items = model.get('_items');
     urls = imageUrls(model, items);
+    views = viewsOf(items, urls);
     cursor = Math.min(cursor, Math.max(0, items.length - 1));
     draw();
   }
@@ -359,11 +492,15 @@ function classifyView({ model, el }) {
 
   model.on('change:_items', build);
   model.on('change:labels', draw);
+  model.on('change:_ahead_items', held.fill);
   build();
+  held.fill();
   return () => {
     model.off('change:_items', build);
     model.off('change:labels', draw);
+    model.off('change:_ahead_items', held.fill);
     urls.forEach((url) => url && URL.revokeObjectURL(url));
+    held.dispose();
   };
 }
 

@@ -1,0 +1,228 @@
+"""A pool page that holds the next batch ahead, in real Chromium: Submit shows it in the
+click's own task, with its images decoded and no page load; the server's reply then
+confirms it without a redraw, or its own state wins; labels land on their items across
+batches with two labelers, and the pool ends with every item at its overlap."""
+
+from __future__ import annotations
+
+import time
+
+import nbformat
+import pytest
+from browser import READY, App, visit
+from nbformat import v4
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+TIMEOUT_MS = 20_000
+
+KEYS = "() => [...document.querySelectorAll('.nbfl-tile')].map((tile) => tile.dataset.key)"
+HOLDS = "() => document.querySelector('[data-nbfreeze-ahead]') !== null"
+# Submit clicked from a script: what the page shows when the click's task ends, before
+# any frame from the server can have been handled.
+IN_THE_CLICK = """() => {
+  const keys = () => [...document.querySelectorAll('.nbfl-tile')].map((tile) => tile.dataset.key);
+  let replied = false;
+  document.addEventListener('nbf:submitted', () => { replied = true; }, { once: true });
+  const before = keys();
+  document.querySelector('form.nbf-submit button').click();
+  const images = [...document.querySelectorAll('.nbfl-tile img')];
+  window.nbfFirstTile = document.querySelector('.nbfl-tile');
+  return {
+    before,
+    after: keys(),
+    drawn: images.map((img) => img.complete && img.naturalWidth > 0),
+    picked: document.querySelectorAll('.nbfl-tile[aria-pressed="true"]').length,
+    replied,
+  };
+}"""
+SETTLED = (
+    "(picked) => document.querySelector('.nbfl-status')?.textContent.startsWith(picked + ' of')"
+    " && (document.body.dataset.nbfPending ?? '0') === '0'"
+    " && !document.querySelector('form.nbf-submit button').disabled"
+)
+
+
+def pool_notebook(path, items: int, overlap: int, lease: str = "10m"):
+    cells = [
+        v4.new_code_cell(
+            "import numpy as np\nfrom collections import Counter\n"
+            "from freezer.widgets import ImageGrid\n"
+            "pictures = [np.full((24, 24, 3), (n * 20) % 256, dtype=np.uint8)"
+            f" for n in range({items})]"
+        ),
+        v4.new_code_cell(
+            f"#| stage: pick\n#| input: pool\n#| overlap: {overlap}\n#| batch: 3\n"
+            f"#| lease: {lease}\n#| title: Pick the even ones\n"
+            "grid = ImageGrid(pictures, size=48)\ngrid"
+        ),
+        v4.new_code_cell(
+            "#| stage: tally\n#| show: true\n"
+            "print('picked', sorted(grid.selected))\n"
+            "counts = Counter(a['item'] for a in grid.annotations)\n"
+            "print('labels per item', sorted(set(counts.values())), 'items', len(counts))"
+        ),
+    ]
+    nbformat.write(v4.new_notebook(cells=cells), path)
+    return path
+
+
+def opened(page) -> None:
+    page.wait_for_url("**/stage/pick", timeout=TIMEOUT_MS)
+    page.wait_for_function(READY, timeout=TIMEOUT_MS)
+    page.wait_for_function(HOLDS, timeout=TIMEOUT_MS)
+
+
+def test_submit_shows_the_held_batch_in_the_clicks_task_and_the_reply_keeps_it(browser, tmp_path):
+    app = App(pool_notebook(tmp_path / "pick.ipynb", items=12, overlap=1))
+    try:
+        page = visit(browser, app.invite)
+        opened(page)
+        page.evaluate("window.nbfSamePage = true")  # gone if the browser loads a page
+        page.locator(".nbfl-tile").nth(1).click()
+        page.wait_for_function(SETTLED, arg=1, timeout=TIMEOUT_MS)
+
+        shown = page.evaluate(IN_THE_CLICK)
+        assert len(shown["after"]) == 3
+        assert not set(shown["after"]) & set(shown["before"])
+        assert shown["drawn"] == [True, True, True]  # decoded ahead, complete at once
+        assert shown["picked"] == 0  # the submitted batch's pick is not carried over
+        assert not shown["replied"]
+        status = page.locator(".nbf-submit-status")
+        expect(status).to_have_text("Saved. Here is your next batch.", timeout=TIMEOUT_MS)
+        assert page.evaluate(KEYS) == shown["after"]
+        # The reply confirmed what the page drew: the same tile, not a new drawing.
+        assert page.evaluate("document.querySelector('.nbfl-tile') === window.nbfFirstTile")
+        assert page.evaluate("window.nbfSamePage === true")
+
+        # Enter in the grid submits; the keyboard stays in the grid, on the next batch
+        # (held ahead again, or, with nothing held, swapped in by the server's reply).
+        page.locator(".nbfl-tile").first.focus()
+        page.keyboard.press("Space")
+        page.wait_for_function(SETTLED, arg=1, timeout=TIMEOUT_MS)
+        before = page.evaluate(KEYS)
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "(before) => !before.includes(document.querySelector('.nbfl-tile').dataset.key)",
+            arg=before,
+            timeout=TIMEOUT_MS,
+        )
+        expect(status).to_have_text("Saved. Here is your next batch.", timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            "(before) => document.activeElement.closest('.nbfl-tile')"
+            " && !before.includes(document.activeElement.closest('.nbfl-tile').dataset.key)",
+            arg=before,
+            timeout=TIMEOUT_MS,
+        )
+        page.keyboard.press("?")  # the key list still opens from the new batch
+        expect(page.get_by_text("pick or unpick the focused image")).to_be_visible()
+        assert page.evaluate("window.nbfSamePage === true")
+    finally:
+        app.stop()
+
+
+def label_until_done(pages, pick) -> None:
+    """Each page in turn picks its batch's tiles for which `pick(key)` holds and submits,
+    labeling the batch it moved to while the server is still answering, until every
+    page has left the pool."""
+    labeling = list(pages)
+    while labeling:
+        for page in list(labeling):
+            if "/stage/pick" not in page.url:
+                labeling.remove(page)
+                continue
+            keys = page.evaluate(KEYS)
+            chosen = [n for n, key in enumerate(keys) if pick(key)]
+            for n in chosen:
+                page.locator(".nbfl-tile").nth(n).click()
+            page.wait_for_function(SETTLED, arg=len(chosen), timeout=TIMEOUT_MS)
+            page.get_by_role("button", name="Submit").click()
+            page.wait_for_function(
+                "(before) => !location.pathname.endsWith('/stage/pick')"
+                " || !document.querySelector('.nbfl-tile')"
+                " || !before.includes(document.querySelector('.nbfl-tile').dataset.key)",
+                arg=keys,
+                timeout=TIMEOUT_MS,
+            )
+            page.wait_for_load_state()
+
+
+def test_two_labelers_labels_land_on_their_items_and_no_item_passes_its_overlap(
+    browser, tmp_path, database_url
+):
+    notebook = pool_notebook(tmp_path / "pick.ipynb", items=18, overlap=2)
+    app = App(notebook, "--db", database_url)
+    try:
+        alice, bob = visit(browser, app.invite), visit(browser, app.invite)
+        for page in (alice, bob):
+            opened(page)
+        label_until_done([alice, bob], lambda key: int(key) % 2 == 0)
+        for page in (alice, bob):
+            page.wait_for_url("**/stage/tally", timeout=TIMEOUT_MS)
+        expect(alice.get_by_text("picked [0, 2, 4, 6, 8, 10, 12, 14, 16]")).to_be_visible(
+            timeout=TIMEOUT_MS
+        )
+        expect(alice.get_by_text("labels per item [2] items 18")).to_be_visible()
+    finally:
+        app.stop()
+
+
+def test_a_held_batch_whose_lease_went_to_another_labeler_gives_way_to_the_server(
+    browser, tmp_path
+):
+    app = App(pool_notebook(tmp_path / "pick.ipynb", items=6, overlap=1, lease="1s"))
+    try:
+        alice = visit(browser, app.invite)
+        opened(alice)  # she leases all six: three shown, three held
+        time.sleep(1.5)  # her lease expires
+        bob = visit(browser, app.invite)  # the pool's items are his now
+        opened(bob)
+        shown = alice.evaluate(IN_THE_CLICK)
+        assert len(shown["after"]) == 3  # she moved to her held batch at once
+        # The server gave those items to Bob: nothing is left for her, and she goes on.
+        alice.wait_for_url("**/waiting", timeout=TIMEOUT_MS)
+        label_until_done([bob], lambda key: int(key) % 2 == 0)
+        bob.wait_for_url("**/stage/tally", timeout=TIMEOUT_MS)
+        # Her labels of the first three came first; his came too late for them.
+        expect(bob.get_by_text("picked [4]")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(bob.get_by_text("labels per item [1] items 6")).to_be_visible()
+    finally:
+        app.stop()
+
+
+def test_a_submit_refused_after_the_move_brings_the_submitted_batch_back(browser, tmp_path):
+    app = App(pool_notebook(tmp_path / "pick.ipynb", items=12, overlap=1))
+    try:
+        page = visit(browser, app.invite)
+        opened(page)
+        page.locator(".nbfl-tile").nth(2).click()
+        page.wait_for_function(SETTLED, arg=1, timeout=TIMEOUT_MS)
+        # The refusal is told in the click's own task, before the server's reply.
+        back = page.evaluate(
+            """() => {
+              const tiles = () => [...document.querySelectorAll('.nbfl-tile')];
+              const keys = () => tiles().map((t) => t.dataset.key);
+              const before = keys();
+              const form = document.querySelector('form.nbf-submit');
+              form.querySelector('button').click();
+              const moved = keys();
+              const detail = { request_id: form.dataset.requestId, message: 'refused' };
+              document.dispatchEvent(new CustomEvent('nbf:submit_error', { detail }));
+              const picked = [...document.querySelectorAll('.nbfl-tile[aria-pressed="true"]')];
+              return {
+                before,
+                moved,
+                after: keys(),
+                picked: picked.map((t) => t.dataset.key),
+                holds: document.querySelector('[data-nbfreeze-ahead]') !== null,
+                status: document.querySelector('.nbf-submit-status').textContent,
+              };
+            }"""
+        )
+        assert back["moved"] != back["before"]
+        assert back["after"] == back["before"]
+        assert back["picked"] == [back["before"][2]]  # its labels as they were
+        assert back["holds"]  # the batch it moved to is held again
+        assert back["status"] == "Not saved: refused"
+    finally:
+        app.stop()
