@@ -182,7 +182,7 @@ def test_pool_closed_on_one_process_is_closed_on_the_other(two_servers):
     assert status == 200 and len(batch["items"]) == ITEMS
     labeler.submit(a, "label", {"labels": dict.fromkeys(batch["items"], "a")})
     for _ in range(100):  # the process that took the last labels closes the pool
-        _, pipeline = owner.call(a, "/api/v1/pipeline")
+        _, pipeline = owner.until_answered(a, "/api/v1/pipeline")
         if pipeline["stages"]["label"]["state"] == "done":
             break
         time.sleep(0.1)
