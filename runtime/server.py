@@ -325,8 +325,8 @@ def make_staged_app(
     *,
     progress: Callable[[str], None] = lambda line: None,
 ) -> tornado.web.Application:
-    """The staged app; call `app.settings["staged"].pipeline.advance()` to run the shared
-    stages (serve does, at start)."""
+    """The staged app; call `app.settings["staged"].start()` (as serve does) or its
+    `pipeline.advance()` to run the shared stages."""
     comm.install()
     shell.install()
     singletons.install()
@@ -446,7 +446,7 @@ def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) ->
         server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY_BYTES)
         server.add_sockets(sockets)
         say("Running the shared stages:")
-        running = asyncio.ensure_future(app.settings["staged"].pipeline.advance())
+        running = asyncio.ensure_future(app.settings["staged"].start())
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():  # stopped while a shared stage ran: it is not waited for

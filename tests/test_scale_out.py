@@ -102,8 +102,13 @@ class Labeler:
             return response.code, {}
 
     async def work(self, invite: str) -> None:
-        await self.call(f"/?token={invite}")
-        self.user = (await self.call("/api/v1/stages"))[1]["user"]["id"]
+        while not self.user:  # the process that let us in may be the one killed: again
+            await self.call(f"/?token={invite}")
+            status, stages = await self.call("/api/v1/stages")
+            if status == 200:
+                self.user = stages["user"]["id"]
+            else:
+                await asyncio.sleep(0.2)
         idle_rounds = 0
         while idle_rounds < 20:
             status, batch = await self.call("/api/v1/stages/label/batch")

@@ -44,9 +44,16 @@ class _Handler(tornado.web.RequestHandler):
     """The person asking, their pages, and the app's own error pages (the security
     headers are `runtime.server`'s, on every response)."""
 
+    # A page waits for its process to catch up with the others; a call of the API is told
+    # to retry (503) past CATCH_UP_SECONDS.
+    patient = True
+
     def initialize(self, staged: Staged, open_access: bool) -> None:
         self.staged = staged
         self.open_access = open_access
+
+    async def prepare(self) -> None:
+        await self.staged.fresh(self.patient)
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -113,7 +120,8 @@ class _Handler(tornado.web.RequestHandler):
 
 
 class _PageHandler(_Handler):
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
+        await super().prepare()
         self.user = self.person()
         if self.user is None:
             self.set_status(403)
@@ -308,7 +316,10 @@ class NotFound(_Handler):
 
 
 class _Api(_Handler):
-    def prepare(self) -> None:
+    patient = False
+
+    async def prepare(self) -> None:
+        await super().prepare()
         self.user = self.person()
         if self.user is None:
             self.refuse(401, "no session: open your invite link first")
@@ -447,8 +458,8 @@ def batch_json(staged: Staged, name: str, keys: list[str]) -> dict[str, Any]:
 
 
 class _OwnerApi(_Api):
-    def prepare(self) -> None:
-        super().prepare()
+    async def prepare(self) -> None:
+        await super().prepare()
         if not self._finished and self.user.role != OWNER:
             self.refuse(403, "only the owner can see this")
 
@@ -538,7 +549,8 @@ class PipelineApi(_Api):
 class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
     """`/api/v1/ws?stage=NAME`: the live session of one stage page."""
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
+        await super().prepare()
         self.user = self.person()
         if self.user is None:
             raise tornado.web.HTTPError(403, reason="No session cookie; open your link first")
@@ -579,6 +591,7 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
         pool = self.stage.input == "pool"
         labels, moved = _moved(own) if pool else (None, None)
         try:
+            await self.staged.fresh()
             done = await self.staged.submit(
                 self.user, self.stage.name, request, labels, pool, ahead=pool
             )

@@ -275,6 +275,10 @@ class Pipeline:
         self._failure: tuple[dict[str, Any], str] | None = None
         self._soon = False
         self.started = False  # every shared stage has been looked at once since start
+        # The database's marks (`Store.shared_marks`) the shared stages were last brought
+        # up to date with, and the catch-ups under way, by the marks they catch up with.
+        self.seen: frozenset[tuple[str | None, ...]] | None = None
+        self._catching_up: dict[frozenset[tuple[str | None, ...]], asyncio.Task[None]] = {}
 
     def soon(self) -> None:
         """Advance once more shortly: the submissions of a second cost one advance (which
@@ -348,6 +352,25 @@ class Pipeline:
             return {}
         rows = pools.annotations(self.store, name)
         return gold_accuracy(labels_by_id(pool, rows), gold_by_id(pool))
+
+    def catch_up(self, marks: frozenset[tuple[str | None, ...]]) -> asyncio.Task[None]:
+        """Bring the shared stages up to date with the database's `marks`, read just
+        now: advance once (replaying an answer of the owner another process took,
+        loading from the cache what another process ran, closing a pool it closed),
+        then remember them. One task for all the requests that found the same marks."""
+        task = self._catching_up.get(marks)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._catch_up(marks))
+            self._catching_up[marks] = task
+            task.add_done_callback(lambda done: self._catching_up.pop(marks, None))
+        return task
+
+    async def _catch_up(self, marks: frozenset[tuple[str | None, ...]]) -> None:
+        # The advance reads the database after the marks were read: it sees at least
+        # what they mark, so nothing marked is left out; a change it also saw only
+        # costs the next request one more advance.
+        await self.advance()
+        self.seen = marks
 
     def _set(self, stage: Stage, state: str, reason: str = "") -> None:
         status = self.status[stage.name]

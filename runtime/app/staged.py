@@ -63,6 +63,11 @@ class Unavailable(Refused):
 
 STARTING = "the server is starting and has not yet reopened this stage; try again in a moment"
 DATABASE_AWAY = "the server cannot reach its database just now; nothing saved is lost, try again"
+CATCHING_UP = (
+    "another server process has moved the app on (an answer of the owner, a pool closed); "
+    "this one is bringing its shared stages up to date: try again in a moment"
+)
+CATCH_UP_SECONDS = 1.5  # how long a request waits for its process to catch up, before a 503
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ class Staged:
     _progress: dict[str, tuple[float, pools.Progress]] = field(default_factory=dict)
     _submitting: int = 0  # submissions between their arrival and their answer
     _counting: set[str] = field(default_factory=set)  # pools whose progress is being counted
+    _owner: int | None = None  # the owner's user id, read once
     # What each live page's stage cells built, against which its answer is told apart.
     _built: weakref.WeakKeyDictionary[Session, Built] = field(
         default_factory=weakref.WeakKeyDictionary
@@ -108,6 +114,34 @@ class Staged:
             return call(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.store_calls, lambda: call(*args, **kwargs))
+
+    async def start(self) -> None:
+        """Run the shared stages at start (or take them from the cache), as caught up
+        with the database's marks read first: the first requests then need no catch-up."""
+        marks = await self.stored(self.store.shared_marks, await self._owner_id())
+        await self.pipeline.catch_up(marks)
+
+    async def _owner_id(self) -> int:
+        if self._owner is None:
+            self._owner = (await self.stored(self.store.owner)).id
+        return self._owner
+
+    async def fresh(self, patient: bool = False) -> None:
+        """Make this process's shared stages what the database says now, before a request
+        is answered from them: another process (behind the same load balancer) may have
+        taken the owner's answer or closed a pool a moment ago. One read; when it marks
+        a change, the stages catch up first. A request that is not `patient` waits for
+        that CATCH_UP_SECONDS at most, then is told to retry (Unavailable)."""
+        if not self.pipeline.started:
+            return  # the first advance reads everything; its pages say STARTING
+        marks = await self.stored(self.store.shared_marks, await self._owner_id())
+        if marks == self.pipeline.seen:
+            return
+        catching_up = asyncio.shield(self.pipeline.catch_up(marks))
+        try:
+            await asyncio.wait_for(catching_up, None if patient else CATCH_UP_SECONDS)
+        except TimeoutError:
+            raise Unavailable(CATCHING_UP) from None
 
     async def written(self, work: pools.Work[T]) -> T:
         """Run a pool write from a handler, committed before this returns: on SQLite with

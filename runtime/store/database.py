@@ -414,10 +414,33 @@ class Store:
             session.execute(upsert.on_conflict_do_update(index_elements=["stage"], set_=values))
             session.commit()
 
+    def shared_marks(self, owner_id: int) -> frozenset[tuple[str | None, ...]]:
+        """What the shared stages stand on in the database, in one read of two indexed
+        lookups: each stage's recorded status and cache key, and the owner's last
+        answer. Another process that runs a stage, closes a pool or takes an answer of
+        the owner changes it. On SQLite the read takes no lock: it begins no
+        transaction."""
+        if self.engine.dialect.name == "sqlite":
+            connection = self.engine.raw_connection()
+            try:
+                rows = connection.cursor().execute(_MARKS, {"owner": owner_id}).fetchall()
+            finally:
+                connection.close()
+        else:
+            with self.reading() as reading:
+                rows = reading.execute(text(_MARKS), {"owner": owner_id}).all()
+        return frozenset(tuple(row) for row in rows)
+
     def stage_runs(self) -> dict[str, StageRun]:
         with self._session() as session:
             return {row.stage: row for row in session.scalars(select(StageRun))}
 
+
+# `Store.shared_marks`: the same text on both databases (named parameters, both drivers).
+_MARKS = (
+    "SELECT stage, status, cache_key FROM stage_runs UNION ALL "
+    "SELECT NULL, NULL, CAST(MAX(id) AS VARCHAR(20)) FROM submissions WHERE user_id = :owner"
+)
 
 # Each database's INSERT with its ON CONFLICT clause.
 _INSERT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
