@@ -21,7 +21,7 @@ from typing import Any
 
 from freezer.widgets import item_keys
 from freezer.widgets.box_editor import BoxEditor
-from runtime.app.pipeline import DONE, LABELING, Pipeline, Pool
+from runtime.app.pipeline import DONE, LABELING, Pipeline, Pool, decisions
 from runtime.bundle import Notebook
 from runtime.host import comm, shell, singletons
 from runtime.store import exports, pools
@@ -53,12 +53,14 @@ class Download:
 
 
 def stage_items(store: Store, stage: str, pool: Pool | None = None) -> list[dict[str, Any]]:
-    """A pool stage's per-item rows (`runtime.store.exports.items`), merged by majority;
-    with the open pool, its ids are the widget's own."""
+    """A pool stage's per-item rows (`runtime.store.exports.items`), merged by majority,
+    with its review decisions (`#| review:`) in place of the merge; with the open pool,
+    its ids are the widget's own."""
     rows = pools.annotations(store, stage)
     names = {user.id: user.name for user in store.users()}
     ids = pool.ids if pool is not None else None
-    return exports.items(rows, exports.majority(rows), names=names, ids=ids)
+    reviews = {key: (d.label, d.reviewer) for key, d in decisions(store, stage).items()}
+    return exports.items(rows, exports.majority(rows), names=names, ids=ids, reviews=reviews)
 
 
 def is_boxes(pool: Pool | None) -> bool:
