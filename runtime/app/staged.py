@@ -223,13 +223,14 @@ class Staged:
         return page
 
     def closed_pool_labels(self, user: User, name: str) -> list[tuple[str, str]] | None:
-        """The labels a labeler gave in the pool stage `name` once it is done (each item
-        id as text, and its label), or None when it is not a finished pool of theirs."""
+        """The labels a labeler gave in the pool stage `name` once it is done or in review
+        (each item id as text, and its label), or None when it is not a finished pool of
+        theirs."""
         stage = self.notebook.stage(name)
         pool = self.pipeline.pools.get(name)
         if stage is None or stage.input != "pool" or user.role != LABELER or pool is None:
             return None
-        if not self.pipeline.done(name):
+        if not self.pipeline.done(name) and self.pipeline.status[name].state != REVIEWING:
             return None
         mine = pools.labels_of(self.store, name, user.id)
         return [(str(pool.ids[key]), label) for key, label in mine.items() if key in pool.ids]
