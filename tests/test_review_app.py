@@ -143,6 +143,13 @@ class TestReviewOfDisagreements(ReviewCase):
         first = (await owner.get_json("/api/v1/stages/label/review"))[1]["items"]
         second = (await rita.get_json("/api/v1/stages/label/review"))[1]["items"]
         assert first[0]["key"] != second[0]["key"]
+        overview = (await owner.fetch("/owner")).body.decode()
+        assert '<a href="/review/label">review</a>' in overview
+        assert "Make their reviewer link" in overview
+        _, dashboard = await owner.get_json("/api/v1/dashboard")
+        [entry] = [s for s in dashboard["stages"] if s["name"] == "label"]
+        assert (entry["state"], entry["review"]) == ("reviewing", {"items": 3, "reviewed": 0})
+        assert [who["name"] for who in dashboard["labelers"]] == ["alice", "bob", "carol"]
         page = await owner.fetch("/review/label")
         body = html.unescape(page.body.decode())
         assert page.code == 200 and first[0]["id"] in body and "Merged: <b>" in body
