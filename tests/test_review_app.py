@@ -155,6 +155,22 @@ class TestReviewOfDisagreements(ReviewCase):
         assert page.code == 200 and first[0]["id"] in body and "Merged: <b>" in body
         assert "review.js" in body and "<kbd>2</kbd> bad" in body
 
+    @gen_test
+    async def test_decisions_survive_a_restart_and_the_pool_reopens_in_review(self):
+        await self.label(DISAGREEING)
+        rita = await self.reviewer()
+        [item] = (await rita.get_json("/api/v1/stages/label/review"))[1]["items"]
+        body = {"request_id": "first", "decisions": {item["key"]: "bad"}}
+        assert (await rita.fetch_json("/api/v1/stages/label/review", body))[0] == 200
+        await self.staged.shutdown()
+        self._app = self.make()
+        self.http_server.request_callback = self._app
+        await self.advance()
+        status = self.staged.pipeline.status["label"]
+        assert (status.state, status.reason) == ("reviewing", "1 of 3 items reviewed")
+        [after] = (await rita.get_json("/api/v1/stages/label/review"))[1]["items"]
+        assert after["key"] != item["key"]
+
 
 class TestReviewOfDisagreementsOnPostgres(TestReviewOfDisagreements):
     database = "postgresql"
@@ -235,3 +251,20 @@ def test_invite_command_makes_a_reviewer_link(tmp_path):
     assert result.stdout.startswith("rita (reviewer): http://127.0.0.1:8866/?token=")
     user = store.redeem(result.stdout.strip().rsplit("token=", 1)[1])
     assert (user.name, user.role) == ("rita", "reviewer")
+
+
+def test_a_review_item_is_shown_as_the_pool_widget_shows_it():
+    import numpy as np
+
+    from freezer.widgets import ChoiceLabeler, Classify, trusted_html
+    from runtime.app.review import display
+
+    square = np.zeros((4, 4), dtype=np.uint8)
+    classify = Classify({"a": square, "b": "<b>text</b>"}, choices=["x", "y"])
+    assert display(classify, "a")["src"].startswith("data:image/png;base64,iVBOR")
+    assert display(classify, "b") == {"kind": "text", "text": "<b>text</b>"}
+    marked = Classify({"c": trusted_html("<i>mine</i>")}, choices=["x", "y"])
+    assert display(marked, "c") == {"kind": "html", "text": "<i>mine</i>"}
+    choice = ChoiceLabeler({"a": square, "b": "plain"}, choices=["x", "y"])
+    assert display(choice, "a")["kind"] == "image"
+    assert display(choice, "b") == {"kind": "text", "text": "plain"}
