@@ -7,13 +7,18 @@ import html
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
+import numpy as np
 from staged_harness import Person, StagedTestCase
 from tornado.testing import gen_test
 
+from freezer.widgets import ChoiceLabeler, Classify, showing_first, trusted_html
+from runtime.app.pipeline import Pool, to_review
+from runtime.app.review import display
 from runtime.store.database import default_url, open_store
 from runtime.store.merging import merge_labels
-from runtime.store.pools import annotations
+from runtime.store.pools import Row, annotations
 
 START = (
     "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': f'text {i}' for i in range(6)}"
@@ -254,11 +259,6 @@ def test_invite_command_makes_a_reviewer_link(tmp_path):
 
 
 def test_a_review_item_is_shown_as_the_pool_widget_shows_it():
-    import numpy as np
-
-    from freezer.widgets import ChoiceLabeler, Classify, trusted_html
-    from runtime.app.review import display
-
     square = np.zeros((4, 4), dtype=np.uint8)
     classify = Classify({"a": square, "b": "<b>text</b>"}, choices=["x", "y"])
     assert display(classify, "a")["src"].startswith("data:image/png;base64,iVBOR")
@@ -268,3 +268,32 @@ def test_a_review_item_is_shown_as_the_pool_widget_shows_it():
     choice = ChoiceLabeler({"a": square, "b": "plain"}, choices=["x", "y"])
     assert display(choice, "a")["kind"] == "image"
     assert display(choice, "b") == {"kind": "text", "text": "plain"}
+
+
+def test_an_item_the_notebook_cannot_draw_is_shown_by_its_id():
+    def broken(item):
+        if item == 2:
+            raise ValueError("no picture")
+        return str(item)
+
+    with showing_first(()):  # as the app builds a pool's shared widget: nothing drawn
+        widget = Classify({"a": 1, "b": 2}, choices=["x", "y"], show=broken)
+    assert display(widget, "a") == {"kind": "text", "text": "1"}
+    assert display(widget, "b") == {"kind": "text", "text": "b"}
+
+
+def test_disagreement_and_a_probability_pick_their_items_and_never_gold_ones():
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    ids = {'"a"': "a", '"b"': "b", '"c"': "c", '"d"': "d"}
+    given = {"a": "x x x", "b": "x y x", "c": "y y x", "d": "x y y"}
+    rows = [
+        Row(f'"{item}"', who, label, at)
+        for item, labels in given.items()
+        for who, label in enumerate(labels.split(), start=2)
+    ]
+    pool = Pool(None, ids, ("x", "y"), 3, 10, 600, gold={'"d"': "y"})
+    merged = merge_labels("majority", {i: {} for i in ids.values()}, ["x", "y"])
+    merged.probabilities.update({"a": 1.0, "b": 2 / 3, "c": 2 / 3, "d": 2 / 3})
+    assert to_review(pool, rows, merged, "disagreement") == ['"b"', '"c"']
+    assert to_review(pool, rows, merged, 0.5) == []
+    assert to_review(pool, rows, merged, 0.7) == ['"b"', '"c"']

@@ -10,6 +10,7 @@ review; labelers never see a review page, nor through it anyone else's labels.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Hashable
 from typing import Any
 
@@ -23,6 +24,8 @@ from runtime.app.staged import Refused, Staged
 from runtime.bundle import Stage
 from runtime.store import pools, reviews
 from runtime.store.database import OWNER, REVIEWER, User
+
+log = logging.getLogger(__name__)
 
 REVIEW_BATCH = 1  # items a reviewer decides per page: one at a time
 
@@ -120,8 +123,13 @@ async def items(staged: Staged, name: str, keys: list[str]) -> list[dict[str, An
 
 def display(widget: Any, item: Hashable) -> dict[str, str]:
     """How the pool's widget shows `item`, as the review page shows it: `kind` "image"
-    (with `src`, a data URL), "html" (the notebook's own markup) or "text"."""
-    media = _media(widget, item)
+    (with `src`, a data URL), "html" (the notebook's own markup) or "text". When the
+    notebook's code fails to draw it, the item's id, as text (the log says why)."""
+    try:
+        media = _media(widget, item)
+    except Exception:  # the notebook's render function: anything can fail in it
+        log.warning("the pool widget could not show item %r for review", item, exc_info=True)
+        media = Media("text", text=str(item))
     if media.kind == "image":
         data = base64.b64encode(media.data).decode()
         return {"kind": "image", "src": f"data:{media.mime};base64,{data}"}
