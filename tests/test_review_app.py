@@ -101,13 +101,16 @@ class TestReviewOfDisagreements(ReviewCase):
             decided[item["id"]] = decision
         assert sorted(decided) == ["t1", "t3", "t4"]
         assert reply["next"] == "/waiting"  # every item is decided: the pool closes soon
+        owner = await self.owner()
+        _, preview = await owner.get_json("/api/v1/stages/label/preview")
+        shown = html.unescape(" ".join(preview["stages"]["report"]))
+        assert "('t1', 'bad'), ('t2', 'bad'), ('t3', 'good'), ('t4', 'bad')" in shown
         await self.advance()
         assert self.staged.pipeline.status["label"].state == "done"
         assert (await alice.get_json("/api/v1/stages"))[1]["next"] == "/stage/report"
         text = html.unescape((await alice.open_stage("report")).html(3))
         assert "('t1', 'bad'), ('t2', 'bad'), ('t3', 'good'), ('t4', 'bad')" in text
         assert "('t1', 1.0)" in text and "('t4', 1.0)" in text and "('t0', 1.0)" in text
-        owner = await self.owner()
         download = await owner.fetch("/api/v1/stages/label/labels.jsonl")
         rows = {r["id"]: r for r in map(json.loads, download.body.decode().splitlines())}
         assert [(i, r["review"], r["label"]) for i, r in sorted(rows.items())] == [
