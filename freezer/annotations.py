@@ -23,15 +23,17 @@ KEYS = (
     "merge",
     "gold",
     "gold_rate",
+    "review",
     "title",
     "show",
 )
 INPUT_KINDS = ("each", "pool", "owner")
-POOL_ONLY = ("overlap", "batch", "lease", "merge", "gold", "gold_rate")
+POOL_ONLY = ("overlap", "batch", "lease", "merge", "gold", "gold_rate", "review")
 MERGE_RULES = ("majority", "dawid-skene", "gold-weighted")
 DEFAULT_LEASE_SECONDS = 600
 DEFAULT_BATCH = 10
 DEFAULT_GOLD_RATE = 0.1
+REVIEW_DISAGREEMENT = "disagreement"
 
 _HEADER = re.compile(r"^\s*#\|\s?(.*)$")
 _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
@@ -188,6 +190,8 @@ def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | Non
             f"`gold_rate: {value}` is not a share from 0 to 1.",
             "for example `#| gold_rate: 0.1`: a tenth of each batch is gold.",
         )
+    if key == "review":
+        return _review(value)
     if key == "show":
         if value.lower() in _TRUE:
             return True, None
@@ -200,6 +204,27 @@ def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | Non
     if not value:
         return None, ("`title` has no value.", "write `#| title: <the page's title>`.")
     return value, None
+
+
+def _review(value: str) -> tuple[object, tuple[str, str | None] | None]:
+    """`disagreement`, or a probability above 0 and at most 1: items whose merged label is
+    less probable than that are reviewed."""
+    if value == REVIEW_DISAGREEMENT:
+        return value, None
+    try:
+        threshold = float(value)
+    except ValueError:
+        threshold = -1.0
+    if 0 < threshold <= 1:
+        return threshold, None
+    close = difflib.get_close_matches(value, (REVIEW_DISAGREEMENT,), n=1, cutoff=0.6)
+    hint = f"did you mean `{close[0]}`? " if close else ""
+    return None, (
+        f"`review: {value}` is neither `{REVIEW_DISAGREEMENT}` nor a probability above 0 "
+        "and at most 1.",
+        hint + f"write `#| review: {REVIEW_DISAGREEMENT}` (items whose labels are not all "
+        "the same) or `#| review: 0.8` (items whose merged label's probability is under 0.8).",
+    )
 
 
 def _dotted(value: str) -> bool:

@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument("app", type=Path, help="the served notebook or its bundle directory")
     who = invite.add_mutually_exclusive_group(required=True)
     who.add_argument("--name", help="the labeler's name, as the owner's dashboard shows it")
+    who.add_argument(
+        "--reviewer",
+        metavar="NAME",
+        help="make a reviewer's link instead: they decide the items a pool's `review` picks",
+    )
     who.add_argument("--revoke", metavar="NAME", help="revoke the links of the labeler(s) named so")
     invite.add_argument("--db", metavar="URL", help="the app's database, when not the default")
     invite.add_argument(
@@ -158,9 +163,18 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
     )
 
 
-def run_invite(app: Path, *, name: str | None, revoke: str | None, db: str | None, url: str) -> int:
-    """`nbfreeze invite`: print a new personal link, or revoke one."""
-    from runtime.store.database import default_url, open_store
+def run_invite(
+    app: Path,
+    *,
+    name: str | None,
+    revoke: str | None,
+    db: str | None,
+    url: str,
+    reviewer: str | None = None,
+) -> int:
+    """`nbfreeze invite`: print a new personal link (a labeler's, or a reviewer's), or
+    revoke one."""
+    from runtime.store.database import LABELER, REVIEWER, default_url, open_store
 
     bundle = app if app.is_dir() else app.with_name(app.stem + ".nbfreeze")
     if db is None and not (bundle / "app.sqlite").exists():
@@ -174,7 +188,11 @@ def run_invite(app: Path, *, name: str | None, revoke: str | None, db: str | Non
         count = store.revoke(revoke)
         print(f"revoked {count} labeler{'s' * (count != 1)} named {revoke!r}")
         return 0 if count else 1
-    token = store.invite(name or "")
+    if reviewer is not None:
+        token = store.invite(reviewer, REVIEWER)
+        print(f"{reviewer} (reviewer): {url.rstrip('/')}/?token={token}")
+        return 0
+    token = store.invite(name or "", LABELER)
     print(f"{name}: {url.rstrip('/')}/?token={token}")
     return 0
 
@@ -428,7 +446,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "invite":
             return run_invite(
-                args.app, name=args.name, revoke=args.revoke, db=args.db, url=args.url
+                args.app,
+                name=args.name,
+                revoke=args.revoke,
+                db=args.db,
+                url=args.url,
+                reviewer=args.reviewer,
             )
         return run_serve(args.target, serve_options(args))
     except KeyboardInterrupt:

@@ -135,6 +135,8 @@ def _stage(draft: _Draft, notebook: str, problems: list[Diagnostic]) -> Stage:
             checked["gold"] = options["gold"]
             checked["gold_line"] = lines["gold"]
             checked["gold_rate"] = options.get("gold_rate", DEFAULT_GOLD_RATE)
+        if "review" in options:
+            checked["review"] = options["review"]
     elif not kind:
         checked["show"] = bool(options.get("show", False))
     title = str(options.get("title") or draft.name.replace("_", " ").capitalize())

@@ -251,3 +251,30 @@ def test_a_bad_overlap_range_is_an_error_at_its_line(compile_cells, value, says)
     [(cell, line, message)] = errors(graph)
     assert (cell, line) == (1, 3)
     assert f"`overlap: {value}` {says}" in message
+
+
+def test_review_is_disagreement_or_a_probability_on_a_pool(compile_cells):
+    graph = compile_cells(
+        START,
+        POOL + "#| review: disagreement\n" + WIDGET,
+        POOL.replace("label", "again") + "#| merge: dawid-skene\n#| review: 0.8\n" + WIDGET,
+    )
+    assert not errors(graph)
+    assert stage(graph, "label").options["review"] == "disagreement"
+    assert stage(graph, "again").options["review"] == 0.8
+
+
+def test_bad_review_values_and_review_off_a_pool_are_errors_at_their_line(compile_cells):
+    graph = compile_cells(
+        START,
+        POOL + "#| review: disagrement\n" + WIDGET,
+        POOL.replace("label", "b") + "#| review: 1.5\n" + WIDGET,
+        "#| stage: c\n#| input: owner\n#| review: 0.5\n1",
+    )
+    found = errors(graph)
+    assert [(cell, line) for cell, line, _ in found] == [(2, 3), (3, 3), (4, 3)]
+    assert "neither `disagreement` nor a probability" in found[0][2]
+    assert "neither `disagreement` nor a probability" in found[1][2]
+    assert "only applies to `input: pool`" in found[2][2]
+    hints = [d.hint for d in graph.diagnostics if d.severity == "error"]
+    assert "did you mean `disagreement`?" in hints[0] and "`#| review: 0.8`" in hints[1]

@@ -21,7 +21,7 @@ import numpy as np
 from runtime.app.staged import Staged
 from runtime.store import label_figures as figures
 from runtime.store import pools
-from runtime.store.database import OWNER, now
+from runtime.store.database import LABELER, now
 
 PACE_WINDOW = timedelta(minutes=10)
 TIMELINE_MINUTES = 30
@@ -52,6 +52,7 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
             done = pools.progress(store, stage.name)
             labels = figures.read_labels(store, stage.name, tuple(pool.choices))
             entry.update(_pool_figures(done, labels, at))
+            entry["review"] = pipeline.review_progress(stage.name)
             since = (at - PACE_WINDOW).timestamp()
             people, given = np.unique(labels.labeler, return_counts=True)
             recent = np.bincount(
@@ -84,7 +85,7 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
             "compared": compared[user.id],
         }
         for user in users.values()
-        if user.role != OWNER and user.revoked_at is None
+        if user.role == LABELER and user.revoked_at is None
     ]
     return {"stages": stages, "labelers": labelers}
 

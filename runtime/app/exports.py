@@ -21,7 +21,7 @@ from typing import Any
 
 from freezer.widgets import item_key, item_keys
 from freezer.widgets.box_editor import BoxEditor
-from runtime.app.pipeline import DONE, LABELING, Pipeline, Pool, merged_labels
+from runtime.app.pipeline import DONE, LABELING, Pipeline, Pool, decisions, merged_labels
 from runtime.bundle import Notebook
 from runtime.host import comm, shell, singletons
 from runtime.store import exports, pools
@@ -56,13 +56,15 @@ class Download:
 def stage_items(
     store: Store, stage: str, pool: Pool | None = None, floor: float | None = None
 ) -> list[dict[str, Any]]:
-    """A pool stage's per-item rows (`runtime.store.exports.items`). With the open pool,
-    merged by its own rule (labelers under the accuracy `floor` left out), its gold items
-    flagged and its ids the widget's own; from the database alone, by majority."""
+    """A pool stage's per-item rows (`runtime.store.exports.items`), with its review
+    decisions (`#| review:`) in place of the merge. With the open pool, merged by its own
+    rule (labelers under the accuracy `floor` left out), its gold items flagged and its
+    ids the widget's own; from the database alone, by majority."""
     rows = pools.annotations(store, stage)
     names = {user.id: user.name for user in store.users()}
+    reviews = {key: (d.label, d.reviewer) for key, d in decisions(store, stage).items()}
     if pool is None:
-        return exports.items(rows, exports.majority(rows), names=names)
+        return exports.items(rows, exports.majority(rows), names=names, reviews=reviews)
     try:
         merged = merged_labels(pool, rows, floor)
     except MergeError as error:
@@ -71,7 +73,7 @@ def stage_items(
         {item_key(i): str(label) for i, label in merged.labels.items()},
         {item_key(i): p for i, p in merged.probabilities.items()},
     )
-    return exports.items(rows, estimate, names=names, ids=pool.ids, gold=pool.gold)
+    return exports.items(rows, estimate, names=names, ids=pool.ids, gold=pool.gold, reviews=reviews)
 
 
 def is_boxes(pool: Pool | None) -> bool:

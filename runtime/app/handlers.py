@@ -20,8 +20,8 @@ import tornado.web
 import tornado.websocket
 from tornado.ioloop import IOLoop
 
-from runtime.app import dashboard, exports
-from runtime.app.pipeline import FAILED, Pipeline
+from runtime.app import dashboard, exports, review
+from runtime.app.pipeline import FAILED, REVIEWING, Pipeline
 from runtime.app.preview import preview
 from runtime.app.staged import DATABASE_AWAY, Refused, Staged, Unavailable
 from runtime.app.walk import current
@@ -30,7 +30,7 @@ from runtime.host import wire
 from runtime.host.handlers import FrameWriter
 from runtime.host.session import Session
 from runtime.store import pools
-from runtime.store.database import OWNER, User, numbered_name, unavailable
+from runtime.store.database import LABELER, OWNER, REVIEWER, User, numbered_name, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,8 @@ class OwnerPage(_PageHandler):
             link = ""
             if stage.name in mine and mine[stage.name].state != "waiting":
                 link = "answer" if stage.input == "owner" else "open"
+            if status and status.state == REVIEWING:
+                link = "review"
             rows.append(
                 (stage, state, status.reason if status else "", link, _downloads(pipeline, stage))
             )
@@ -301,6 +303,34 @@ def _downloads(pipeline: Pipeline, stage: Stage) -> list[tuple[str, str]]:
         for form, (suffix, _) in exports.DOWNLOADS.items()
         if form != "coco" or boxes
     ]
+
+
+class ReviewPage(_PageHandler):
+    """`GET /review/NAME`: the next item of a pool's review queue for the owner or a
+    reviewer, every labeler's answer beside it, to decide."""
+
+    async def get(self, name: str) -> None:
+        try:
+            stage, pool = review.reviewing(self.staged, self.user, name)
+            keys = await self.staged.stored(review.lease, self.staged, self.user, name)
+        except Refused as refused:
+            self.set_status(refused.status)
+            poll = refused.status == 409
+            message = str(refused)
+            self.page("message.html", "Not available", message=message, poll=poll, pending=[])
+            return
+        if not keys:
+            message = "Nothing is left for you to review here: the others have the rest."
+            self.page("message.html", stage.title, message=message, poll=True, pending=[])
+            return
+        self.page(
+            "review.html",
+            f"Review: {stage.title}",
+            stage=stage,
+            items=await review.items(self.staged, name, keys),
+            choices=list(pool.choices),
+            progress=review.progress(self.staged, name),
+        )
 
 
 class NotFound(_Handler):
@@ -457,6 +487,31 @@ def batch_json(staged: Staged, name: str, keys: list[str]) -> dict[str, Any]:
     }
 
 
+class ReviewApi(_Api):
+    """`GET /api/v1/stages/NAME/review`: lease the person's review batch, with what to
+    decide between; `POST`: save their decisions (the owner and reviewers only)."""
+
+    async def get(self, name: str) -> None:
+        keys = await self.staged.stored(review.lease, self.staged, self.user, name)
+        pool = self.staged.pipeline.pools[name]
+        self.finish(
+            {
+                "items": await review.items(self.staged, name, keys),
+                "choices": list(pool.choices),
+                "progress": review.progress(self.staged, name),
+            }
+        )
+
+    async def post(self, name: str) -> None:
+        body = self.json_body()
+        request_id = body.get("request_id")
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+            raise Refused(400, f"`request_id` must be a string of 1 to {MAX_REQUEST_ID} characters")
+        saved = await review.decide(self.staged, self.user, name, request_id, body.get("decisions"))
+        where = await self.staged.stored(review.next_page, self.staged, self.user, name)
+        self.finish({"ok": True, "next": where, "saved": saved.saved})
+
+
 class _OwnerApi(_Api):
     async def prepare(self) -> None:
         await super().prepare()
@@ -472,13 +527,18 @@ class DashboardApi(_OwnerApi):
 
 
 class InviteApi(_OwnerApi):
-    """`POST /api/v1/invites`: a labeler's personal link, by name (the owner only)."""
+    """`POST /api/v1/invites`: a labeler's (or reviewer's) personal link, by name (the
+    owner only)."""
 
     def post(self) -> None:
-        name = _name_in(self.json_body())
-        token = self.staged.store.invite(name)
+        body = self.json_body()
+        name = _name_in(body)
+        role = body.get("role", LABELER)
+        if role not in (LABELER, REVIEWER):
+            raise Refused(400, f"`role` must be {LABELER!r} or {REVIEWER!r}")
+        token = self.staged.store.invite(name, role)
         link = f"{self.request.protocol}://{self.request.host}/?token={token}"
-        self.finish({"name": name, "link": link})
+        self.finish({"name": name, "role": role, "link": link})
 
 
 class RevokeApi(_OwnerApi):
@@ -702,11 +762,13 @@ def routes(
         (r"/waiting", WaitingPage, common),
         (r"/done", DonePage, common),
         (r"/owner", OwnerPage, common),
+        (r"/review/([^/]+)", ReviewPage, common),
         (r"/api/v1/me", MeApi, common),
         (r"/api/v1/stages", StagesApi, common),
         (r"/api/v1/stages/([^/]+)", StageApi, common),
         (r"/api/v1/stages/([^/]+)/submit", SubmitApi, common),
         (r"/api/v1/stages/([^/]+)/batch", BatchApi, common),
+        (r"/api/v1/stages/([^/]+)/review", ReviewApi, common),
         (r"/api/v1/pipeline", PipelineApi, common),
         (r"/api/v1/dashboard", DashboardApi, common),
         (r"/api/v1/invites", InviteApi, common),

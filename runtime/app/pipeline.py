@@ -38,6 +38,8 @@ from runtime.store.quality import GoldAccuracy, gold_accuracy
 log = logging.getLogger(__name__)
 
 WAITING, RUNNING, LABELING, DONE, FAILED = "waiting", "running", "labeling", "done", "failed"
+REVIEWING = "reviewing"  # a pool's labels are all in; the items its `#| review:` picks wait
+REVIEW_SUFFIX = "/review"  # a pool's review queue is a pool of its own under this name
 SOON_SECONDS = 1.0  # a pool closes at most this long after its last label
 
 
@@ -62,6 +64,8 @@ class Pool:
     gold: dict[str, str] = field(default_factory=dict)
     gold_rate: float = 0.0
     failed_merge: str | None = None  # the merge's key when it last failed
+    merged: tuple[str, Merged] | None = None  # the last merge, under its key
+    review_keys: list[str] | None = None  # the items in its review queue, once registered
 
 
 def annotation_place(notebook: Notebook, stage: Stage, key: str) -> str:
@@ -190,6 +194,57 @@ def give_merged(widget: Any, merged: Merged, raw: list[dict[str, Any]]) -> None:
     widget.ties = {item: list(tied) for item, tied in merged.ties.items()}
     widget.confusion = merged.confusion
     widget.annotations = raw
+
+
+def review_stage(name: str) -> str:
+    """The name a pool's review queue is registered under: no stage can have it."""
+    return name + REVIEW_SUFFIX
+
+
+def to_review(pool: Pool, rows: list[pools.Row], merged: Merged, rule: object) -> list[str]:
+    """The keys of the items a pool's `#| review:` picks, in the pool's order: those whose
+    labels are not all the same (`disagreement`), or whose merged label's probability is
+    under `rule` (a number). Gold items have their known answer: none is reviewed."""
+    given: dict[str, set[str]] = {}
+    for row in rows:
+        given.setdefault(row.item_key, set()).add(row.label)
+    picked = []
+    for key, item in pool.ids.items():
+        if key in pool.gold or key not in given:
+            continue
+        if rule == "disagreement":
+            if len(given[key]) > 1:
+                picked.append(key)
+        elif merged.probabilities.get(item, 1.0) < float(rule):  # type: ignore[arg-type]
+            picked.append(key)
+    return picked
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A reviewer's decision on an item: the label, who gave it (user id), when."""
+
+    label: str
+    reviewer: int
+    at: Any
+
+
+def decisions(store: Store, name: str) -> dict[str, Decision]:
+    """The review decisions of pool `name`, by item key."""
+    rows = pools.annotations(store, review_stage(name))
+    return {r.item_key: Decision(r.label, r.user_id, r.created_at) for r in rows}
+
+
+def with_decisions(pool: Pool, merged: Merged, decided: Mapping[str, Decision]) -> Merged:
+    """The merge with each reviewed item's label the reviewer's, at probability 1."""
+    labels, probabilities = dict(merged.labels), dict(merged.probabilities)
+    ties = dict(merged.ties)
+    for key, decision in decided.items():
+        if key in pool.ids:
+            item = pool.ids[key]
+            labels[item], probabilities[item] = decision.label, 1.0
+            ties.pop(item, None)
+    return Merged(labels, probabilities, ties, merged.confusion, merged.left_out)
 
 
 @dataclass
@@ -492,26 +547,75 @@ class Pipeline:
         key = hashlib.sha256(material.encode()).hexdigest()
         if pool.failed_merge == key:
             return  # the same labels would fail the same way: wait for a change
-        failure: list[str] = []
+        if pool.merged is None or pool.merged[0] != key:
+            failure: list[str] = []
+            found: list[Merged] = []
 
-        def close() -> None:
-            try:
-                give_merged(pool.widget, merged_labels(pool, rows, floor), raw)
-            except MergeError as error:
-                failure.append(str(error))
+            def merge() -> None:
+                try:
+                    found.append(merged_labels(pool, rows, floor))
+                except MergeError as error:
+                    failure.append(str(error))
 
-        await self.session.call(close)
+            await self.session.call(merge)
+            if failure:
+                pool.failed_merge = key
+                self.status[stage.name].error = f"stage `{stage.name}`: {failure[0]}"
+                self.progress(f"{counter} {stage.name}: merge failed: {failure[0]}")
+                reason = f"waits: its labels could not be merged: {failure[0]}"
+                self._set(stage, LABELING, reason)
+                return
+            pool.merged = (key, found[0])
+        merged = pool.merged[1]
+        if "review" in stage.options:
+            reviewed = await self._review(stage, pool, rows, merged)
+            if reviewed is None:
+                return
+            merged = with_decisions(pool, merged, reviewed)
+            # The stages after the pool are cached under its decisions too.
+            material = json.dumps([key, sorted((k, d.label) for k, d in reviewed.items())])
+            key = hashlib.sha256(material.encode()).hexdigest()
+        await self.session.call(give_merged, pool.widget, merged, raw)
         status = self.status[stage.name]
-        if failure:
-            pool.failed_merge = key
-            status.error = f"stage `{stage.name}`: {failure[0]}"
-            self.progress(f"{counter} {stage.name}: merge failed: {failure[0]}")
-            self._set(stage, LABELING, f"waits: its labels could not be merged: {failure[0]}")
-            return
         pool.failed_merge, status.error, status.key = None, None, key
         self.progress(f"{counter} {stage.name}: labeled ({len(rows)} labels)")
         self.store.set_stage_run(stage.name, DONE, status.key)
         self._set(stage, DONE)
+
+    async def _review(
+        self, stage: Stage, pool: Pool, rows: list[pools.Row], merged: Merged
+    ) -> dict[str, Decision] | None:
+        """Put the items a pool's `#| review:` picks in its review queue, and give their
+        decisions once every one has its own; None while some wait (the stage is then
+        `reviewing`)."""
+        keys = to_review(pool, rows, merged, stage.options["review"])
+        if pool.review_keys != keys:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                self.executor,
+                lambda: pools.register_items(
+                    self.store, review_stage(stage.name), keys, overlap=(1, 1)
+                ),
+            )
+            pool.review_keys = keys
+        decided = decisions(self.store, stage.name)
+        wanted = {k: decided[k] for k in keys if k in decided}
+        if len(wanted) < len(keys):
+            self._set(stage, REVIEWING, f"{len(wanted)} of {len(keys)} items reviewed")
+            return None
+        return wanted
+
+    def review_progress(self, name: str) -> dict[str, int] | None:
+        """How far pool `name`'s review is: the items to review and those decided; None
+        before its labels are all in (or with no `#| review:`)."""
+        pool = self.pools.get(name)
+        if pool is None or pool.review_keys is None:
+            return None
+        decided = decisions(self.store, name)
+        return {
+            "items": len(pool.review_keys),
+            "reviewed": sum(k in decided for k in pool.review_keys),
+        }
 
     def _fail(self, stage: Stage, message: str) -> None:
         self.status[stage.name].error = message

@@ -3,10 +3,10 @@
 The owner's dashboard asks for it while labelers work: a scratch session starts from a
 copy of the shared namespace, builds the pool's widget afresh with the partial labels
 given as the finished stage would give them (labels merged by the pool's rule and the
-owner's accuracy floor, probabilities, ties, confusion matrices, raw annotations), and
-runs the shared compute stages that follow whose other inputs are ready, recording what
-they display; the others are reported as waiting. Nothing of it touches the real shared
-namespace.
+owner's accuracy floor, with the review decisions so far, probabilities, ties, confusion
+matrices, raw annotations), and runs the shared compute stages that follow whose other
+inputs are ready, recording what they display; the others are reported as waiting.
+Nothing of it touches the real shared namespace.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from runtime.app.pipeline import (
     HeadlessSession,
     Pipeline,
     Silent,
+    decisions,
     give_merged,
     merged_labels,
     raw_annotations,
+    with_decisions,
 )
 from runtime.app.stage_run import run_cells, stage_widget
 from runtime.app.walk import requirements
@@ -49,6 +51,7 @@ async def preview(pipeline: Pipeline, pool_name: str) -> Preview:
     if pool_stage is None or pool is None:
         return Preview({}, [])
     rows = pools.annotations(pipeline.store, pool_name)
+    decided = decisions(pipeline.store, pool_name) if "review" in pool_stage.options else {}
     ready, waiting = _after(pipeline, pool_stage)
     session = HeadlessSession(
         notebook, Silent(), pipeline.executor, namespace=dict(pipeline.namespace)
@@ -62,6 +65,7 @@ async def preview(pipeline: Pipeline, pool_name: str) -> Preview:
         except MergeError as error:
             failure.append(f"stage `{pool_name}`: {error}")
             return
+        merged = with_decisions(pool, merged, decided)
         with showing_first(()):  # the widget is only a holder of the labels here
             run_cells(session, notebook, pool_stage)
         give_merged(stage_widget(session, pool_stage), merged, raw_annotations(pool, rows))

@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 import traitlets
 
 from freezer.widgets import Prefetching, item_key, showing_first
-from runtime.app.pipeline import LABELING, HeadlessSession, Pipeline, Pool, Silent
+from runtime.app.pipeline import (
+    LABELING,
+    REVIEWING,
+    HeadlessSession,
+    Pipeline,
+    Pool,
+    Silent,
+    review_stage,
+)
 from runtime.app.stage_run import (
     AnswerError,
     Built,
@@ -34,7 +42,7 @@ from runtime.bundle import Notebook, Stage
 from runtime.host import render
 from runtime.host.session import Client, Session
 from runtime.store import pools
-from runtime.store.database import OWNER, Store, User
+from runtime.store.database import LABELER, OWNER, REVIEWER, Store, User
 from runtime.store.group_commit import GroupCommit
 
 PROGRESS_SECONDS = 1.0
@@ -206,6 +214,8 @@ class Staged:
 
     def where(self, user: User, answered: Iterable[str] | None = None) -> str:
         """The URL of the page the person should be on now."""
+        if user.role == REVIEWER:
+            return self._review_where(user)
         pages = self.pages(user, answered)
         page = current(pages)
         if page is not None:
@@ -214,8 +224,21 @@ class Staged:
             return "/owner"
         return "/done" if all(p.state == "done" for p in pages) else "/waiting"
 
+    def _review_where(self, user: User) -> str:
+        """A reviewer's page: the first pool in review with an item left for them, else
+        the waiting page, or the done page once no pool is left to review."""
+        reviewed = [s.name for s in self.notebook.stages if "review" in s.options]
+        for name in reviewed:
+            if self.pipeline.status[name].state == REVIEWING and pools.has_work(
+                self.store, review_stage(name), user.id
+            ):
+                return f"/review/{name}"
+        return "/done" if all(self.pipeline.done(name) for name in reviewed) else "/waiting"
+
     def page_for(self, user: User, name: str, answered: Iterable[str] | None = None) -> Page:
         """The person's page `name`, or Refused when it is not theirs or not open yet."""
+        if user.role == REVIEWER:
+            raise Refused(403, "a reviewer's link opens the review pages only, not stages")
         stage = self.notebook.stage(name)
         if (
             stage is not None
@@ -237,13 +260,14 @@ class Staged:
         return page
 
     def closed_pool_labels(self, user: User, name: str) -> list[tuple[str, str]] | None:
-        """The labels a labeler gave in the pool stage `name` once it is done (each item
-        id as text, and its label), or None when it is not a finished pool of theirs."""
+        """The labels a labeler gave in the pool stage `name` once it is done or in review
+        (each item id as text, and its label), or None when it is not a finished pool of
+        theirs."""
         stage = self.notebook.stage(name)
         pool = self.pipeline.pools.get(name)
-        if stage is None or stage.input != "pool" or user.role == OWNER or pool is None:
+        if stage is None or stage.input != "pool" or user.role != LABELER or pool is None:
             return None
-        if not self.pipeline.done(name):
+        if not self.pipeline.done(name) and self.pipeline.status[name].state != REVIEWING:
             return None
         mine = pools.labels_of(self.store, name, user.id)
         return [(str(pool.ids[key]), label) for key, label in mine.items() if key in pool.ids]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime.bundle import Notebook, Stage
-from runtime.store.database import OWNER
+from runtime.store.database import OWNER, REVIEWER
 
 DONE, OPEN, WAITING = "done", "open", "waiting"
 
@@ -29,7 +29,10 @@ class Page:
 
 
 def page_stages(notebook: Notebook, role: str) -> list[Stage]:
-    """The stages that are pages for someone of `role`, in notebook order."""
+    """The stages that are pages for someone of `role`, in notebook order (a reviewer's
+    pages are the review pages alone, `runtime.app.review`)."""
+    if role == REVIEWER:
+        return []
     if role == OWNER:
         return [
             s

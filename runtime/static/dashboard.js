@@ -456,10 +456,12 @@ const link = invite.querySelector('#nbf-invite-link');
 invite.addEventListener('submit', async (event) => {
   event.preventDefault();
   try {
-    const answer = await post('/api/v1/invites', { name: invite.elements.name.value });
+    const role = event.submitter?.value === 'reviewer' ? 'reviewer' : 'labeler';
+    const answer = await post('/api/v1/invites', { name: invite.elements.name.value, role });
     link.value = answer.link;
     linkBox.hidden = false;
-    result.textContent = `A link for ${answer.name} is ready.`;
+    const what = role === 'reviewer' ? 'A reviewer link' : 'A link';
+    result.textContent = `${what} for ${answer.name} is ready.`;
     link.select();
   } catch (error) {
     result.textContent = error.message;

@@ -50,6 +50,7 @@ CONNECTIONS = 12  # kept open to a server database: the store threads, the loop,
 POOL_CONNECTIONS = 4  # kept open for labeling's hot path: one per store thread, and one more
 LABELER = "labeler"
 OWNER = "owner"
+REVIEWER = "reviewer"  # decides the items a pool's `#| review:` picks, and labels nothing
 
 
 def now() -> datetime:
@@ -323,17 +324,21 @@ class Store:
             return self.add_labeler()
         return self.user(user_id)
 
-    def invite(self, name: str) -> str:
-        """A new labeler called `name`, and the token of their personal link."""
-        user = self.add_user(name)
-        return self.mint_token(LABELER, user.id)
+    def invite(self, name: str, role: str = LABELER) -> str:
+        """A new labeler (or, with `role` REVIEWER, reviewer) called `name`, and the token
+        of their personal link."""
+        user = self.add_user(name, role)
+        return self.mint_token(role, user.id)
 
     def revoke(self, name: str) -> int:
-        """Revoke every labeler called `name` and their links; return how many."""
+        """Revoke every labeler and reviewer called `name` and their links; return how
+        many."""
         moment = now()
         with self._session() as session:
             users = list(
-                session.scalars(select(User).where(User.name == name, User.role == LABELER))
+                session.scalars(
+                    select(User).where(User.name == name, User.role.in_((LABELER, REVIEWER)))
+                )
             )
             for user in users:
                 user.revoked_at = moment

@@ -36,6 +36,8 @@ CSV_COLUMNS = (
     "probability",
     "gold",
     "review",
+    "reviewer",
+    "reviewer_name",
     "labeler",
     "labeler_name",
     "labeler_label",
@@ -65,7 +67,8 @@ def pool_stages(store: Store) -> list[str]:
     """The pool stages an app's database has items of, by name: what a database alone
     tells of its notebook."""
     with store.reading() as connection:
-        return list(connection.scalars(select(Item.stage).distinct().order_by(Item.stage)))
+        names = connection.scalars(select(Item.stage).distinct().order_by(Item.stage))
+        return [name for name in names if "/" not in name]  # not a pool's review queue
 
 
 def majority(rows: Sequence[Row]) -> Estimate:
@@ -87,24 +90,32 @@ def items(
     names: Mapping[int, str],
     ids: Mapping[str, Any] | None = None,
     gold: Container[str] = (),
+    reviews: Mapping[str, tuple[str, int]] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per labeled item, in the order of their first labels:
-    `{"key", "id", "label", "probability", "gold", "review", "annotations": [{"labeler",
-    "labeler_name", "label", "time"}]}`. `ids` gives each key's item id (the widget's
-    own, a tuple say); without it the id is read back from the key's JSON. `gold` names
-    the keys of the pool's gold items; `review` is False: no item is reviewed yet."""
+    `{"key", "id", "label", "probability", "gold", "review", "reviewer", "reviewer_name",
+    "annotations": [{"labeler", "labeler_name", "label", "time"}]}`. `ids` gives each
+    key's item id (the widget's own, a tuple say); without it the id is read back from the
+    key's JSON. `gold` names the keys of the pool's gold items. `reviews` gives a
+    reviewed item's decision and its reviewer's user id, by key: its label is the
+    decision, with probability 1, `review` is True and `reviewer` and `reviewer_name` say
+    who decided (None for an item not reviewed)."""
     by_key: dict[str, dict[str, Any]] = {}
+    reviews = reviews or {}
     for row in rows:
         item = by_key.get(row.item_key)
         if item is None:
             key = row.item_key
+            decision, reviewer = reviews.get(key, (None, None))
             item = by_key[key] = {
                 "key": key,
                 "id": ids[key] if ids is not None and key in ids else json.loads(key),
-                "label": merged.labels.get(key),
-                "probability": merged.probabilities.get(key),
+                "label": merged.labels.get(key) if decision is None else decision,
+                "probability": merged.probabilities.get(key) if decision is None else 1.0,
                 "gold": key in gold,
-                "review": False,
+                "review": decision is not None,
+                "reviewer": reviewer,
+                "reviewer_name": None if reviewer is None else names.get(reviewer, ""),
                 "annotations": [],
             }
         item["annotations"].append(
@@ -129,15 +140,15 @@ def as_jsonl(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def as_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """A row per raw label (`CSV_COLUMNS`); the item's key, id, merged label, probability
-    and flags are repeated on each of its rows, the raw label is `labeler_label`."""
+    """A row per raw label (`CSV_COLUMNS`); the item's key, id, merged label, probability,
+    flags and reviewer are repeated on each of its rows, the raw label is `labeler_label`."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for item in rows:
         shown_id = item["id"] if isinstance(item["id"], str) else json.dumps(item["id"])
         head = [item["key"], shown_id, item["label"], item["probability"]]
-        head += [item["gold"], item["review"]]
+        head += [item["gold"], item["review"], item["reviewer"], item["reviewer_name"]]
         for given in item["annotations"]:
             tail = [given["labeler"], given["labeler_name"], given["label"], given["time"]]
             writer.writerow(head + tail)
@@ -153,7 +164,8 @@ def as_coco(
     """A COCO object-detection file for one image: `boxes` gives each item key's `x`,
     `y`, `width`, `height` in pixels, `choices` the categories (ids from 1, in order),
     `image` its `file_name`, `width` and `height`. A labeled box is an annotation with
-    its merged label as category; `item`, `probability`, `gold` and `review` ride along."""
+    its merged label as category; `item`, `probability`, `gold`, `review` and `reviewer`
+    ride along."""
     categories = {name: number for number, name in enumerate(choices, start=1)}
     annotations = []
     for item in rows:
@@ -173,6 +185,7 @@ def as_coco(
                 "probability": item["probability"],
                 "gold": item["gold"],
                 "review": item["review"],
+                "reviewer": item["reviewer"],
             }
         )
     return {
