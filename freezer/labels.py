@@ -1,8 +1,9 @@
-"""`load_labels`: a pool stage's labels back in a notebook, for the next round."""
+"""`load_labels` and `load_answers`: the app's labels and answers back in a notebook."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,47 @@ def load_labels(bundle_or_url: str | Path, stage: str) -> Any:
     finally:
         store.dispose()
     return pd.DataFrame(rows, columns=["item", "labeler", "labeler_name", "label", "time"])
+
+
+def load_answers(answers_file: str | Path, stage: str, *, into: Any) -> None:
+    """Put an input stage's answers from the app into its widget `into`, as the app gave
+    them to the stages after it: for a pool stage the labels merged as the app merges
+    them, with `ties` and every raw label in `annotations`; for an owner stage the
+    owner's answer. `answers_file` is the JSON file `nbfreeze thaw` writes beside the
+    thawed notebook (docs/labeling.md, "Thawing")."""
+    from freezer.widgets import item_keys
+    from runtime.app.pipeline import Pool, give_merged, raw_annotations
+    from runtime.app.stage_run import AnswerError, apply_answer
+    from runtime.store.pools import Row
+
+    path = Path(answers_file)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path}: no such answers file; `nbfreeze thaw` writes it beside the thawed notebook"
+        ) from None
+    except ValueError as error:
+        raise ValueError(f"{path}: is not an answers file ({error})") from None
+    stages = document.get("stages") if isinstance(document, dict) else None
+    if not isinstance(stages, dict):
+        raise ValueError(f"{path}: is not an answers file (it has no `stages`)")
+    entry = stages.get(stage)
+    if entry is None:
+        raise ValueError(
+            f"{path}: has no answers for stage '{stage}' (it has: {', '.join(stages) or 'none'})"
+        )
+    if entry["input"] == "pool":
+        rows = [
+            Row(a["item"], a["labeler"], a["label"], datetime.fromisoformat(a["time"]))
+            for a in entry["labels"]
+        ]
+        ids = dict(zip(item_keys(into.item_ids), into.item_ids, strict=True))
+        choices = tuple(str(c) for c in into.choices)
+        pool = Pool(into, ids, choices, entry["overlap"], entry["batch"], entry["lease_seconds"])
+        give_merged(into, pool, rows, raw_annotations(pool, rows))
+    elif entry["input"] == "owner" and entry["state"] is not None:
+        try:
+            apply_answer(into, entry["state"])
+        except AnswerError as error:
+            raise ValueError(f"{path}, stage '{stage}': {error}") from None

@@ -1,0 +1,407 @@
+"""Thawing: the served notebook back, run to the end in a real kernel on the app's
+answers, with outputs equal to the original notebook run with those answers put into
+its widgets by hand, and rerunning by itself the same."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat import v4
+from staged_harness import Person, StagedTestCase
+from tornado.testing import gen_test
+
+from runtime.app import thaw
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# The kernel that runs a thawed notebook imports this checkout's freezer, as Jupyter's
+# kernel would import the installed one.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+)
+
+SMALL = (
+    "import ipywidgets as widgets\nfrom freezer.widgets import ChoiceLabeler\n"
+    "texts = {f't{i}': f'text {i}' for i in range(4)}",
+    "md:How many texts to label?",
+    "#| stage: limit\n#| input: owner\nlimit = widgets.IntSlider(value=2, min=1, max=4)\nlimit",
+    "#| stage: cut\nkept = dict(list(texts.items())[: limit.value])\nprint(f'{len(kept)} kept')",
+    "#| stage: label\n#| input: pool\n#| overlap: 2\n#| batch: 2\n"
+    "labeler = ChoiceLabeler(kept, choices=['good', 'bad'])\nlabeler",
+    "#| stage: report\n#| show: true\nprint(sorted(labeler.labels.items()))\n"
+    "print(sorted(labeler.ties))\nprint(len(labeler.annotations))",
+)
+
+
+def example_cells(name: str) -> tuple[str, ...]:
+    notebook = nbformat.read(EXAMPLES / name, as_version=4)
+    return tuple(
+        cell.source if cell.cell_type == "code" else "md:" + cell.source for cell in notebook.cells
+    )
+
+
+def shown(output: dict[str, Any]) -> tuple[Any, ...]:
+    """What a person sees of an output: text as it is, the kinds of rich outputs (a
+    figure's PNG may differ byte for byte, a widget's model id always does)."""
+    kind = output["output_type"]
+    if kind == "stream":
+        return kind, output["name"], output["text"]
+    if kind == "error":
+        return kind, output["ename"], output["evalue"]
+    data = output["data"]
+    plain = None if WIDGET_VIEW in data else data.get("text/plain")
+    return kind, sorted(data), plain
+
+
+def outputs(notebook: nbformat.NotebookNode, *, inserted: bool) -> list[list[tuple[Any, ...]]]:
+    """Each code cell's outputs, without the cells thawing inserted unless `inserted`."""
+    return [
+        [shown(o) for o in cell.outputs]
+        for cell in notebook.cells
+        if cell.cell_type == "code" and (inserted or thaw.TAG not in cell.metadata.get("tags", []))
+    ]
+
+
+def run(notebook: nbformat.NotebookNode, folder: Path) -> nbformat.NotebookNode:
+    NotebookClient(notebook, resources={"metadata": {"path": str(folder)}}).execute()
+    return notebook
+
+
+def by_hand(source: Path, after: dict[int, str], folder: Path) -> nbformat.NotebookNode:
+    """The original notebook run top to bottom with `after[n]`, code that puts the app's
+    answers into a widget, run right after cell n."""
+    notebook = nbformat.read(source, as_version=4)
+    cells = []
+    for index, cell in enumerate(notebook.cells, start=1):
+        cells.append(cell)
+        if index in after:
+            cells.append(v4.new_code_cell(after[index], metadata={"tags": [thaw.TAG]}))
+    notebook.cells = cells
+    return run(notebook, folder)
+
+
+def rerun(path: Path) -> nbformat.NotebookNode:
+    """The thawed notebook as someone opens it and runs it again, in a fresh kernel."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+    return run(notebook, path.parent)
+
+
+def notes(notebook: nbformat.NotebookNode) -> str:
+    return "\n".join(
+        cell.source
+        for cell in notebook.cells
+        if cell.cell_type == "markdown" and thaw.TAG in cell.metadata.get("tags", [])
+    )
+
+
+def labeled_by(labels: dict[str, str], firsts: dict[str, str]) -> str:
+    """Code that gives a labeling widget merged labels and ties by hand: with overlap 2
+    and the first labeler labeling first, the merged label is always the first's."""
+    ties = {k: [firsts[k], labels[k]] for k in labels if firsts[k] != labels[k]}
+    return f"merged = {firsts!r}\nties = {ties!r}\n"
+
+
+class ThawCase(StagedTestCase):
+    async def label_all(self, person: Person, stage: str, label_of) -> dict[str, str]:
+        """Label every item the person is handed; their labels by item key."""
+        given = {}
+        while True:
+            status, batch = await person.get_json(f"/api/v1/stages/{stage}/batch")
+            if status != 200 or not batch["items"]:
+                await self.advance()
+                return given
+            labels = {key: label_of(key) for key in batch["items"]}
+            status, reply = await person.submit(stage, {"__labels__": labels})
+            assert status == 200, reply
+            given |= labels
+            await self.advance()
+
+    async def thawed(self) -> tuple[thaw.Thawed, nbformat.NotebookNode]:
+        made = await thaw.thaw(self.bundle_dir, self.store, self.tmp / "done.ipynb")
+        return made, nbformat.read(made.notebook, as_version=4)
+
+
+class TestSmallNotebook(ThawCase):
+    cells = SMALL
+
+    @gen_test
+    async def test_the_thawed_notebook_is_the_notebook_run_on_the_apps_answers(self):
+        await self.advance()
+        owner = await self.owner()
+        assert (await owner.submit("limit", {"": {"value": 3}}))[0] == 200
+        await self.advance()
+        alice, bob = await self.labeler(), await self.labeler()
+        assert (await alice.fetch_json("/api/v1/me", {"name": "alice"}))[0] == 200
+        assert (await bob.fetch_json("/api/v1/me", {"name": "bob"}))[0] == 200
+        firsts = await self.label_all(alice, "label", lambda key: "good")
+        seconds = await self.label_all(bob, "label", lambda key: "good" if "0" in key else "bad")
+        assert self.staged.pipeline.status["report"].state == "done"
+        made, done = await self.thawed()
+        assert made.failure is None
+        firsts = {json.loads(k): v for k, v in firsts.items()}
+        seconds = {json.loads(k): v for k, v in seconds.items()}
+        rows = [dict(a, item=json.loads(a["item"])) for a in self.app_labels()]
+        given = labeled_by(seconds, firsts) + (
+            f"labeler.labels = merged\nlabeler.ties = ties\nlabeler.annotations = {rows!r}"
+        )
+        expected = by_hand(self.tmp / "notebook.ipynb", {3: "limit.value = 3", 5: given}, self.tmp)
+        assert outputs(done, inserted=False) == outputs(expected, inserted=False)
+        assert outputs(done, inserted=False)[-1] == [
+            (
+                "stream",
+                "stdout",
+                "[('t0', 'good'), ('t1', 'good'), ('t2', 'good')]\n['t1', 't2']\n6\n",
+            )
+        ]
+        assert outputs(rerun(made.notebook), inserted=True) == outputs(done, inserted=True)
+        said = notes(done)
+        assert "6 labels of 3 items by 2 labelers: alice (3), bob (3)" in said
+        assert "2 ties, `'t1'` (good / bad), `'t2'` (good / bad)" in said
+        assert "answered by owner on" in said
+
+    def app_labels(self) -> list[dict[str, Any]]:
+        return json.loads(thaw.answers_beside(self.tmp / "done.ipynb").read_text())["stages"][
+            "label"
+        ]["labels"]
+
+    @gen_test
+    async def test_with_no_answers_yet_the_widgets_keep_the_notebooks_values_and_say_so(self):
+        await self.advance()
+        made, done = await self.thawed()
+        assert made.failure is None
+        assert outputs(done, inserted=False) == outputs(
+            by_hand(self.tmp / "notebook.ipynb", {}, self.tmp), inserted=False
+        )
+        assert outputs(done, inserted=False)[-1] == [("stream", "stdout", "[]\n[]\n0\n")]
+        said = notes(done)
+        assert "the owner has not answered yet" in said and "no labels yet" in said
+        assert not [c for c in done.cells if "load_answers" in c.source]
+
+    @gen_test
+    async def test_the_owner_downloads_the_notebook_with_the_answers_and_a_labeler_cannot(self):
+        await self.advance()
+        owner, alice = await self.owner(), await self.labeler()
+        assert (await owner.submit("limit", {"": {"value": 1}}))[0] == 200
+        await self.advance()
+        page = await owner.fetch("/owner")
+        assert b'href="/api/v1/thawed.ipynb"' in page.body
+        assert (await alice.fetch("/api/v1/thawed.ipynb")).code == 403
+        assert (await alice.fetch("/api/v1/thawed.answers.json")).code == 403
+        assert (await owner.fetch("/api/v1/thawed.answers.json")).code == 404
+        response = await owner.fetch("/api/v1/thawed.ipynb")
+        assert response.code == 200
+        assert 'filename="notebook-thawed.ipynb"' in response.headers["Content-Disposition"]
+        done = nbformat.reads(response.body.decode(), as_version=4)
+        assert ("stream", "stdout", "1 kept\n") in sum(outputs(done, inserted=False), [])
+        answers = await owner.fetch("/api/v1/thawed.answers.json")
+        assert json.loads(answers.body)["stages"]["limit"]["state"][""]["value"] == 1
+
+
+class TestSmallNotebookOnPostgres(TestSmallNotebook):
+    database = "postgresql"
+
+
+FAILING = (
+    "import ipywidgets as widgets",
+    "#| stage: limit\n#| input: owner\nlimit = widgets.IntSlider(value=2, min=1, max=4)\nlimit",
+    "#| stage: cut\nprint(10 // (limit.value - 3))",
+    "#| stage: after\n#| show: true\nprint('after')",
+)
+
+
+class TestAFailingStage(ThawCase):
+    cells = FAILING
+
+    @gen_test
+    async def test_a_stage_that_fails_is_named_and_left_with_its_error_in_place(self):
+        await self.advance()
+        owner = await self.owner()
+        assert (await owner.submit("limit", {"": {"value": 3}}))[0] == 200
+        made, done = await self.thawed()
+        assert made.failure == (
+            f"{self.tmp / 'done.ipynb'}: stage `cut` failed at cell 3 of notebook.ipynb "
+            "(cell 6 of the thawed notebook): ZeroDivisionError: integer division or modulo by zero"
+        )
+        assert outputs(done, inserted=False)[2] == [
+            ("error", "ZeroDivisionError", "integer division or modulo by zero")
+        ]
+        assert outputs(done, inserted=False)[3] == []  # "Run all" stops at the error
+
+
+class TestTheExamples(ThawCase):
+    """The flagship and the custom widget's example, served, labeled and thawed."""
+
+    async def labelers(self) -> tuple[Person, Person]:
+        alice, bob = await self.labeler(), await self.labeler()
+        await alice.fetch_json("/api/v1/me", {"name": "alice"})
+        await bob.fetch_json("/api/v1/me", {"name": "bob"})
+        return alice, bob
+
+
+class TestDigits(TestTheExamples):
+    cells = example_cells("digits.ipynb")
+
+    @gen_test(timeout=600)
+    async def test_the_flagship_thaws_to_its_run_on_everyones_answers(self):
+        await self.advance()
+        alice, bob = await self.labelers()
+        pick_a = await self.label_all(alice, "pick", lambda key: "3")
+        pick_b = await self.label_all(bob, "pick", lambda key: "3" if int(key) % 3 else "not a 3")
+        owner = await self.owner()
+        assert (await owner.submit("sample_size", {"": {"value": 4}}))[0] == 200
+        await self.advance()
+        assert (await alice.submit("warmup", {}))[0] == 200
+        check_a = await self.label_all(alice, "check", lambda key: "correct")
+        check_b = await self.label_all(
+            bob, "check", lambda key: "incorrect" if int(key) % 2 else "correct"
+        )
+        assert self.staged.pipeline.status["report"].state == "done"
+        made, done = await self.thawed()
+        assert made.failure is None
+        pick = labeled_by(
+            {int(k): v for k, v in pick_b.items()}, {int(k): v for k, v in pick_a.items()}
+        )
+        check = labeled_by(
+            {int(k): v for k, v in check_b.items()}, {int(k): v for k, v in check_a.items()}
+        )
+        expected = by_hand(
+            self.tmp / "notebook.ipynb",
+            {
+                6: pick + "picker.labels = merged\npicker.ties = ties",
+                9: "per_threshold.value = 4",
+                15: check + "checker.labels = merged\nchecker.ties = ties",
+            },
+            self.tmp,
+        )
+        assert outputs(done, inserted=False) == outputs(expected, inserted=False)
+        text = "".join(
+            o[2] for cell in outputs(done, inserted=False) for o in cell if o[0] == "stream"
+        )
+        assert "centroid of 24 picked images" in text and "precision" in text
+        said = notes(done)
+        assert "48 labels of 24 items by 2 labelers: alice (24), bob (24)" in said
+        assert "1 labeler answered it" in said and "left as the notebook builds it" in said
+        assert outputs(rerun(made.notebook), inserted=True) == outputs(done, inserted=True)
+
+
+class TestReviews(TestTheExamples):
+    cells = example_cells("reviews.ipynb")
+
+    def get_app(self):
+        app = super().get_app()
+        shutil.copy(EXAMPLES / "thumbs.py", self.tmp / "thumbs.py")
+        sys.path.insert(0, str(self.tmp))  # the app imports it from beside the notebook
+        return app
+
+    def tearDown(self):
+        sys.path.remove(str(self.tmp))
+        sys.modules.pop("thumbs", None)
+        super().tearDown()
+
+    @gen_test(timeout=600)
+    async def test_the_custom_widget_thaws_with_its_merged_labels(self):
+        await self.advance()
+        alice, bob = await self.labelers()
+        firsts = await self.label_all(alice, "judge", lambda key: "up")
+        seconds = await self.label_all(bob, "judge", lambda key: "down" if key == '"1"' else "up")
+        made, done = await self.thawed()
+        assert made.failure is None
+        given = labeled_by(
+            {json.loads(k): v for k, v in seconds.items()},
+            {json.loads(k): v for k, v in firsts.items()},
+        )
+        expected = by_hand(
+            self.tmp / "notebook.ipynb", {3: given + "judge.labels = merged"}, self.tmp
+        )
+        assert outputs(done, inserted=False) == outputs(expected, inserted=False)
+        assert outputs(done, inserted=False)[-1][0][2].startswith("6 of 6 reviews are thumbs up")
+        assert "1 tie, `'1'` (up / down)" in notes(done)
+        assert outputs(rerun(made.notebook), inserted=True) == outputs(done, inserted=True)
+
+
+def nbfreeze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "freezer", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def served(folder: Path) -> Path:
+    """A small notebook as `nbfreeze serve` leaves it: its bundle and an empty database."""
+    from freezer import build_bundle
+    from runtime.store.database import default_url, open_store
+
+    path = folder / "small.ipynb"
+    nbformat.write(v4.new_notebook(cells=[v4.new_code_cell(SMALL[0])]), path)
+    open_store(default_url(build_bundle(path, folder / "small.nbfreeze"))).dispose()
+    return path
+
+
+def test_thaw_writes_the_notebook_and_its_answers_beside_it(tmp_path):
+    served(tmp_path)
+    result = nbfreeze("thaw", "small.nbfreeze", "-o", "done.ipynb", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote done.ipynb and done.answers.json" in result.stderr
+    assert json.loads((tmp_path / "done.answers.json").read_text())["stages"] == {}
+
+
+def test_thaw_refuses_what_it_cannot_thaw_in_one_line(tmp_path):
+    served(tmp_path)
+    (tmp_path / "plain").mkdir()
+    refusals = {
+        ("missing.ipynb", "-o", "done.ipynb"): "missing.ipynb: no such notebook or bundle",
+        ("plain", "-o", "done.ipynb"): "plain: no bundle at plain",
+        ("small.ipynb", "-o", "nowhere/done.ipynb"): "its folder nowhere does not exist",
+        ("small.ipynb", "-o", "done.txt"): "name must end in .ipynb",
+        ("small.ipynb", "-o", "other.ipynb", "--db", "sqlite:///gone.sqlite"): "no such database",
+        ("sqlite:///x.sqlite", "-o", "done.ipynb"): "pass the served notebook or its bundle",
+    }
+    (tmp_path / "plain.ipynb").mkdir()
+    refusals[("small.ipynb", "-o", "plain.ipynb")] = "plain.ipynb: is a directory"
+    for args, message in refusals.items():
+        result = nbfreeze("thaw", *args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "done.ipynb").exists()
+
+
+def test_thaw_exits_1_when_a_cell_fails_and_still_writes_the_notebook(tmp_path):
+    path = served(tmp_path)
+    nbformat.write(v4.new_notebook(cells=[v4.new_code_cell("1 / 0")]), path)
+    from freezer import build_bundle
+
+    build_bundle(path, tmp_path / "small.nbfreeze")
+    result = nbfreeze("thaw", "small.ipynb", "-o", "done.ipynb", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "stage `start` failed at cell 1 of small.ipynb" in result.stderr
+    assert "ZeroDivisionError: division by zero" in result.stderr
+    done = nbformat.read(tmp_path / "done.ipynb", as_version=4)
+    assert done.cells[1].outputs[0]["ename"] == "ZeroDivisionError"
+
+
+def test_load_answers_names_the_file_and_the_stage_it_lacks(tmp_path):
+    from freezer import load_answers
+
+    (tmp_path / "a.json").write_text(json.dumps({"format": 1, "stages": {"pick": {}}}))
+    for source, message in [
+        (tmp_path / "a.json", "has no answers for stage 'check' (it has: pick)"),
+        (tmp_path / "gone.json", "gone.json: no such answers file"),
+    ]:
+        try:
+            load_answers(source, "check", into=None)
+        except (ValueError, FileNotFoundError) as error:
+            assert message in str(error)
+        else:
+            raise AssertionError("no error")
