@@ -229,15 +229,13 @@ def run_thaw(app: str, *, output: Path, db: str | None) -> int:
     from runtime.app import thaw
 
     try:
-        if "://" in app:
+        _thaw_output(output)
+        _, bundle, url = _export_source(app, db)
+        if bundle is None:
             raise _Refused(
-                f"{_shown_url(app)}: thawing runs the notebook: pass the served notebook or "
+                f"{_shown_url(url)}: thawing runs the notebook: pass the served notebook or "
                 "its bundle directory, and the database with --db URL"
             )
-        _thaw_output(output)
-        notebook, bundle, url = _export_source(app, db)
-        if bundle is None:
-            raise _Refused(f"{app}: no bundle to thaw")
         store = _open_database(url)
         try:
             made = asyncio.run(thaw.thaw(bundle, store, output))

@@ -16,7 +16,6 @@ import nbformat
 from nbclient import NotebookClient
 from nbformat import v4
 from staged_harness import Person, StagedTestCase
-from tornado.testing import gen_test
 
 from runtime.app import thaw
 
@@ -106,6 +105,11 @@ def notes(notebook: nbformat.NotebookNode) -> str:
     )
 
 
+def ids_of(labels: dict[str, str]) -> dict[Any, str]:
+    """Labels by item id, from labels by item key (the id as JSON)."""
+    return {json.loads(key): label for key, label in labels.items()}
+
+
 def labeled_by(labels: dict[str, str], firsts: dict[str, str]) -> str:
     """Code that gives a labeling widget merged labels and ties by hand: with overlap 2
     and the first labeler labeling first, the merged label is always the first's."""
@@ -128,16 +132,19 @@ class ThawCase(StagedTestCase):
             given |= labels
             await self.advance()
 
-    async def thawed(self) -> tuple[thaw.Thawed, nbformat.NotebookNode]:
-        made = await thaw.thaw(self.bundle_dir, self.store, self.tmp / "done.ipynb")
+    def thawed(self) -> tuple[thaw.Thawed, nbformat.NotebookNode]:
+        """Thaw the app into done.ipynb, as `nbfreeze thaw` does, and read it back."""
+        output = self.tmp / "done.ipynb"
+        made = self.io_loop.run_sync(lambda: thaw.thaw(self.bundle_dir, self.store, output))
         return made, nbformat.read(made.notebook, as_version=4)
 
 
 class TestSmallNotebook(ThawCase):
     cells = SMALL
 
-    @gen_test
-    async def test_the_thawed_notebook_is_the_notebook_run_on_the_apps_answers(self):
+    async def answer_and_label(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The owner keeps 3 texts; alice labels them all good, then bob t0 good and the
+        others bad: ties on t1 and t2, which keep alice's label, given first."""
         await self.advance()
         owner = await self.owner()
         assert (await owner.submit("limit", {"": {"value": 3}}))[0] == 200
@@ -148,12 +155,14 @@ class TestSmallNotebook(ThawCase):
         firsts = await self.label_all(alice, "label", lambda key: "good")
         seconds = await self.label_all(bob, "label", lambda key: "good" if "0" in key else "bad")
         assert self.staged.pipeline.status["report"].state == "done"
-        made, done = await self.thawed()
+        return firsts, seconds
+
+    def test_the_thawed_notebook_is_the_notebook_run_on_the_apps_answers(self):
+        firsts, seconds = self.io_loop.run_sync(self.answer_and_label)
+        made, done = self.thawed()
         assert made.failure is None
-        firsts = {json.loads(k): v for k, v in firsts.items()}
-        seconds = {json.loads(k): v for k, v in seconds.items()}
         rows = [dict(a, item=json.loads(a["item"])) for a in self.app_labels()]
-        given = labeled_by(seconds, firsts) + (
+        given = labeled_by(ids_of(seconds), ids_of(firsts)) + (
             f"labeler.labels = merged\nlabeler.ties = ties\nlabeler.annotations = {rows!r}"
         )
         expected = by_hand(self.tmp / "notebook.ipynb", {3: "limit.value = 3", 5: given}, self.tmp)
@@ -176,10 +185,9 @@ class TestSmallNotebook(ThawCase):
             "label"
         ]["labels"]
 
-    @gen_test
-    async def test_with_no_answers_yet_the_widgets_keep_the_notebooks_values_and_say_so(self):
-        await self.advance()
-        made, done = await self.thawed()
+    def test_with_no_answers_yet_the_widgets_keep_the_notebooks_values_and_say_so(self):
+        self.io_loop.run_sync(self.advance)
+        made, done = self.thawed()
         assert made.failure is None
         assert outputs(done, inserted=False) == outputs(
             by_hand(self.tmp / "notebook.ipynb", {}, self.tmp), inserted=False
@@ -189,24 +197,39 @@ class TestSmallNotebook(ThawCase):
         assert "the owner has not answered yet" in said and "no labels yet" in said
         assert not [c for c in done.cells if "load_answers" in c.source]
 
-    @gen_test
-    async def test_the_owner_downloads_the_notebook_with_the_answers_and_a_labeler_cannot(self):
+    async def download(self) -> tuple[int, int, int, Any, Any]:
+        """The owner keeps one text, which alice labels (one of its two labels); then
+        alice and the owner ask for the thawed notebook and its answers."""
         await self.advance()
         owner, alice = await self.owner(), await self.labeler()
         assert (await owner.submit("limit", {"": {"value": 1}}))[0] == 200
         await self.advance()
+        await self.label_all(alice, "label", lambda key: "bad")
         page = await owner.fetch("/owner")
         assert b'href="/api/v1/thawed.ipynb"' in page.body
-        assert (await alice.fetch("/api/v1/thawed.ipynb")).code == 403
-        assert (await alice.fetch("/api/v1/thawed.answers.json")).code == 403
-        assert (await owner.fetch("/api/v1/thawed.answers.json")).code == 404
-        response = await owner.fetch("/api/v1/thawed.ipynb")
+        refused = [
+            (await alice.fetch("/api/v1/thawed.ipynb")).code,
+            (await alice.fetch("/api/v1/thawed.answers.json")).code,
+            (await owner.fetch("/api/v1/thawed.answers.json")).code,
+        ]
+        return (
+            *refused,
+            await owner.fetch("/api/v1/thawed.ipynb"),
+            await owner.fetch("/api/v1/thawed.answers.json"),
+        )
+
+    def test_the_owner_downloads_the_notebook_with_the_answers_and_a_labeler_cannot(self):
+        *refused, response, answers = self.io_loop.run_sync(self.download)
+        assert refused == [403, 403, 404]  # the answers file is there once a thaw wrote it
         assert response.code == 200
         assert 'filename="notebook-thawed.ipynb"' in response.headers["Content-Disposition"]
         done = nbformat.reads(response.body.decode(), as_version=4)
-        assert ("stream", "stdout", "1 kept\n") in sum(outputs(done, inserted=False), [])
-        answers = await owner.fetch("/api/v1/thawed.answers.json")
+        shown = outputs(done, inserted=False)
+        assert shown[2] == [("stream", "stdout", "1 kept\n")]
+        assert shown[-1] == [("stream", "stdout", "[('t0', 'bad')]\n[]\n1\n")]
+        assert "Only 0 of 1 items have all their labels: these are the labels so far" in notes(done)
         assert json.loads(answers.body)["stages"]["limit"]["state"][""]["value"] == 1
+        assert (self.tmp / "notebook-thawed.ipynb").is_file()
 
 
 class TestSmallNotebookOnPostgres(TestSmallNotebook):
@@ -224,12 +247,14 @@ FAILING = (
 class TestAFailingStage(ThawCase):
     cells = FAILING
 
-    @gen_test
-    async def test_a_stage_that_fails_is_named_and_left_with_its_error_in_place(self):
+    async def answer(self) -> None:
         await self.advance()
         owner = await self.owner()
         assert (await owner.submit("limit", {"": {"value": 3}}))[0] == 200
-        made, done = await self.thawed()
+
+    def test_a_stage_that_fails_is_named_and_left_with_its_error_in_place(self):
+        self.io_loop.run_sync(self.answer)
+        made, done = self.thawed()
         assert made.failure == (
             f"{self.tmp / 'done.ipynb'}: stage `cut` failed at cell 3 of notebook.ipynb "
             "(cell 6 of the thawed notebook): ZeroDivisionError: integer division or modulo by zero"
@@ -253,8 +278,10 @@ class TestTheExamples(ThawCase):
 class TestDigits(TestTheExamples):
     cells = example_cells("digits.ipynb")
 
-    @gen_test(timeout=600)
-    async def test_the_flagship_thaws_to_its_run_on_everyones_answers(self):
+    async def answer_and_label(self) -> tuple[dict[str, str], ...]:
+        """Alice picks every candidate, bob two in three; the owner samples 4 per
+        threshold; alice answers the warm-up; alice finds every sample correct, bob the
+        odd ones incorrect. Each labeler's labels of the two pools, by item key."""
         await self.advance()
         alice, bob = await self.labelers()
         pick_a = await self.label_all(alice, "pick", lambda key: "3")
@@ -268,14 +295,14 @@ class TestDigits(TestTheExamples):
             bob, "check", lambda key: "incorrect" if int(key) % 2 else "correct"
         )
         assert self.staged.pipeline.status["report"].state == "done"
-        made, done = await self.thawed()
+        return pick_a, pick_b, check_a, check_b
+
+    def test_the_flagship_thaws_to_its_run_on_everyones_answers(self):
+        pick_a, pick_b, check_a, check_b = self.io_loop.run_sync(self.answer_and_label)
+        made, done = self.thawed()
         assert made.failure is None
-        pick = labeled_by(
-            {int(k): v for k, v in pick_b.items()}, {int(k): v for k, v in pick_a.items()}
-        )
-        check = labeled_by(
-            {int(k): v for k, v in check_b.items()}, {int(k): v for k, v in check_a.items()}
-        )
+        pick = labeled_by(ids_of(pick_b), ids_of(pick_a))
+        check = labeled_by(ids_of(check_b), ids_of(check_a))
         expected = by_hand(
             self.tmp / "notebook.ipynb",
             {
@@ -310,18 +337,19 @@ class TestReviews(TestTheExamples):
         sys.modules.pop("thumbs", None)
         super().tearDown()
 
-    @gen_test(timeout=600)
-    async def test_the_custom_widget_thaws_with_its_merged_labels(self):
+    async def label(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Alice gives every review a thumbs up; bob too, but for review 1."""
         await self.advance()
         alice, bob = await self.labelers()
         firsts = await self.label_all(alice, "judge", lambda key: "up")
         seconds = await self.label_all(bob, "judge", lambda key: "down" if key == '"1"' else "up")
-        made, done = await self.thawed()
+        return firsts, seconds
+
+    def test_the_custom_widget_thaws_with_its_merged_labels(self):
+        firsts, seconds = self.io_loop.run_sync(self.label)
+        made, done = self.thawed()
         assert made.failure is None
-        given = labeled_by(
-            {json.loads(k): v for k, v in seconds.items()},
-            {json.loads(k): v for k, v in firsts.items()},
-        )
+        given = labeled_by(ids_of(seconds), ids_of(firsts))
         expected = by_hand(
             self.tmp / "notebook.ipynb", {3: given + "judge.labels = merged"}, self.tmp
         )
@@ -337,23 +365,31 @@ def nbfreeze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def served(folder: Path) -> Path:
-    """A small notebook as `nbfreeze serve` leaves it: its bundle and an empty database."""
+def served(folder: Path, cells: tuple[str, ...] = SMALL) -> Path:
+    """A notebook as `nbfreeze serve` leaves it before anyone answers: its bundle and
+    an empty database."""
     from freezer import build_bundle
     from runtime.store.database import default_url, open_store
 
     path = folder / "small.ipynb"
-    nbformat.write(v4.new_notebook(cells=[v4.new_code_cell(SMALL[0])]), path)
+    made = [
+        v4.new_markdown_cell(c[3:]) if c.startswith("md:") else v4.new_code_cell(c) for c in cells
+    ]
+    nbformat.write(v4.new_notebook(cells=made), path)
     open_store(default_url(build_bundle(path, folder / "small.nbfreeze"))).dispose()
     return path
 
 
-def test_thaw_writes_the_notebook_and_its_answers_beside_it(tmp_path):
+def test_thaw_of_an_app_nobody_answered_yet_runs_on_the_notebooks_own_values(tmp_path):
     served(tmp_path)
     result = nbfreeze("thaw", "small.nbfreeze", "-o", "done.ipynb", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "wrote done.ipynb and done.answers.json" in result.stderr
-    assert json.loads((tmp_path / "done.answers.json").read_text())["stages"] == {}
+    answers = json.loads((tmp_path / "done.answers.json").read_text())["stages"]
+    assert answers["limit"]["state"] is None and answers["label"]["labels"] == []
+    done = nbformat.read(tmp_path / "done.ipynb", as_version=4)
+    assert outputs(done, inserted=False)[2] == [("stream", "stdout", "2 kept\n")]
+    assert "the owner has not answered yet" in notes(done)
 
 
 def test_thaw_refuses_what_it_cannot_thaw_in_one_line(tmp_path):
@@ -378,11 +414,7 @@ def test_thaw_refuses_what_it_cannot_thaw_in_one_line(tmp_path):
 
 
 def test_thaw_exits_1_when_a_cell_fails_and_still_writes_the_notebook(tmp_path):
-    path = served(tmp_path)
-    nbformat.write(v4.new_notebook(cells=[v4.new_code_cell("1 / 0")]), path)
-    from freezer import build_bundle
-
-    build_bundle(path, tmp_path / "small.nbfreeze")
+    served(tmp_path, ("1 / 0",))
     result = nbfreeze("thaw", "small.ipynb", "-o", "done.ipynb", cwd=tmp_path)
     assert result.returncode == 1
     assert "stage `start` failed at cell 1 of small.ipynb" in result.stderr

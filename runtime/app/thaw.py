@@ -14,6 +14,7 @@ gives the same outputs however many labels arrive in the database afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import types
 from collections import Counter
@@ -293,7 +294,8 @@ async def thaw(bundle_dir: Path, store: Store, output: Path) -> Thawed:
     on the app's answers; a failed cell is left with its error in place."""
     notebook = bundles.load(bundle_dir)
     source = nbformat.read(bundle_dir / "notebook.ipynb", as_version=4)
-    document = answers(store, notebook)
+    # Off the event loop: a server thaws while it serves, and a pool's labels are many.
+    document = await asyncio.get_running_loop().run_in_executor(None, answers, store, notebook)
     answers_path = answers_beside(output)
     answers_path.write_text(json.dumps(document, indent=1) + "\n")
     made, origins = thawed(source, notebook, document, answers_path.name)
