@@ -52,9 +52,13 @@ def load_answers(answers_file: str | Path, stage: str, *, into: Any) -> None:
     """Put an input stage's answers from the app into its widget `into`, as the app gave
     them to the stages after it: for a pool stage the labels merged as the app merges
     them, with `ties` and every raw label in `annotations`; for an owner stage the
-    owner's answer. `answers_file` is the JSON file `nbfreeze thaw` writes beside the
-    thawed notebook (docs/labeling.md, "Thawing")."""
-    from freezer.widgets import item_keys
+    owner's answer. A stage nobody answered yet leaves the widget as it is.
+    `answers_file` is the JSON file `nbfreeze thaw` writes beside the thawed notebook
+    (docs/labeling.md, "Thawing")."""
+    import ipywidgets
+    import traitlets
+
+    from freezer.widgets import Labeling, item_keys
     from runtime.app.pipeline import Pool, give_merged, raw_annotations
     from runtime.app.stage_run import AnswerError, apply_answer
     from runtime.store.pools import Row
@@ -76,7 +80,17 @@ def load_answers(answers_file: str | Path, stage: str, *, into: Any) -> None:
         raise ValueError(
             f"{path}: has no answers for stage '{stage}' (it has: {', '.join(stages) or 'none'})"
         )
+    if entry["input"] == "each":
+        raise ValueError(
+            f"{path}: stage '{stage}' is answered by each labeler for themselves; "
+            "there is no one answer to load"
+        )
     if entry["input"] == "pool":
+        if not isinstance(into, Labeling):
+            raise TypeError(
+                f"stage '{stage}' is a pool: `into` must be its labeling widget (item_ids, "
+                f"labels, choices, show), not a {type(into).__name__}"
+            )
         rows = [
             Row(a["item"], a["labeler"], a["label"], datetime.fromisoformat(a["time"]))
             for a in entry["labels"]
@@ -85,8 +99,13 @@ def load_answers(answers_file: str | Path, stage: str, *, into: Any) -> None:
         choices = tuple(str(c) for c in into.choices)
         pool = Pool(into, ids, choices, entry["overlap"], entry["batch"], entry["lease_seconds"])
         give_merged(into, pool, rows, raw_annotations(pool, rows))
-    elif entry["input"] == "owner" and entry["state"] is not None:
+    elif entry["state"] is not None:
+        if not isinstance(into, ipywidgets.Widget):
+            raise TypeError(
+                f"stage '{stage}': `into` must be the widget the stage shows, "
+                f"not a {type(into).__name__}"
+            )
         try:
             apply_answer(into, entry["state"])
-        except AnswerError as error:
+        except (AnswerError, traitlets.TraitError) as error:
             raise ValueError(f"{path}, stage '{stage}': {error}") from None

@@ -264,6 +264,16 @@ class TestAFailingStage(ThawCase):
         ]
         assert outputs(done, inserted=False)[3] == []  # "Run all" stops at the error
 
+    def test_an_answer_that_does_not_fit_its_widget_is_named_with_its_stage(self):
+        self.store.submit(self.store.owner().id, "limit", {"": {"colour": "red"}}, "by hand")
+        made, done = self.thawed()
+        assert made.failure == (
+            f"{self.tmp / 'done.ipynb'}: the answers of stage `limit` could not be put into "
+            "its widget (cell 5 of the thawed notebook): ValueError: done.answers.json, "
+            "stage 'limit': Class IntSlider does not have a trait named colour"
+        )
+        assert done.cells[4].outputs[0]["ename"] == "ValueError"
+
 
 class TestTheExamples(ThawCase):
     """The flagship and the custom widget's example, served, labeled and thawed."""
@@ -423,17 +433,36 @@ def test_thaw_exits_1_when_a_cell_fails_and_still_writes_the_notebook(tmp_path):
     assert done.cells[1].outputs[0]["ename"] == "ZeroDivisionError"
 
 
-def test_load_answers_names_the_file_and_the_stage_it_lacks(tmp_path):
+def test_thaw_reads_another_database_with_db(tmp_path, postgres_database):
+    served(tmp_path)
+    result = nbfreeze(
+        "thaw", "small.ipynb", "-o", "done.ipynb", "--db", postgres_database, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no labels yet" in notes(nbformat.read(tmp_path / "done.ipynb", as_version=4))
+
+
+def test_load_answers_says_what_is_wrong_with_the_file_the_stage_or_the_widget(tmp_path):
     from freezer import load_answers
 
-    (tmp_path / "a.json").write_text(json.dumps({"format": 1, "stages": {"pick": {}}}))
-    for source, message in [
-        (tmp_path / "a.json", "has no answers for stage 'check' (it has: pick)"),
-        (tmp_path / "gone.json", "gone.json: no such answers file"),
+    stages = {
+        "pick": {"input": "pool", "overlap": 1, "batch": 1, "lease_seconds": 1, "labels": []},
+        "warmup": {"input": "each", "answered": 2},
+        "limit": {"input": "owner", "state": {"": {"value": 1}}},
+    }
+    (tmp_path / "a.json").write_text(json.dumps({"format": 1, "stages": stages}))
+    (tmp_path / "b.json").write_text("[1, 2]")
+    for source, stage, message in [
+        ("a.json", "check", "has no answers for stage 'check' (it has: pick, warmup, limit)"),
+        ("gone.json", "check", "gone.json: no such answers file"),
+        ("b.json", "check", "b.json: is not an answers file (it has no `stages`)"),
+        ("a.json", "warmup", "answered by each labeler for themselves"),
+        ("a.json", "pick", "`into` must be its labeling widget (item_ids, labels, choices, show)"),
+        ("a.json", "limit", "`into` must be the widget the stage shows, not a NoneType"),
     ]:
         try:
-            load_answers(source, "check", into=None)
-        except (ValueError, FileNotFoundError) as error:
-            assert message in str(error)
+            load_answers(tmp_path / source, stage, into=None)
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            assert message in str(error), (source, stage, str(error))
         else:
-            raise AssertionError("no error")
+            raise AssertionError(f"no error for {source}, {stage}")

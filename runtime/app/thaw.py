@@ -33,7 +33,7 @@ from runtime import bundle as bundles
 from runtime.app.pipeline import Pool, give_merged, raw_annotations
 from runtime.bundle import Notebook, Stage
 from runtime.store import pools
-from runtime.store.database import OWNER, Store, now
+from runtime.store.database import LABELER, OWNER, Store, now
 
 FORMAT = 1
 TAG = "nbfreeze-answers"  # the tag of every cell thawing inserts
@@ -110,7 +110,11 @@ def answers(store: Store, notebook: Notebook) -> dict[str, Any]:
                 "state": last.state if last else None,
             }
         elif stage.input == "each":
-            answered = {s.user_id for s in store.stage_answers(stage.name)}
+            answered = {
+                s.user_id
+                for s in store.stage_answers(stage.name)
+                if s.user_id in users and users[s.user_id].role == LABELER
+            }
             stages[stage.name] = {"input": "each", "answered": len(answered)}
     return {"format": FORMAT, "notebook": notebook.name, "made": _time(now()), "stages": stages}
 
