@@ -254,6 +254,9 @@ class TestAFailingStage(ThawCase):
 
     def test_a_stage_that_fails_is_named_and_left_with_its_error_in_place(self):
         self.io_loop.run_sync(self.answer)
+        saved = nbformat.read(self.bundle_dir / "notebook.ipynb", as_version=4)
+        saved.cells[3].outputs = [v4.new_output("stream", name="stdout", text="the author's\n")]
+        nbformat.write(saved, self.bundle_dir / "notebook.ipynb")  # as saved after a run
         made, done = self.thawed()
         assert made.failure == (
             f"{self.tmp / 'done.ipynb'}: stage `cut` failed at cell 3 of notebook.ipynb "

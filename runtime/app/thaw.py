@@ -64,10 +64,6 @@ def served_output(bundle_dir: Path) -> Path:
     return bundle_dir.parent / f"{name}-thawed.ipynb"
 
 
-def _time(moment: datetime) -> str:
-    return moment.isoformat()
-
-
 def answers(store: Store, notebook: Notebook) -> dict[str, Any]:
     """Every input stage's answers as the thawed notebook reads them: a pool's raw labels
     (with its overlap, batch and lease, which its merge may use), the owner's stored
@@ -91,7 +87,7 @@ def answers(store: Store, notebook: Notebook) -> dict[str, Any]:
                         "labeler": row.user_id,
                         "labeler_name": users[row.user_id].name if row.user_id in users else "",
                         "label": row.label,
-                        "time": _time(row.created_at),
+                        "time": row.created_at.isoformat(),
                     }
                     for row in pools.annotations(store, stage.name)
                 ],
@@ -106,7 +102,7 @@ def answers(store: Store, notebook: Notebook) -> dict[str, Any]:
             stages[stage.name] = {
                 "input": "owner",
                 "answered_by": users[last.user_id].name if last else None,
-                "time": _time(last.created_at) if last else None,
+                "time": last.created_at.isoformat() if last else None,
                 "state": last.state if last else None,
             }
         elif stage.input == "each":
@@ -116,7 +112,12 @@ def answers(store: Store, notebook: Notebook) -> dict[str, Any]:
                 if s.user_id in users and users[s.user_id].role == LABELER
             }
             stages[stage.name] = {"input": "each", "answered": len(answered)}
-    return {"format": FORMAT, "notebook": notebook.name, "made": _time(now()), "stages": stages}
+    return {
+        "format": FORMAT,
+        "notebook": notebook.name,
+        "made": now().isoformat(),
+        "stages": stages,
+    }
 
 
 def _when(text: str) -> str:
@@ -237,6 +238,8 @@ def thawed(
     cells, origins = [intro], [Origin(None, None)]
     for index, cell in enumerate(source.cells, start=1):
         stage = stage_of.get(index)
+        if cell.cell_type == "code":  # else a failure leaves the author's old outputs after it
+            cell = nbformat.from_dict({**cell, "outputs": [], "execution_count": None})
         cells.append(cell)
         origins.append(Origin(stage.name if stage else None, index))
         input_stage = last_of.get(index)
