@@ -523,8 +523,12 @@ class ThawedNotebook(_OwnerApi):
 
     async def get(self) -> None:
         bundle = self.staged.pipeline.cache_dir.parent  # the cache is the bundle's own
+        # One thaw at a time: each writes the same two files.
+        thawing = self.application.settings.setdefault("thawing", asyncio.Lock())
         try:
-            made = await thaw.thaw(bundle, self.staged.store, thaw.served_output(bundle))
+            async with thawing:
+                made = await thaw.thaw(bundle, self.staged.store, thaw.served_output(bundle))
+                body = made.notebook.read_bytes()
         except thaw.ThawRefused as refused:
             self.refuse(400, str(refused))
             return
@@ -532,7 +536,7 @@ class ThawedNotebook(_OwnerApi):
             log.warning("%s", made.failure)
         self.set_header("Content-Type", "application/x-ipynb+json")
         self.set_header("Content-Disposition", f'attachment; filename="{made.notebook.name}"')
-        self.finish(made.notebook.read_bytes())
+        self.finish(body)
 
 
 class ThawedAnswers(_OwnerApi):
