@@ -1,4 +1,4 @@
-"""The `nbfreeze` command: check, build and serve an annotated notebook."""
+"""The `nbfreeze` command: check, build and serve an annotated notebook, and thaw it back."""
 
 from __future__ import annotations
 
@@ -128,6 +128,18 @@ def _parser() -> argparse.ArgumentParser:
         help="the file to write (with --stage), else a directory with a file per stage",
     )
     export.add_argument("--db", metavar="URL", help="the app's database, when not the default")
+    thaw = commands.add_parser(
+        "thaw", help="the served notebook back, run to the end on the app's answers"
+    )
+    thaw.add_argument("app", help="the served notebook or its bundle directory")
+    thaw.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="the .ipynb to write; its answers go beside it (NAME.answers.json)",
+    )
+    thaw.add_argument("--db", metavar="URL", help="the app's database, when not the default")
     return parser
 
 
@@ -226,6 +238,45 @@ def run_export(app: str, *, stage: str | None, form: str, output: Path, db: str 
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def run_thaw(app: str, *, output: Path, db: str | None) -> int:
+    """`nbfreeze thaw`: write the notebook run on the app's answers; exit 1 when a cell
+    of it failed (the notebook is written with the error in place), 2 when it cannot
+    start."""
+    from runtime.app import thaw
+
+    try:
+        _thaw_output(output)
+        _, bundle, url = _export_source(app, db)
+        if bundle is None:
+            raise _Refused(
+                f"{_shown_url(url)}: thawing runs the notebook: pass the served notebook or "
+                "its bundle directory, and the database with --db URL"
+            )
+        store = _open_database(url)
+        try:
+            made = asyncio.run(thaw.thaw(bundle, store, output))
+        finally:
+            store.dispose()
+    except (_Refused, thaw.ThawRefused) as refused:
+        print(f"nbfreeze thaw: {refused}", file=sys.stderr)
+        return 2
+    print(f"wrote {made.notebook} and {made.answers}", file=sys.stderr)
+    if made.failure:
+        print(f"nbfreeze thaw: {made.failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _thaw_output(output: Path) -> None:
+    """Refuse an output that cannot be the thawed notebook, before anything runs."""
+    if output.suffix != ".ipynb":
+        raise _Refused(f"{output}: the thawed notebook's name must end in .ipynb")
+    if output.is_dir():
+        raise _Refused(f"{output}: is a directory; give the .ipynb file to write")
+    if not output.parent.is_dir():
+        raise _Refused(f"{output}: its folder {output.parent} does not exist")
 
 
 def _export_source(app: str, db: str | None) -> tuple[Notebook | None, Path | None, str]:
@@ -444,6 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_export(
                 args.app, stage=args.stage, form=args.form, output=args.output, db=args.db
             )
+        if args.command == "thaw":
+            return run_thaw(args.app, output=args.output, db=args.db)
         if args.command == "invite":
             return run_invite(
                 args.app,

@@ -37,12 +37,20 @@ FORBIDDEN = {
     "runtime.frontend": ("runtime.host", "runtime.app", "runtime.store", "runtime.server"),
     "freezer": ("runtime",),
 }
-# The author-facing commands that reach into the server: `nbfreeze serve`, `invite` and
+# The author-facing commands that reach into the server: `nbfreeze serve`, `invite`,
 # `export` (which reads a bundle, and runs its shared stages for a box stage's boxes),
-# and `load_labels`, which reads an app's labels from its database.
+# `thaw` (which runs the notebook on the app's answers), `load_labels`, which reads an
+# app's labels from its database, and `load_answers`, which gives a widget the app's
+# answers as the app's pipeline gives them.
 ALLOWED = {
-    "freezer.cli": ("runtime.server", "runtime.store", "runtime.bundle", "runtime.app.exports"),
-    "freezer.labels": ("runtime.store",),
+    "freezer.cli": (
+        "runtime.server",
+        "runtime.store",
+        "runtime.bundle",
+        "runtime.app.exports",
+        "runtime.app.thaw",
+    ),
+    "freezer.labels": ("runtime.store", "runtime.app.pipeline", "runtime.app.stage_run"),
 }
 
 

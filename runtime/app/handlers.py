@@ -20,7 +20,7 @@ import tornado.web
 import tornado.websocket
 from tornado.ioloop import IOLoop
 
-from runtime.app import dashboard, exports, review
+from runtime.app import dashboard, exports, review, thaw
 from runtime.app.pipeline import FAILED, REVIEWING, Pipeline
 from runtime.app.preview import preview
 from runtime.app.staged import DATABASE_AWAY, Refused, Staged, Unavailable
@@ -592,6 +592,47 @@ class LabelsDownload(_OwnerApi):
         self.finish(made.body)
 
 
+class ThawedNotebook(_OwnerApi):
+    """`GET /api/v1/thawed.ipynb`: the notebook run to the end on the app's answers, as
+    `nbfreeze thaw` writes it (docs/labeling.md, "Thawing"), the owner only."""
+
+    async def get(self) -> None:
+        bundle = self.staged.pipeline.cache_dir.parent  # the cache is the bundle's own
+        # One thaw at a time: each writes the same two files.
+        thawing = self.application.settings.setdefault("thawing", asyncio.Lock())
+        try:
+            async with thawing:
+                made = await thaw.thaw(
+                    bundle,
+                    self.staged.store,
+                    thaw.served_output(bundle),
+                    self.staged.pipeline.floors,
+                )
+                body = made.notebook.read_bytes()
+        except thaw.ThawRefused as refused:
+            self.refuse(400, str(refused))
+            return
+        if made.failure:
+            log.warning("%s", made.failure)
+        self.set_header("Content-Type", "application/x-ipynb+json")
+        self.set_header("Content-Disposition", f'attachment; filename="{made.notebook.name}"')
+        self.finish(body)
+
+
+class ThawedAnswers(_OwnerApi):
+    """`GET /api/v1/thawed.answers.json`: the answers file the last thawed notebook reads,
+    to keep beside it (the owner only)."""
+
+    def get(self) -> None:
+        answers = thaw.answers_beside(thaw.served_output(self.staged.pipeline.cache_dir.parent))
+        if not answers.is_file():
+            self.refuse(404, "no notebook has been thawed yet: download the notebook first")
+            return
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{answers.name}"')
+        self.finish(answers.read_bytes())
+
+
 class PipelineApi(_Api):
     """`GET /api/v1/pipeline`: the shared stages' states (the owner only)."""
 
@@ -775,5 +816,7 @@ def routes(
         (r"/api/v1/invites/revoke", RevokeApi, common),
         (r"/api/v1/stages/([^/]+)/preview", PreviewApi, common),
         (r"/api/v1/stages/([^/]+)/labels\.(jsonl|csv|coco\.json|hf\.zip)", LabelsDownload, common),
+        (r"/api/v1/thawed.ipynb", ThawedNotebook, common),
+        (r"/api/v1/thawed.answers.json", ThawedAnswers, common),
         (r"/api/v1/ws", StageSocket, common),
     ]

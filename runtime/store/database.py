@@ -407,6 +407,17 @@ class Store:
             )
             return {row.stage: row.state for row in rows}
 
+    def stage_answers(self, stage: str) -> list[Submission]:
+        """Everyone's current answer to one input stage, in the order they were given."""
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(Submission)
+                    .where(Submission.stage == stage, Submission.active.is_(True))
+                    .order_by(Submission.id)
+                )
+            )
+
     def set_stage_run(
         self, stage: str, status: str, cache_key: str | None = None, error: str | None = None
     ) -> None:
