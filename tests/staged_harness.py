@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import nbformat
 from databases import fresh_postgres_database
 from runtime_harness import Page, notebook_bundle
 from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
@@ -22,6 +23,14 @@ from runtime import bundle
 from runtime.app.staged import Staged
 from runtime.server import ServeOptions, make_staged_app
 from runtime.store.database import LABELER, OWNER, Store, open_store
+
+
+def example_cells(path: Path) -> tuple[str, ...]:
+    """A notebook's cells as `StagedTestCase.cells` takes them (Markdown as "md:…")."""
+    notebook = nbformat.read(path, as_version=4)
+    return tuple(
+        cell.source if cell.cell_type == "code" else "md:" + cell.source for cell in notebook.cells
+    )
 
 
 class Person:

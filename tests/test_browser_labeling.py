@@ -382,6 +382,7 @@ def test_the_guides_custom_widget_is_a_pool_labeler_in_the_app(browser, reviews_
                     "aria-pressed", "true"
                 )
             if batch == 0:
+                screenshot(page, "example-reviews.png")
                 status = page.locator(".nbf-submit-status")
                 page.get_by_role("button", name="Submit").click()
                 # The next batch replaces this one in the same page.

@@ -17,7 +17,7 @@ from typing import Any
 import nbformat
 from nbclient import NotebookClient
 from nbformat import v4
-from staged_harness import Person, StagedTestCase
+from staged_harness import Person, StagedTestCase, example_cells
 
 from runtime.app import thaw
 
@@ -41,13 +41,6 @@ SMALL = (
     "#| stage: report\n#| show: true\nprint(sorted(labeler.labels.items()))\n"
     "print(sorted(labeler.ties))\nprint(len(labeler.annotations))",
 )
-
-
-def example_cells(name: str) -> tuple[str, ...]:
-    notebook = nbformat.read(EXAMPLES / name, as_version=4)
-    return tuple(
-        cell.source if cell.cell_type == "code" else "md:" + cell.source for cell in notebook.cells
-    )
 
 
 def shown(output: dict[str, Any]) -> tuple[Any, ...]:
@@ -291,7 +284,7 @@ class TestTheExamples(ThawCase):
 
 
 class TestDigits(TestTheExamples):
-    cells = example_cells("digits.ipynb")
+    cells = example_cells(EXAMPLES / "digits.ipynb")
 
     async def answer_and_label(self) -> tuple[dict[str, str], ...]:
         """Alice picks every candidate, bob two in three; the owner samples 4 per
@@ -339,7 +332,7 @@ class TestDigits(TestTheExamples):
 
 
 class TestReviews(TestTheExamples):
-    cells = example_cells("reviews.ipynb")
+    cells = example_cells(EXAMPLES / "reviews.ipynb")
 
     def get_app(self):
         app = super().get_app()
@@ -371,6 +364,57 @@ class TestReviews(TestTheExamples):
         assert outputs(done, inserted=False) == outputs(expected, inserted=False)
         assert outputs(done, inserted=False)[-1][0][2].startswith("6 of 6 reviews are thumbs up")
         assert "1 tie, `'1'` (up / down)" in notes(done)
+        assert outputs(rerun(made.notebook), inserted=True) == outputs(done, inserted=True)
+
+
+class TestOutliers(TestTheExamples):
+    cells = example_cells(EXAMPLES / "outliers.ipynb")
+
+    async def label(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Alice flags the five glitches, bob the same and h10."""
+        await self.advance()
+        alice, bob = await self.labelers()
+        glitches = {'"h05"', '"h17"', '"h26"', '"h33"', '"h41"'}
+        firsts = await self.label_all(
+            alice, "flag", lambda key: "outlier" if key in glitches else "fine"
+        )
+        seconds = await self.label_all(
+            bob, "flag", lambda key: "outlier" if key in glitches | {'"h10"'} else "fine"
+        )
+        return firsts, seconds
+
+    def test_the_bqplot_labeler_thaws_with_its_merged_labels(self):
+        firsts, seconds = self.io_loop.run_sync(self.label)
+        made, done = self.thawed()
+        assert made.failure is None
+        given = labeled_by(ids_of(seconds), ids_of(firsts))
+        expected = by_hand(
+            self.tmp / "notebook.ipynb",
+            {4: given + "picker.labels = merged\npicker.ties = ties"},
+            self.tmp,
+        )
+        assert outputs(done, inserted=False) == outputs(expected, inserted=False)
+        text = outputs(done, inserted=False)[-1][0][2]
+        assert "5 of the 5 glitches caught" in text and "disagreed on: ['h10']" in text
+        assert outputs(rerun(made.notebook), inserted=True) == outputs(done, inserted=True)
+
+
+class TestSurvey(TestTheExamples):
+    cells = example_cells(EXAMPLES / "survey.ipynb")
+
+    def test_each_persons_answers_stay_theirs_and_the_note_says_so(self):
+        async def answer() -> None:
+            await self.advance()
+            alice, _ = await self.labelers()
+            assert (await alice.submit("about", {"1": {"index": 1}}))[0] == 200
+
+        self.io_loop.run_sync(answer)
+        made, done = self.thawed()
+        assert made.failure is None
+        expected = by_hand(self.tmp / "notebook.ipynb", {}, self.tmp)
+        assert outputs(done, inserted=False) == outputs(expected, inserted=False)
+        said = notes(done)
+        assert "`about`** (input: each)" in said and "1 labeler answered it" in said
         assert outputs(rerun(made.notebook), inserted=True) == outputs(done, inserted=True)
 
 
