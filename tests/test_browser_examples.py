@@ -80,3 +80,21 @@ def test_the_outlier_example_labels_with_bqplots_own_scatter(browser, tmp_path):
     assert len(given) == 16 and given['"h05"'] == "outlier"
     assert sorted(set(given.values())) == ["fine", "outlier"]
     assert [key for key, label in given.items() if label == "outlier"] == ['"h05"']
+
+
+def test_the_coins_example_names_the_detectors_boxes_in_box_editor(browser, tmp_path):
+    app = served(tmp_path, "coins.ipynb")
+    try:
+        page = visit(browser, app.invite)
+        page.wait_for_url("**/stage/name")
+        page.wait_for_function(READY, timeout=20_000)
+        expect(page.locator("img.nbfb-image")).to_be_visible()
+        # The batch's eight boxes are the labeler's to name; the rest show faintly.
+        expect(page.locator(".nbfb-box")).to_have_count(24)
+        screenshot(page, "example-coins.png")
+        page.get_by_role("button", name="Submit").click()
+        expect(page.locator(".nbf-submit-status")).to_have_text(
+            "Saved. Here is your next batch.", timeout=20_000
+        )
+    finally:
+        app.stop()

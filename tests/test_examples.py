@@ -4,7 +4,9 @@ and served by nbfreeze, simulated labelers take it to the end through the JSON A
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -17,10 +19,16 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GLITCHES = {"h05", "h17", "h26", "h33", "h41"}  # the readings examples/outliers.ipynb spoils
 
 
-@pytest.mark.parametrize("name", ["survey.ipynb", "outliers.ipynb"])
-def test_the_example_runs_top_to_bottom_in_jupyter(name):
+@pytest.mark.parametrize("name", ["survey.ipynb", "outliers.ipynb", "coins.ipynb"])
+def test_the_example_runs_top_to_bottom_in_jupyter(name, tmp_path):
     notebook = nbformat.read(EXAMPLES / name, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()
+    shutil.copy(EXAMPLES / name, tmp_path / name)  # the files it writes go beside it
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert outputs and not [o for o in outputs if o.output_type == "error"]
 
@@ -85,6 +93,55 @@ class TestOutliers(StagedTestCase):
         assert "5 readings flagged: h05, h17, h26, h33, h41" in said
         assert "5 of the 5 glitches caught, 0 good readings flagged" in said
         assert "1 readings the two labelers disagreed on: ['h10']" in said
+
+
+class TestCoins(StagedTestCase):
+    cells = example_cells(EXAMPLES / "coins.ipynb")
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.was = os.getcwd()
+        os.chdir(self.tmp)  # where `nbfreeze serve` runs the notebook: its own folder
+
+    def tearDown(self) -> None:
+        os.chdir(self.was)
+        super().tearDown()
+
+    async def name_all(self, person) -> None:
+        """Every box as the detector guessed it but b12, a large coin it took for none."""
+        while True:
+            status, batch = await person.get_json("/api/v1/stages/name/batch")
+            assert status == 200, batch
+            if not batch["items"]:
+                return
+            labels = {key: "not a coin" if key == '"b00"' else "coin" for key in batch["items"]}
+            status, reply = await person.submit("name", {"__labels__": labels})
+            assert status == 200, reply
+
+    @gen_test(timeout=180)
+    async def test_labelers_fix_the_names_the_owner_draws_a_coin_and_coco_is_written(self):
+        from pycocotools.coco import COCO
+
+        await self.advance()
+        alice, bob = await self.labeler(), await self.labeler()
+        await self.name_all(alice)
+        await self.name_all(bob)
+        await self.advance()
+        owner = await self.owner()
+        fix = await owner.open_stage("fix")
+        assert "23 of 24 boxes are coins, by the labelers" in printed(fix.html(4))
+        kept = next(m["boxes"] for m in fix.models.values() if "boxes" in m)
+        drawn = {"id": "new-1", "x": 20, "y": 28, "width": 48, "height": 48, "label": "coin"}
+        status, reply = await owner.submit("fix", {"": {"boxes": [*kept, drawn]}})
+        assert status == 200, reply
+        await self.advance()
+        count = self.staged.pipeline.status["count"]
+        assert count.state == "done", count.reason
+        said = printed("".join(o["html"] for o in count.outputs))
+        assert "24 coins: 23 found by the detector, 1 drawn by hand" in said
+        coco = COCO(str(self.tmp / "coins.coco.json"))
+        assert len(coco.getAnnIds(catIds=coco.getCatIds(catNms=["coin"]))) == 24
+        assert coco.loadAnns(24)[0]["bbox"] == [20, 28, 48, 48]
 
 
 def test_every_example_is_in_the_examples_page_with_its_first_screen():

@@ -399,6 +399,60 @@ class TestOutliers(TestTheExamples):
         assert outputs(rerun(made.notebook), inserted=True) == outputs(done, inserted=True)
 
 
+class TestCoins(TestTheExamples):
+    cells = example_cells(EXAMPLES / "coins.ipynb")
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.was = os.getcwd()
+        os.chdir(self.tmp)  # the app runs the notebook in its folder, as `nbfreeze serve` does
+
+    def tearDown(self) -> None:
+        os.chdir(self.was)
+        super().tearDown()
+
+    async def answer(self) -> tuple[dict[str, str], dict[str, str], list[dict[str, Any]]]:
+        """Both labelers call b12 a coin, bob b03 none; the owner draws one coin more."""
+        await self.advance()
+        alice, bob = await self.labelers()
+        firsts = await self.label_all(
+            alice, "name", lambda key: "not a coin" if key == '"b00"' else "coin"
+        )
+        seconds = await self.label_all(
+            bob, "name", lambda key: "not a coin" if key in ('"b00"', '"b03"') else "coin"
+        )
+        owner = await self.owner()
+        fix = await owner.open_stage("fix")
+        kept = next(m["boxes"] for m in fix.models.values() if "boxes" in m)
+        boxes = [
+            *kept,
+            {"id": "new-1", "x": 20, "y": 28, "width": 48, "height": 48, "label": "coin"},
+        ]
+        assert (await owner.submit("fix", {"": {"boxes": boxes}}))[0] == 200
+        await self.advance()
+        assert self.staged.pipeline.status["count"].state == "done"
+        return firsts, seconds, boxes
+
+    def test_the_box_corrections_thaw_to_the_same_count_and_coco_file(self):
+        firsts, seconds, boxes = self.io_loop.run_sync(self.answer)
+        made, done = self.thawed()
+        assert made.failure is None
+        written = json.loads((self.tmp / "coins.coco.json").read_text())
+        given = labeled_by(ids_of(seconds), ids_of(firsts))
+        expected = by_hand(
+            self.tmp / "notebook.ipynb",
+            {3: given + "namer.labels = merged\nnamer.ties = ties", 4: f"fixer.boxes = {boxes!r}"},
+            self.tmp,
+        )
+        assert outputs(done, inserted=False) == outputs(expected, inserted=False)
+        assert json.loads((self.tmp / "coins.coco.json").read_text()) == written
+        assert (
+            "24 coins: 23 found by the detector, 1 drawn by hand"
+            in outputs(done, inserted=False)[-1][0][2]
+        )
+        assert "answered by owner on" in notes(done)
+
+
 class TestSurvey(TestTheExamples):
     cells = example_cells(EXAMPLES / "survey.ipynb")
 

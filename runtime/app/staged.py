@@ -615,9 +615,14 @@ class Staged:
             if session is None:
                 raise Refused(409, f"“{stage.title}” is not open in a page; reload it, then submit")
 
+            # The widget's labels of the batch it shows: a widget built with labels of
+            # its own (a BoxEditor's given boxes, named) holds some of items never leased.
+            batch = set(self.batches.get((user.id, stage.name), ()))
+
             def read() -> dict[str, Any]:
                 labeler = stage_widget(session, stage)
-                return {item_key(i): label for i, label in labeler.labels.items()}
+                given = {item_key(i): label for i, label in labeler.labels.items()}
+                return {key: label for key, label in given.items() if key in batch}
 
             labels = await self._in_session(session, read)
         if not isinstance(labels, dict) or not all(isinstance(k, str) for k in labels):
