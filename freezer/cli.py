@@ -513,6 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nbfreeze: {exc.filename or ''}: {exc.strerror}.", file=sys.stderr)
         return 1
     except Exception as exc:  # the last line of defence: a message, never a traceback
+        if type(exc).__name__ == "NewerDatabase":  # runtime.store, not imported for `check`
+            print(f"nbfreeze: {exc}", file=sys.stderr)
+            return 1
         message = json.dumps(str(exc))
         print(
             f"nbfreeze: internal error ({type(exc).__name__}: {message}); please report it.",

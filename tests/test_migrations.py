@@ -3,6 +3,10 @@ database keeps (and counts) the labels it already holds."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import threading
 from datetime import timedelta
 
 from alembic import command
@@ -146,3 +150,53 @@ def test_a_downgrade_puts_back_the_earlier_pool_and_an_upgrade_redoes_it(databas
     assert lease_batch(store, "s", alice, batch=5, lease_seconds=60) == ["b", "c"]
     assert [c.new_label for c in history(store, "s")] == ["yes"]
     store.dispose()
+
+
+def test_processes_starting_together_on_a_new_database_migrate_it_once(database_url):
+    """Separate `nbfreeze serve` processes on one new database all start: the first
+    migrates it, the others wait for it and find it done."""
+    gate = threading.Barrier(3)
+    opened, failed = [], []
+
+    def start() -> None:
+        gate.wait()
+        try:
+            opened.append(open_store(database_url))
+        except Exception as error:  # a failed start is what the test looks for
+            failed.append(repr(error))
+
+    starts = [threading.Thread(target=start) for _ in range(3)]
+    for thread in starts:
+        thread.start()
+    for thread in starts:
+        thread.join()
+    for store in opened:
+        store.dispose()
+    assert failed == [] and len(opened) == 3
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    engine.dispose()
+
+
+def test_the_upgrading_guide_lists_every_migration():
+    guide = (MIGRATIONS.parents[2] / "docs" / "upgrading.md").read_text()
+    listed = re.findall(r"^\| (\d{4}) \|", guide, re.M)
+    assert listed == sorted(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))
+
+
+def test_a_database_migrated_by_a_newer_nbfreeze_is_refused_with_a_clear_message(tmp_path):
+    url = f"sqlite:///{tmp_path / 'app.sqlite'}"
+    open_store(url).dispose()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0042'"))
+    engine.dispose()
+    result = subprocess.run(
+        [sys.executable, "-m", "freezer", "export", url, "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "the database's schema is newer than this nbfreeze knows" in result.stderr
+    assert "docs/upgrading.md" in result.stderr and "Traceback" not in result.stderr

@@ -19,6 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -543,10 +544,30 @@ def open_store(url: str) -> Store:
     return Store(engine, pool_engine)
 
 
+class NewerDatabase(RuntimeError):
+    """The database was migrated by a newer nbfreeze than the one running."""
+
+
+# The key of the PostgreSQL advisory lock that migrating holds ("nbfz" in ASCII).
+_MIGRATING_LOCK = 0x6E62667A
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Apply the migrations up to `revision` (the tests stop at older ones)."""
+    """Apply the migrations up to `revision` (the tests stop at older ones). Processes
+    that start together on one PostgreSQL database take turns: the first migrates it,
+    the others wait for its lock and find nothing left to do. (On SQLite the first
+    statement's write lock does the same.)"""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATING_LOCK})
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        try:
+            command.upgrade(config, revision)
+        except CommandError as error:
+            raise NewerDatabase(
+                f"{engine.url.render_as_string(hide_password=True)}: the database's schema is "
+                f"newer than this nbfreeze knows ({error}); run the nbfreeze that migrated it, "
+                "or restore the database's backup (docs/upgrading.md)"
+            ) from None
