@@ -1,9 +1,10 @@
 /**
  * A pool page's Back (docs/labeling.md, "Going back"): the labeler's previous batch,
  * their answers shown in it, to change and submit again; the `b` key does the same,
- * outside a text field. "On to new work" leaves a batch gone back to. Before the page
- * leaves, it asks the server for what its widget holds unsubmitted (`keep`) and keeps
- * that draft (drafts.js), so the batch being labeled comes back with its picks in it.
+ * outside a text field. Back shows once the labeler has a batch saved. "On to new work"
+ * leaves a batch gone back to. Before the page leaves, it asks the server for what its
+ * widget holds unsubmitted (`keep`) and keeps that draft (drafts.js), so the batch being
+ * labeled comes back with its picks in it.
  */
 import { whenIdle } from './idle.js';
 
@@ -37,6 +38,12 @@ for (const link of document.querySelectorAll('a.nbf-go-back, a.nbf-go-on')) {
   });
 }
 
+// A page that has nothing to go back to yet gets its Back once a batch is saved in it.
+document.addEventListener('nbf:submitted', (event) => {
+  const back = document.querySelector('a.nbf-go-back');
+  if (back && event.detail.swapped) back.hidden = false;
+});
+
 function typing(target) {
   return target.closest?.('input, textarea, select, [contenteditable=""], [contenteditable="true"]');
 }
@@ -45,7 +52,7 @@ document.addEventListener('keydown', (event) => {
   if (event.key !== 'b' || event.ctrlKey || event.metaKey || event.altKey) return;
   if (typing(event.target) || document.querySelector('dialog[open]')) return;
   const back = document.querySelector('a.nbf-go-back');
-  if (!back) return;
+  if (!back || back.hidden) return;
   event.preventDefault();
   leave(back);
 });

@@ -99,5 +99,6 @@ async function restore(stage, history, labeler, answer) {
 
 form?.addEventListener('submit', (event) => {
   event.preventDefault();
-  show(form.elements.stage.value, form.elements.item.value.trim());
+  const stage = form.querySelector('#nbf-history-stage').value;
+  show(stage, form.querySelector('#nbf-history-item').value.trim());
 });
