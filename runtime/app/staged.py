@@ -332,8 +332,10 @@ class Staged:
         new_work = stage.input == "pool" and back is None
         window = self.batch(user, stage, ahead=True) if new_work else []
         earlier: dict[str, str] = {}
-        if back is not None:
-            window, earlier = list(back.keys), dict(back.labels)
+        if back is not None:  # items the notebook no longer has are left out
+            ids = self.pipeline.pools[stage.name].ids
+            window = [key for key in back.keys if key in ids]
+            earlier = {key: label for key, label in back.labels.items() if key in ids}
         elif stage.input == "pool" and not window:
             # Nothing new for this labeler: show their last batch, to change a label.
             earlier = pools.last_batch(self.store, stage.name, user.id)
