@@ -85,12 +85,12 @@ def test_bundle_fetches_nothing_from_outside() -> None:
 def test_page_scripts_import_only_our_own_files() -> None:
     pages = (
         *("page.js", "stage.js", "socket.js", "ids.js", "drafts.js", "pace.js"),
-        *("dashboard.js", "welcome.js", "api.js"),
+        *("dashboard.js", "welcome.js", "api.js", "idle.js", "back.js", "history.js"),
     )
     for name in pages:
         source = (STATIC / name).read_text("utf-8")
         for specifier in MODULE_SPECIFIER.findall(source):
-            allowed = ("./widgets.js", "./ids.js", "./api.js", "./drafts.js")
+            allowed = ("./widgets.js", "./ids.js", "./api.js", "./drafts.js", "./idle.js")
             assert specifier in allowed, f"{name} imports {specifier}"
         # The SVG namespace is a name createElementNS needs, never fetched.
         source = source.replace("'http://www.w3.org/2000/svg'", "")

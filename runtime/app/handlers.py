@@ -20,7 +20,7 @@ import tornado.web
 import tornado.websocket
 from tornado.ioloop import IOLoop
 
-from runtime.app import dashboard, exports, review, thaw
+from runtime.app import dashboard, exports, going_back, item_history, review, thaw
 from runtime.app.pipeline import FAILED, REVIEWING, Pipeline
 from runtime.app.preview import preview
 from runtime.app.staged import DATABASE_AWAY, Refused, Staged, Unavailable
@@ -176,6 +176,10 @@ class StagePage(_PageHandler):
             return
         try:
             page = self.staged.page_for(self.user, name)
+            back = going_back.parse_back(self.get_query_argument("back", None))
+            earlier = (
+                None if back is None else going_back.earlier(self.staged, self.user, name, back)
+            )
         except Refused as refused:
             self.set_status(refused.status)
             if isinstance(refused, Unavailable):
@@ -190,11 +194,18 @@ class StagePage(_PageHandler):
             )
             return
         stage = page.stage
-        note, labeled, everyone = "", None, ""
+        note, labeled, everyone, back_to = "", None, "", 0
         if stage.input == "pool":
             mine = pools.labeled_by(self.staged.store, stage.name, self.user.id)
             everyone = everyone_so_far(self.staged, stage.name)
-            if page.state == "done":
+            back_to = 1 if mine else 0
+            if earlier is not None:
+                back_to = earlier.back + 1 if earlier.older else 0
+                note = (
+                    f"Your batch {earlier.back} back, with your answers: change any, then "
+                    "submit; the batch you were labeling stays yours, with your picks in it."
+                )
+            elif page.state == "done":
                 you = f"You have labeled {mine} item{'' if mine == 1 else 's'} here."
                 note = f"Nothing new for you: here is your last batch, to change a label. {you}"
             else:
@@ -212,16 +223,20 @@ class StagePage(_PageHandler):
             cells=self.staged.shell_cells(self.user, stage),
             task_first=stage.input == "pool",
             answered=page.state == "done",
-            draft_key=self.draft_key(stage.name),
+            draft_key=self.draft_key(stage.name, back),
             labeled=labeled,
             everyone=everyone,
+            gone_back=back,
+            back_to=back_to,
         )
 
-    def draft_key(self, name: str) -> str:
+    def draft_key(self, name: str, back: int | None = None) -> str:
         """Where the page keeps its unsubmitted answer in the browser's storage: the
-        person's and the stage's, and not their id in clear."""
+        person's and the stage's (and the earlier batch's, for a page gone back), and
+        not their id in clear."""
         secret = self.application.settings["cookie_secret"].encode()
-        mac = hmac.new(secret, f"draft/{self.user.id}/{name}".encode(), hashlib.sha256)
+        which = f"draft/{self.user.id}/{name}" + (f"/back/{back}" if back else "")
+        mac = hmac.new(secret, which.encode(), hashlib.sha256)
         return mac.hexdigest()[:24]
 
 
@@ -474,6 +489,24 @@ class BatchApi(_Api):
         self.finish(batch_json(self.staged, name, keys))
 
 
+class EarlierApi(_Api):
+    """`GET /api/v1/stages/NAME/earlier?back=N`: the person's batch N batches back in an
+    open pool stage, with their answers in it, to change (docs/labeling.md)."""
+
+    def get(self, name: str) -> None:
+        back = going_back.parse_back(self.get_query_argument("back", "1"))
+        batch = going_back.earlier(self.staged, self.user, name, back or 1)
+        self.finish(
+            {
+                "back": batch.back,
+                "items": batch.keys,
+                "labels": batch.labels,
+                "batches": batch.batches,
+                "choices": list(self.staged.pipeline.pools[name].choices),
+            }
+        )
+
+
 def batch_json(staged: Staged, name: str, keys: list[str]) -> dict[str, Any]:
     """A labeler's batch of the pool `name`, with its choices and how far the pool is."""
     pool = staged.pipeline.pools[name]
@@ -524,6 +557,28 @@ class DashboardApi(_OwnerApi):
 
     def get(self) -> None:
         self.finish(dashboard.overview(self.staged))
+
+
+class HistoryApi(_OwnerApi):
+    """`GET /api/v1/stages/NAME/history?item=ID`: every change to an item's labels, and
+    each labeler's answers to put back; `POST`: put one back (the owner only)."""
+
+    async def get(self, name: str) -> None:
+        item = self.get_query_argument("item", "")
+        self.finish(await self.staged.stored(item_history.item_history, self.staged, name, item))
+
+    async def post(self, name: str) -> None:
+        body = self.json_body()
+        restored = await self.staged.stored(
+            item_history.restore_answer,
+            self.staged,
+            name,
+            body.get("item"),
+            body.get("labeler"),
+            body.get("label"),
+        )
+        self.staged.pipeline.soon()  # the merge and the reports see the answer put back
+        self.finish({"ok": True, "change": restored})
 
 
 class InviteApi(_OwnerApi):
@@ -658,6 +713,10 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
         name = self.get_query_argument("stage", "")
         try:
             self.stage = self.staged.page_for(self.user, name).stage
+            back = going_back.parse_back(self.get_query_argument("back", None))
+            self.earlier = (
+                None if back is None else going_back.earlier(self.staged, self.user, name, back)
+            )
         except Refused as refused:
             raise tornado.web.HTTPError(refused.status, reason=str(refused)) from None
         self.session: Session | None = None
@@ -665,7 +724,7 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
         self.start_frames()
 
     def open(self) -> None:
-        self.session = self.staged.open_session(self.user, self.stage, self)
+        self.session = self.staged.open_session(self.user, self.stage, self, self.earlier)
         self._started = asyncio.ensure_future(self.session.start())
         if self.stage.input == "pool":
             self._draft_soon()  # the batch's size, for the labeler's progress line
@@ -677,6 +736,12 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
         if own is None:
             await self.session.receive(message)
             self._draft_soon()
+            return
+        if own["type"] == "keep":  # the page is leaving: what it holds, now
+            await self._started
+            if self._draft_timer is not None:
+                IOLoop.current().remove_timeout(self._draft_timer)
+            await self._send_draft()
             return
         if own["type"] == "draft":
             await self._started  # a draft goes into the widget the stage's code builds
@@ -693,9 +758,13 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
         labels, moved = _moved(own) if pool else (None, None)
         try:
             await self.staged.fresh()
-            done = await self.staged.submit(
-                self.user, self.stage.name, request, labels, pool, ahead=pool
-            )
+            if self.earlier is not None:  # an earlier batch, changed: then on to the work
+                going_back.open_pool(self.staged, self.stage.name)
+                done = await self.staged.resubmit(self.user, self.stage, request)
+            else:
+                done = await self.staged.submit(
+                    self.user, self.stage.name, request, labels, pool, ahead=pool
+                )
             kept = None
             if pool and done.batch and done.next == f"/stage/{self.stage.name}":
                 kept = await self.staged.swap_batch(
@@ -777,16 +846,19 @@ def _moved(message: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str] | 
     return labels, moved
 
 
+PAGE_MESSAGES = ("submit", "draft", "keep")
+
+
 def _page_message(frame: str | bytes) -> dict[str, Any] | None:
-    """A page's own `submit` or `draft` message, or None for any other frame (a widget's,
-    for the session)."""
-    if not isinstance(frame, str) or ('"submit"' not in frame and '"draft"' not in frame):
+    """A page's own `submit`, `draft` or `keep` message, or None for any other frame (a
+    widget's, for the session)."""
+    if not isinstance(frame, str) or not any(f'"{kind}"' in frame for kind in PAGE_MESSAGES):
         return None
     try:
         message = wire.read_json(frame, "the frame")
     except wire.ProtocolError:
         return None  # the session refuses it, as any frame it cannot read
-    if not isinstance(message, dict) or message.get("type") not in ("submit", "draft"):
+    if not isinstance(message, dict) or message.get("type") not in PAGE_MESSAGES:
         return None
     return message
 
@@ -810,6 +882,8 @@ def routes(
         (r"/api/v1/stages/([^/]+)/submit", SubmitApi, common),
         (r"/api/v1/stages/([^/]+)/batch", BatchApi, common),
         (r"/api/v1/stages/([^/]+)/review", ReviewApi, common),
+        (r"/api/v1/stages/([^/]+)/earlier", EarlierApi, common),
+        (r"/api/v1/stages/([^/]+)/history", HistoryApi, common),
         (r"/api/v1/pipeline", PipelineApi, common),
         (r"/api/v1/dashboard", DashboardApi, common),
         (r"/api/v1/invites", InviteApi, common),

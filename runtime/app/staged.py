@@ -43,6 +43,7 @@ from runtime.host import render
 from runtime.host.session import Client, Session
 from runtime.store import pools
 from runtime.store.database import LABELER, OWNER, REVIEWER, Store, User
+from runtime.store.earlier import Earlier
 from runtime.store.group_commit import GroupCommit
 
 PROGRESS_SECONDS = 1.0
@@ -256,7 +257,7 @@ class Staged:
             raise Refused(409, f"“{page.stage.title}” is not open yet: it {page.reason}")
         reopen = page.stage.input == "pool" and self.pipeline.status[name].state == LABELING
         if page.state == "done" and page.stage.input not in ("each", "owner", None) and not reopen:
-            raise Refused(409, f"“{page.stage.title}” is already submitted")
+            raise Refused(409, f"“{page.stage.title}” is finished: its labels are read-only now")
         return page
 
     def closed_pool_labels(self, user: User, name: str) -> list[tuple[str, str]] | None:
@@ -321,16 +322,25 @@ class Staged:
         next one too when the stage's widget can hold it ahead (`Prefetching`)."""
         return 2 * pool.batch if isinstance(pool.widget, Prefetching) else pool.batch
 
-    def open_session(self, user: User, stage: Stage, client: Client) -> Session:
-        """A page's live session: the person's namespace replayed, then the stage run."""
+    def open_session(
+        self, user: User, stage: Stage, client: Client, back: Earlier | None = None
+    ) -> Session:
+        """A page's live session: the person's namespace replayed, then the stage run.
+        With `back`, a pool page shows that earlier batch of the person's with their
+        answers, and leases nothing: the batch they hold stays theirs, to come back to."""
         answers = self.store.answers(user.id)
-        window = self.batch(user, stage, ahead=True) if stage.input == "pool" else []
+        new_work = stage.input == "pool" and back is None
+        window = self.batch(user, stage, ahead=True) if new_work else []
         earlier: dict[str, str] = {}
-        if stage.input == "pool" and not window:
+        if back is not None:  # items the notebook no longer has are left out
+            ids = self.pipeline.pools[stage.name].ids
+            window = [key for key in back.keys if key in ids]
+            earlier = {key: label for key, label in back.labels.items() if key in ids}
+        elif stage.input == "pool" and not window:
             # Nothing new for this labeler: show their last batch, to change a label.
             earlier = pools.last_batch(self.store, stage.name, user.id)
             window = list(earlier)
-        size = self.pipeline.pools[stage.name].batch if stage.input == "pool" and not earlier else 0
+        size = self.pipeline.pools[stage.name].batch if new_work and not earlier else 0
         batch, held = (window[:size], window[size:]) if size else (window, [])
         shown = [s for s in lead_in(self.notebook, user.role, stage) if self._runs_for(user, s)]
         recorded = [
@@ -593,6 +603,18 @@ class Staged:
         if stage.input == "owner":
             asyncio.get_running_loop().create_task(self.pipeline.advance())
         return Submitted(self.where(user, {*answers, stage.name}))
+
+    async def resubmit(self, user: User, stage: Stage, request_id: str) -> Submitted:
+        """Save the answers of an earlier batch the person went back to (what their page's
+        widget holds: `open_session` with `back`), then send them on to their work."""
+        self._submitting += 1
+        try:
+            saved, _, _ = await self._submit_labels(user, stage, request_id, None, False, False)
+        finally:
+            self._submitting -= 1
+        if await self.stored(pools.has_work, self.store, stage.name, user.id):
+            return Submitted(f"/stage/{stage.name}", saved.late)
+        return Submitted(self.where(user), saved.late)
 
     async def _submit_labels(
         self,

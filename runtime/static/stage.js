@@ -12,6 +12,7 @@
  * keys the page moved to (`ahead`). Should the submit fail, the widget goes back to it.
  */
 import { forget } from './drafts.js';
+import { whenIdle } from './idle.js';
 import { newId } from './ids.js';
 
 const { socket } = globalThis.nbfreezeSocket; // opened by socket.js, inline
@@ -104,28 +105,6 @@ function settle(event, ok) {
 
 document.addEventListener('nbf:submitted', (event) => settle(event, true));
 document.addEventListener('nbf:submit_error', (event) => settle(event, false));
-
-/** Has the session handled every change the page sent (widgets hold an update back
- * until the one before it is acknowledged, so a Submit must not overtake it)? */
-function settled() {
-  const { nbfStatus, nbfPending } = document.body.dataset;
-  return nbfStatus !== 'busy' && (nbfPending ?? '0') === '0';
-}
-
-/** Run `then` once the session has handled every change sent before. */
-function whenIdle(then) {
-  if (settled()) {
-    then();
-    return;
-  }
-  const watch = new MutationObserver(() => {
-    if (!settled()) return;
-    watch.disconnect();
-    then();
-  });
-  const attributeFilter = ['data-nbf-status', 'data-nbf-pending'];
-  watch.observe(document.body, { attributes: true, attributeFilter });
-}
 
 function send() {
   if (socket.readyState !== WebSocket.OPEN) {
