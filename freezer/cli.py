@@ -92,7 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         help="let the pages frame this origin (an IFrame output), e.g. https://www.youtube.com; "
         "repeat for more (docs/security.md)",
     )
-    invite = commands.add_parser("invite", help="make (or revoke) a labeler's personal link")
+    invite = commands.add_parser(
+        "invite",
+        help="make (or revoke) a labeler's personal link, or revoke the owner's and the "
+        "shared invite links",
+    )
     invite.add_argument("app", type=Path, help="the served notebook or its bundle directory")
     who = invite.add_mutually_exclusive_group(required=True)
     who.add_argument("--name", help="the labeler's name, as the owner's dashboard shows it")
@@ -102,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
         help="make a reviewer's link instead: they decide the items a pool's `review` picks",
     )
     who.add_argument("--revoke", metavar="NAME", help="revoke the links of the labeler(s) named so")
+    who.add_argument(
+        "--revoke-links",
+        action="store_true",
+        help="revoke the owner's link and the shared invite link; the next serve prints new ones",
+    )
     invite.add_argument("--db", metavar="URL", help="the app's database, when not the default")
     invite.add_argument(
         "--url",
@@ -183,9 +192,10 @@ def run_invite(
     db: str | None,
     url: str,
     reviewer: str | None = None,
+    revoke_links: bool = False,
 ) -> int:
     """`nbfreeze invite`: print a new personal link (a labeler's, or a reviewer's), or
-    revoke one."""
+    revoke one, or revoke the owner's and the shared invite links."""
     from runtime.store.database import LABELER, REVIEWER, default_url, open_store
 
     bundle = app if app.is_dir() else app.with_name(app.stem + ".nbfreeze")
@@ -196,6 +206,13 @@ def run_invite(
         )
         return 1
     store = open_store(db or default_url(bundle))
+    if revoke_links:
+        count = store.revoke_links()
+        print(
+            f"revoked {count} link{'s' * (count != 1)} (the owner's and the shared invite); "
+            "serve again to get new ones"
+        )
+        return 0
     if revoke is not None:
         count = store.revoke(revoke)
         print(f"revoked {count} labeler{'s' * (count != 1)} named {revoke!r}")
@@ -505,6 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 db=args.db,
                 url=args.url,
                 reviewer=args.reviewer,
+                revoke_links=args.revoke_links,
             )
         return run_serve(args.target, serve_options(args))
     except KeyboardInterrupt:

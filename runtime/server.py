@@ -270,16 +270,25 @@ def frontend_routes() -> list[tuple[str, type[tornado.web.RequestHandler], dict[
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """The access log: refusals and failures at once, every answered request only at
-    DEBUG. A team labeling sends hundreds of requests a second; a line for each would
-    bury the lines that matter, and writing them costs the server time."""
+    """The access log of both apps: refusals and failures at once, every answered request
+    only at DEBUG. A team labeling sends hundreds of requests a second; a line for each
+    would bury the lines that matter, and writing them costs the server time. A link's
+    token never reaches it: a log is read by more people than the links are for."""
     status = handler.get_status()
     # A 503 is a known moment (a restart, the database away) that asks to be retried.
     failed = status >= 500 and status != 503
     level = logging.DEBUG if status < 400 else logging.ERROR if failed else logging.WARNING
     if access_log.isEnabledFor(level):
         took = 1000.0 * handler.request.request_time()
-        access_log.log(level, "%d %s %.2fms", status, handler._request_summary(), took)
+        access_log.log(level, "%d %s %.2fms", status, request_summary(handler.request), took)
+
+
+_TOKEN = re.compile(r"(?<=[?&])token=[^&#]*")
+
+
+def request_summary(request: tornado.httputil.HTTPServerRequest) -> str:
+    """A request as the log shows it: method, address and caller, a link's token left out."""
+    return f"{request.method} {_TOKEN.sub('token=…', request.uri or '')} ({request.remote_ip})"
 
 
 def make_app(
@@ -299,6 +308,7 @@ def make_app(
         "static_handler_class": StaticHandler,
         "cookie_secret": cookie_secret or secrets.token_hex(32),
         "default_handler_class": NotFound,
+        "log_function": log_request,
         "websocket_max_message_size": MAX_FRAME_BYTES,
         "websocket_ping_interval": 30,  # so a vanished page's session closes
         "websocket_ping_timeout": 30,

@@ -211,8 +211,9 @@ class TestRefusals(StagedTestCase):
     def test_a_server_failure_is_logged_as_an_error(self):
         failed = SimpleNamespace(
             get_status=lambda: 500,
-            request=SimpleNamespace(request_time=lambda: 0.01),
-            _request_summary=lambda: "GET /owner (127.0.0.1)",
+            request=SimpleNamespace(
+                request_time=lambda: 0.01, method="GET", uri="/owner", remote_ip="127.0.0.1"
+            ),
         )
         with self.assertLogs("tornado.access", level="DEBUG") as logged:
             log_request(failed)

@@ -89,3 +89,15 @@ def test_a_checkpoint_moves_the_whole_wal_into_the_database_file(tmp_path):
     store.checkpoint()
     assert in_the_file() == 50
     store.dispose()
+
+
+def test_revoking_links_revokes_the_owners_and_the_shared_invite_and_no_personal_one(
+    database_url,
+):
+    store = open_store(database_url)
+    owner, invite = store.mint_token(OWNER, store.owner().id), store.mint_token(LABELER)
+    alice = store.invite("alice")
+    assert store.revoke_links() == 2
+    assert store.redeem(owner) is None and store.redeem(invite) is None
+    assert store.redeem(alice).name == "alice"
+    assert store.revoke_links() == 0  # nothing left to revoke

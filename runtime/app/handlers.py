@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 COOKIE = "nbfreeze_user"
 COOKIE_DAYS = 90
 MAX_REQUEST_ID = 100
+XSRF_REFUSED = (
+    "This request needs the XSRF token: send the value of the _xsrf cookie in an "
+    "X-XSRFToken header (docs/api.md)"
+)
 DRAFT_SECONDS = 0.5  # how long a page's changes pause before it is sent its draft
 
 
@@ -86,6 +90,18 @@ class _Handler(tornado.web.RequestHandler):
             return
         super().log_exception(typ, value, tb)
 
+    def check_xsrf_cookie(self) -> None:
+        try:
+            super().check_xsrf_cookie()
+        except tornado.web.HTTPError:
+            raise tornado.web.HTTPError(403, reason=XSRF_REFUSED) from None
+
+    def set_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:
+        # Over https every cookie is Secure: the person's and the XSRF cookie alike.
+        if self.request.protocol == "https":
+            kwargs.setdefault("secure", True)
+        super().set_cookie(name, value, *args, **kwargs)
+
     def person(self) -> User | None:
         value = self.get_signed_cookie(COOKIE, max_age_days=COOKIE_DAYS)
         if value is None or not value.isdigit():
@@ -99,7 +115,6 @@ class _Handler(tornado.web.RequestHandler):
             expires_days=COOKIE_DAYS,
             httponly=True,
             samesite="Lax",
-            secure=self.request.protocol == "https",
         )
 
     def page(self, template: str, heading: str, user: User | None = None, **values: Any) -> None:

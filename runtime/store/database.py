@@ -352,6 +352,18 @@ class Store:
         self._users.clear()
         return len(users)
 
+    def revoke_links(self) -> int:
+        """Revoke the owner's links and the shared invite links (each `serve` prints new
+        ones); return how many. People already in keep their cookies and their work."""
+        moment = now()
+        shared = Token.user_id.is_(None) | (Token.role == OWNER)
+        with self._session() as session:
+            revoked = session.execute(
+                update(Token).where(shared, Token.revoked_at.is_(None)).values(revoked_at=moment)
+            )
+            session.commit()
+        return revoked.rowcount
+
     def user(self, user_id: int) -> User | None:
         """The user, unless revoked. Every request asks, so the answer is kept for
         USER_SECONDS: a revocation made by another server process takes that long to
