@@ -49,6 +49,7 @@ from runtime.frontend import SOCKET_HASH, STATIC, TEMPLATES
 from runtime.host import comm, frontends, shell, singletons
 from runtime.host.handlers import NotFound
 from runtime.host.handlers import routes as visitor_routes
+from runtime.host.request_log import request_summary
 from runtime.host.session import Sessions
 from runtime.store.database import LABELER, OWNER, Store, default_url, open_store
 from runtime.store.group_commit import GroupCommit
@@ -281,14 +282,6 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     if access_log.isEnabledFor(level):
         took = 1000.0 * handler.request.request_time()
         access_log.log(level, "%d %s %.2fms", status, request_summary(handler.request), took)
-
-
-_TOKEN = re.compile(r"(?<=[?&])token=[^&#]*")
-
-
-def request_summary(request: tornado.httputil.HTTPServerRequest) -> str:
-    """A request as the log shows it: method, address and caller, a link's token left out."""
-    return f"{request.method} {_TOKEN.sub('token=…', request.uri or '')} ({request.remote_ip})"
 
 
 def make_app(

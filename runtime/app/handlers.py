@@ -28,6 +28,7 @@ from runtime.app.walk import current
 from runtime.bundle import Stage
 from runtime.host import wire
 from runtime.host.handlers import FrameWriter
+from runtime.host.request_log import Redacted
 from runtime.host.session import Session
 from runtime.store import pools
 from runtime.store.database import LABELER, OWNER, REVIEWER, User, numbered_name, unavailable
@@ -44,7 +45,7 @@ XSRF_REFUSED = (
 DRAFT_SECONDS = 0.5  # how long a page's changes pause before it is sent its draft
 
 
-class _Handler(tornado.web.RequestHandler):
+class _Handler(Redacted):
     """The person asking, their pages, and the app's own error pages (the security
     headers are `runtime.server`'s, on every response)."""
 
