@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from browser import READY
 from databases import fresh_postgres_database
+from playwright.sync_api import expect
 from proxy import Nginx, main_config, nginx_binary, self_signed
 from runtime_harness import Page
 from test_shared_freshness import Person, bundle_of
@@ -214,7 +215,18 @@ def test_a_labeler_walks_a_pool_through_nginx_to_two_processes(proxied, browser)
     # The last labels close the pool: the page goes on to the stage after it.
     page.wait_for_url("**/labels/stage/after", timeout=ANSWER_TIMEOUT_MS)
     page.get_by_text(f"{ITEMS} labeled").wait_for()
+
+    # The owner's dashboard reads its figures from the API under the root path.
+    owner = browser.new_context(ignore_https_errors=True).new_page()
+    owner.on("pageerror", lambda error: errors.append(str(error)))
+    owner.goto(f"{proxied.base}/?token={first.owner}")  # the owner's cookie
+    owner.goto(f"{proxied.base}/owner")
+    labels = owner.get_by_role("img", name="Labels given", exact=False)
+    expect(labels).to_have_attribute(
+        "aria-label", f"Labels given: {ITEMS} of {ITEMS} labels (100%)", timeout=ANSWER_TIMEOUT_MS
+    )
     assert errors == []
+    owner.context.close()
     context.close()
 
     assert proxied.upstreams() == {p.address for p in proxied.processes}
