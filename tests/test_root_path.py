@@ -8,9 +8,11 @@ import json
 import re
 
 import pytest
+from runtime_harness import NotebookTestCase, Page
 from staged_harness import Person, StagedTestCase
 from tornado.httpclient import HTTPRequest
 from tornado.testing import gen_test
+from tornado.websocket import websocket_connect
 
 from runtime import bundle, forwarded
 from runtime.server import ServeOptions, make_staged_app
@@ -159,6 +161,39 @@ class TestTrustedProxy(RootedCase):
         )
         link = json.loads(response.body)["link"]
         assert link.startswith("https://labels.example.org/labels/?token=")
+
+
+class TestVisitorApp(NotebookTestCase):
+    """A notebook without input stages, a page per visitor, under the root too."""
+
+    cells = ("import ipywidgets\nipywidgets.IntSlider(value=7)",)
+    open_access = False
+    tokens = {"owner": "owner-secret", "visitor": "invite-secret"}
+    serve_options = {"root_path": "/labels/"}
+
+    @gen_test(timeout=60)
+    async def test_the_page_its_files_and_its_socket_are_under_the_root(self):
+        entered = await self.http_client.fetch(
+            HTTPRequest(self.get_url("/labels/?token=invite-secret"), follow_redirects=False),
+            raise_error=False,
+        )
+        assert entered.code == 302 and entered.headers["Location"] == "/labels/"
+        cookie = entered.headers["Set-Cookie"].split(";", 1)[0]
+        page = await self.http_client.fetch(
+            HTTPRequest(self.get_url("/labels/"), headers={"Cookie": cookie})
+        )
+        addresses = ADDRESSES.findall(page.body.decode())
+        assert addresses and all(a.startswith("/labels/static/") for a in addresses), addresses
+        socket = await websocket_connect(
+            HTTPRequest(
+                self.get_url("/labels/api/v1/ws").replace("http", "ws", 1),
+                headers={"Cookie": cookie},
+            )
+        )
+        shown = Page(socket, 0)
+        await shown.until_idle()
+        assert any(m.get("value") == 7 for m in shown.models.values())
+        socket.close()
 
 
 def test_root_paths_are_normalised_and_bad_ones_named():
