@@ -96,8 +96,9 @@ FRAME_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """How `nbfreeze serve` serves an app: where, who may come in, which database, how
-    many processes, its time limits, and what its pages' policy lets scripts do."""
+    """How `nbfreeze serve` serves an app: where and under which path, who may come in,
+    which database, how many processes, its time limits, what its pages' policy lets
+    scripts do, and which proxies' forwarded headers it believes."""
 
     host: str = "127.0.0.1"
     port: int = 8866
