@@ -41,7 +41,7 @@ from runtime.app.walk import OPEN, WAITING, Page, current, lead_in, walk
 from runtime.bundle import Notebook, Stage
 from runtime.host import render
 from runtime.host.session import Client, Session
-from runtime.store import pools
+from runtime.store import label_cache, pools
 from runtime.store.database import LABELER, OWNER, REVIEWER, Store, User
 from runtime.store.earlier import Earlier
 from runtime.store.group_commit import GroupCommit

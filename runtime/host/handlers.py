@@ -71,7 +71,7 @@ class PageHandler(_Secured):
             if role is None:
                 raise tornado.web.HTTPError(403, reason="This invite link is not valid")
             self.admit(role)
-            self.redirect("/")  # keep the token out of the address bar and history
+            self.redirect(self.request.path)  # keep the token out of the address bar and history
             return
         if self.role() is None:
             if not self.open_access:
