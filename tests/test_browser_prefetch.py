@@ -363,6 +363,46 @@ def test_a_choice_labelers_move_gives_way_to_the_server(browser, tmp_path):
         app.stop()
 
 
+def test_a_choice_labelers_move_the_server_does_not_take_is_redrawn_in_place(browser, tmp_path):
+    app = App(choice_notebook(tmp_path / "sort.ipynb", items=12))
+    try:
+        page = visit(browser, app.invite)
+        choice_opened(page)
+        page.evaluate("window.nbfSamePage = true")
+        choose_all(page)
+        # The page says it moved to its held cards in another order than the server holds
+        # them: the server shows its own batch, in the grid it shows, and the page follows.
+        page.evaluate(
+            """() => document.querySelector('[data-nbfreeze-ahead]').addEventListener(
+              'nbfreeze:advance',
+              (event) => { event.detail.keys = [...event.detail.keys].reverse(); },
+              { once: true },
+            )"""
+        )
+        shown = page.evaluate(CHOICE_IN_THE_CLICK)
+        assert shown["after"] == ["p3", "p4", "p5"] and not shown["replied"]
+        status = page.locator(".nbf-submit-status")
+        expect(status).to_have_text("Saved. Here is your next batch.", timeout=TIMEOUT_MS)
+        page.wait_for_function(
+            """() => {
+              const grids = [...document.querySelectorAll('.nbfc-grid')];
+              return grids[0].style.display !== 'none' && grids[1].style.display === 'none';
+            }""",
+            timeout=TIMEOUT_MS,
+        )
+        assert page.evaluate(CARDS) == ["p3", "p4", "p5"]
+        assert page.evaluate(
+            "() => document.querySelector('.nbfc-grid .nbfc-card') !== window.nbfFirstCard"
+        )
+        page.wait_for_function(HOLDS, timeout=TIMEOUT_MS)  # and the batch after is held
+        choose_all(page)
+        assert page.evaluate(CHOICE_IN_THE_CLICK)["after"] == ["p6", "p7", "p8"]
+        expect(status).to_have_text("Saved. Here is your next batch.", timeout=TIMEOUT_MS)
+        assert page.evaluate("window.nbfSamePage === true")
+    finally:
+        app.stop()
+
+
 def test_a_choice_labelers_refused_submit_brings_its_cards_back(browser, tmp_path):
     app = App(choice_notebook(tmp_path / "sort.ipynb", items=12))
     try:
