@@ -507,3 +507,30 @@ def test_a_box_editor_moves_to_its_held_boxes_at_submit_and_back_when_refused(br
         assert page.evaluate("window.nbfSamePage === true")
     finally:
         app.stop()
+
+
+def test_a_box_editors_move_the_server_does_not_take_gives_way_to_its_state(browser, tmp_path):
+    app = App(boxes_notebook(tmp_path / "fix.ipynb"))
+    try:
+        page = visit(browser, app.invite)
+        page.wait_for_url("**/stage/fix", timeout=TIMEOUT_MS)
+        page.wait_for_function(READY, timeout=TIMEOUT_MS)
+        page.wait_for_function(HOLDS, timeout=TIMEOUT_MS)
+        # The page says it moved to its held boxes in another order than the server holds
+        # them: the server shows its own batch, with the labels it set, and the page follows.
+        page.evaluate(
+            """() => document.querySelector('[data-nbfreeze-ahead]').addEventListener(
+              'nbfreeze:advance',
+              (event) => { event.detail.keys = [...event.detail.keys].reverse(); },
+              { once: true },
+            )"""
+        )
+        page.get_by_role("button", name="Submit").click()
+        expect(page.locator(".nbf-submit-status")).to_have_text(
+            "Saved. Here is your next batch.", timeout=TIMEOUT_MS
+        )
+        expect(page.locator(".nbfb-tag")).to_have_text(["?"] * 6, timeout=TIMEOUT_MS)
+        assert page.evaluate(EDITABLE) == ["2", "3"]
+        page.wait_for_function(HOLDS, timeout=TIMEOUT_MS)  # the boxes after, held
+    finally:
+        app.stop()
