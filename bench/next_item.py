@@ -4,7 +4,9 @@ the server's reply (old) beside the page that holds the next batch ahead (new).
 
 The bench writes a notebook of its own: a shared stage that draws a few hundred 64x64 RGB
 images (a shape on a gradient each), a pool stage (`overlap: 1`, `batch: 12`) showing them
-in `freezer.widgets.ImageGrid`, and a `show: true` stage after it. Each revision is checked
+in `freezer.widgets.ImageGrid` (`--widget image-grid`, the default) or in
+`freezer.widgets.ChoiceLabeler` (`--widget choice`: a card per image, standard ipywidgets),
+and a `show: true` stage after it. Each revision is checked
 out into a worktree of its own (`git worktree add --detach`), and each trial starts a fresh
 `nbfreeze serve` of that worktree's code (PYTHONPATH) on a fresh copy of the notebook, so
 every trial starts from an empty database. The revisions take turns, one trial each, the
@@ -12,8 +14,9 @@ order flipped every repetition, so that the machine's load falls on both alike.
 
 A trial opens one headless Chromium and one browser context per labeler (a person of
 their own), all at once (asyncio.gather). Each labeler opens the invite link, skips the
-welcome page, and then, batch after batch, picks three tiles, waits for the page to have
-sent those picks, and clicks Submit. Two figures, both taken in the page by an init
+welcome page, and then, batch after batch, picks three tiles (a ChoiceLabeler: gives every
+card a choice, as its page moves past a batch only when all are labeled), waits for the
+page to have sent those labels, and clicks Submit. Two figures, both taken in the page by an init
 script, so that Playwright's round trips are not in them:
 
 - first item: from the pool page's navigation start (`performance.timeOrigin`) to the
@@ -36,6 +39,7 @@ Errors in the console and uncaught exceptions are counted and reported by revisi
     .venv/bin/python bench/next_item.py                        # writes bench/results/next_item.md
     .venv/bin/python bench/next_item.py --old ffdf8ee --new HEAD --reps 4 --batches 6
     .venv/bin/python bench/next_item.py --quick                # one repetition, two batches
+    .venv/bin/python bench/next_item.py --widget choice --old c3e16bb --reps 1 --batches 4
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from widgets import CHROMIUM, CHROMIUM_ARGS, free_port  # bench/widgets.py: the same browser
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "next_item.md"
+RESULTS = ROOT / "bench" / "results"
 BATCH = 12
 PICKS = (0, 4, 9)  # the tiles each labeler picks in a batch
 GOALS = {"next p50": 50.0, "next p99": 100.0, "first": 300.0}  # ms
@@ -70,8 +74,10 @@ MARK = "nbfreeze-bench-next "
 
 CELLS = (
     """\
+import ipywidgets as widgets
 import numpy as np
-from freezer.widgets import ImageGrid
+from freezer.widgets import ChoiceLabeler, ImageGrid
+from freezer.widgets.choice import render_item
 
 rng = np.random.default_rng(7)
 ys, xs = np.mgrid[0:64, 0:64]
@@ -83,20 +89,92 @@ for n in range(ITEMS):
         (abs(xs - cx) < r) & (abs(ys - cy) < r)
     )
     base[shape] = rng.integers(0, 256, 3)
-    images.append(base.astype(np.uint8))""",
+    images.append(base.astype(np.uint8))
+
+
+def card(pair):
+    key = widgets.Label(str(pair[0]))
+    key.add_class("bench-key")
+    return widgets.VBox([render_item(pair[1]), key])""",
     """\
 #| stage: spot
 #| input: pool
 #| overlap: 1
 #| batch: 12
 #| title: Pick the round shapes
-grid = ImageGrid(images, size=72)
+grid = WIDGET
 grid""",
     """\
 #| stage: tally
 #| show: true
-print(sum(label == "yes" for label in grid.labels.values()), "of", len(grid.labels), "picked")""",
+print(sum(label == LABEL for label in grid.labels.values()), "of", len(grid.labels))""",
 )
+
+
+@dataclass(frozen=True)
+class Widget:
+    """What the bench needs of a labeling widget: how the notebook makes it, how the page
+    finds its first item (`first`, a JS function) and that item's key (`key`), how a
+    labeler labels a batch (`label`, JS given the batch size), and when the page has
+    sent it all (`settled`) and shows a fresh batch (`fresh`)."""
+
+    make: str
+    label_value: str
+    first: str
+    key: str
+    label: str
+    settled: str
+    fresh: str
+
+
+WIDGETS = {
+    "image-grid": Widget(
+        make="ImageGrid(images, size=72)",
+        label_value='"yes"',
+        first="() => document.querySelector('.nbfl-tile')",
+        key="(tile) => tile.dataset.key",
+        label=(
+            "(picks) => { const tiles = document.querySelectorAll('.nbfl-tile');"
+            " picks.forEach((n) => tiles[n].click()); return picks.length; }"
+        ),
+        settled=(
+            "(picked) => document.querySelector('.nbfl-status')?.textContent"
+            ".startsWith(picked + ' of')"
+        ),
+        fresh="""() => {
+  const tiles = document.querySelectorAll('.nbfl-tile');
+  const picked = document.querySelectorAll('.nbfl-tile[aria-pressed="true"]');
+  if (tiles.length !== BATCH) return `${tiles.length} tiles`;
+  return picked.length ? `${picked.length} tiles already picked` : '';
+}""",
+    ),
+    "choice": Widget(
+        make=(
+            "ChoiceLabeler(list(enumerate(images)), ['round', 'square'], render=card,"
+            " key=lambda pair: pair[0])"
+        ),
+        label_value='"round"',
+        # The shown cards: a held batch's wait in a hidden grid.
+        first="() => [...document.querySelectorAll('.nbfc-card')].find((c) => c.offsetParent)",
+        key="(card) => card.querySelector('.bench-key')?.textContent ?? ''",
+        label=(
+            "(picks) => { const cards = [...document.querySelectorAll('.nbfc-card')]"
+            ".filter((c) => c.offsetParent);"
+            " cards.forEach((card, n) => card.querySelectorAll('.widget-toggle-button')"
+            "[picks.includes(n) ? 0 : 1].click()); return cards.length; }"
+        ),
+        settled=(
+            "(labeled) => document.querySelector('.widget-html')?.textContent"
+            ".startsWith(labeled + ' of')"
+        ),
+        fresh="""() => {
+  const cards = [...document.querySelectorAll('.nbfc-card')].filter((c) => c.offsetParent);
+  const chosen = cards.filter((card) => card.querySelector('.mod-active'));
+  if (cards.length !== BATCH) return `${cards.length} cards`;
+  return chosen.length ? `${chosen.length} cards already labeled` : '';
+}""",
+    ),
+}
 
 # In every document of a labeler's context, before the page's own scripts.
 PROBE = """
@@ -104,13 +182,15 @@ PROBE = """
   const MARK = MARK_TEXT;
   const store = sessionStorage;
   const log = (what) => console.debug(MARK + JSON.stringify(what));
-  const firstTile = () => document.querySelector('.nbfl-tile');
+  const firstTile = FIRST;
+  const keyOf = KEY;
   let clicked = null;
   document.addEventListener('click', (event) => {
     if (!event.target.closest || !event.target.closest('form.nbf-submit button')) return;
     clicked = performance.timeOrigin + performance.now();
     store.setItem('nbfBenchClick', String(clicked));
-    store.setItem('nbfBenchBefore', firstTile()?.dataset.key ?? '');
+    const tile = firstTile();
+    store.setItem('nbfBenchBefore', tile ? keyOf(tile) : '');
   }, true);
   document.addEventListener('nbf:submitted', (event) => {
     const { swapped = false, kept = false, next } = event.detail;
@@ -128,9 +208,9 @@ PROBE = """
     if (img && img.complete && img.naturalWidth > 0 && img.src !== seen) {
       seen = img.src;
       const now = performance.now();
-      const drawn = { kind: 'drawn', key: tile.dataset.key, since_navigation: now };
+      const drawn = { kind: 'drawn', key: keyOf(tile), since_navigation: now };
       const click = store.getItem('nbfBenchClick');
-      if (click !== null && tile.dataset.key !== store.getItem('nbfBenchBefore')) {
+      if (click !== null && keyOf(tile) !== store.getItem('nbfBenchBefore')) {
         drawn.since_click = performance.timeOrigin + now - Number(click);
         store.removeItem('nbfBenchClick');
       }
@@ -140,22 +220,25 @@ PROBE = """
   };
   requestAnimationFrame(frame);
 })();
-""".replace("MARK_TEXT", json.dumps(MARK))
+"""
 
-SETTLED = (
-    "(picked) => document.querySelector('.nbfl-status')?.textContent.startsWith(picked + ' of')"
-    " && document.body.dataset.nbfStatus !== 'busy'"
-    " && (document.body.dataset.nbfPending ?? '0') === '0'"
-)
+
+def probe(widget: Widget) -> str:
+    """The probe, finding the widget's first item."""
+    text = PROBE.replace("MARK_TEXT", json.dumps(MARK))
+    return text.replace("FIRST", widget.first).replace("KEY", widget.key)
+
+
+def settled(widget: Widget) -> str:
+    """The page shows the labels given and has sent them."""
+    return (
+        f"(n) => ({widget.settled})(n)"
+        " && document.body.dataset.nbfStatus !== 'busy'"
+        " && (document.body.dataset.nbfPending ?? '0') === '0'"
+    )
+
+
 READY = "() => document.body.dataset.nbfState === 'ready'"
-# What is wrong with a batch just shown, if anything: it should have all its tiles and none
-# of them picked (a swap clears the labels with the items).
-FRESH = """() => {
-  const tiles = document.querySelectorAll('.nbfl-tile');
-  const picked = document.querySelectorAll('.nbfl-tile[aria-pressed="true"]');
-  if (tiles.length !== BATCH) return `${tiles.length} tiles`;
-  return picked.length ? `${picked.length} tiles already picked` : '';
-}""".replace("BATCH", str(BATCH))
 
 
 @dataclass
@@ -210,11 +293,11 @@ class Labeler:
             await asyncio.wait_for(self.arrived.wait(), deadline - time.monotonic())
 
 
-async def label(browser: Browser, invite: str, trial: Trial, batches: int) -> None:
+async def label(browser: Browser, invite: str, trial: Trial, batches: int, widget: Widget) -> None:
     """One labeler: the invite link, the pool's first batch, then `batches` submits."""
     context = await browser.new_context(viewport={"width": 1100, "height": 900})
     try:
-        await context.add_init_script(PROBE)
+        await context.add_init_script(probe(widget))
         person = Labeler(await context.new_page(), trial)
         page = person.page
         await page.goto(invite)
@@ -223,9 +306,8 @@ async def label(browser: Browser, invite: str, trial: Trial, batches: int) -> No
         trial.first_ms.append(drawn["since_navigation"])
         for _ in range(batches):
             await page.wait_for_function(READY, timeout=60_000)
-            for n in PICKS:
-                await page.locator(".nbfl-tile").nth(n).click()
-            await page.wait_for_function(SETTLED, arg=len(PICKS), timeout=60_000)
+            given = await page.evaluate(widget.label, list(PICKS))
+            await page.wait_for_function(settled(widget), arg=given, timeout=60_000)
             before = drawn["key"]
             await page.get_by_role("button", name="Submit").click()
             submitted, drawn = await person.mark("submitted"), await person.mark("drawn", True)
@@ -236,7 +318,7 @@ async def label(browser: Browser, invite: str, trial: Trial, batches: int) -> No
             trial.statuses[status] = trial.statuses.get(status, 0) + 1
             if drawn["key"] == before:
                 trial.errors.append(f"the batch after a submit began with the same item {before}")
-            fresh = await page.evaluate(FRESH)
+            fresh = await page.evaluate(widget.fresh.replace("BATCH", str(BATCH)))
             if fresh:
                 trial.errors.append(f"the batch after a submit is not fresh: {fresh}")
             trial.next_ms.append(drawn["since_click"])
@@ -284,12 +366,21 @@ class Server:
 
 
 async def trial(
-    browser: Browser, revision: str, code: Path, labelers: int, batches: int, items: int
+    browser: Browser,
+    revision: str,
+    code: Path,
+    labelers: int,
+    args: argparse.Namespace,
 ) -> Trial:
     done = Trial(revision, labelers)
+    widget = WIDGETS[args.widget]
     with tempfile.TemporaryDirectory(prefix="nbfreeze-next-") as scratch:
         notebook = Path(scratch) / "next.ipynb"
-        cells = (CELLS[0].replace("ITEMS", str(items)), *CELLS[1:])
+        cells = (
+            CELLS[0].replace("ITEMS", str(args.items)),
+            CELLS[1].replace("WIDGET", widget.make),
+            CELLS[2].replace("LABEL", widget.label_value),
+        )
         nbformat.write(
             v4.new_notebook(
                 cells=[v4.new_code_cell(source) for source in cells],
@@ -301,7 +392,10 @@ async def trial(
         try:
             start = os.getloadavg()[0]
             await asyncio.gather(
-                *(label(browser, server.invite, done, batches) for _ in range(labelers))
+                *(
+                    label(browser, server.invite, done, args.batches, widget)
+                    for _ in range(labelers)
+                )
             )
             done.load = (start, os.getloadavg()[0])
         finally:
@@ -341,9 +435,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Trial], dict[str, str]]:
                 order = ("old", "new") if rep % 2 == 0 else ("new", "old")
                 for labelers in args.labelers:
                     for name in order:
-                        found = await trial(
-                            browser, name, trees[name][1], labelers, args.batches, args.items
-                        )
+                        found = await trial(browser, name, trees[name][1], labelers, args)
                         trials.append(found)
                         print(
                             f"rep {rep + 1} {name} {labelers:>2} labelers: first p50"
@@ -372,6 +464,12 @@ def spread(values: list[float]) -> str:
     return f"{p50:.0f} ms, {p99:.0f} ms ({len(values)})"
 
 
+LABELS = {
+    "image-grid": f"picks {len(PICKS)} of {BATCH} tiles",
+    "choice": f"gives each of {BATCH} cards a choice",
+}
+
+
 def met(value: float, goal: float) -> str:
     return "met" if value < goal else "not met"
 
@@ -380,12 +478,13 @@ def report(trials: list[Trial], commits: dict[str, str], args: argparse.Namespac
     loads = [value for t in trials for value in t.load]
     verdicts: list[str] = []
     lines = [
-        "# Submit to the next item, in Chromium",
+        f"# Submit to the next item, in Chromium ({args.widget})",
         "",
-        f"`bench/next_item.py --reps {args.reps} --batches {args.batches} --items {args.items}`:"
+        f"`bench/next_item.py --widget {args.widget} --reps {args.reps} --batches"
+        f" {args.batches} --items {args.items}`:"
         f" old {commits['old'][:7]}, new {commits['new'][:7]}. {args.reps}"
-        f" repetitions, the revisions in turn; each labeler picks {len(PICKS)} of {BATCH}"
-        f" tiles and submits, {args.batches} times. Python {platform.python_version()},"
+        f" repetitions, the revisions in turn; each labeler {LABELS[args.widget]}"
+        f" and submits, {args.batches} times. Python {platform.python_version()},"
         f" {os.cpu_count()} cores shared with other workers: 1-minute load"
         f" {min(loads):.1f} to {max(loads):.1f} during the trials.",
         "",
@@ -461,8 +560,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--labelers", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--quick", action="store_true", help="one repetition, two batches")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--widget", choices=sorted(WIDGETS), default="image-grid")
+    parser.add_argument("--out", type=Path, help="default: bench/results/next_item[_WIDGET].md")
     args = parser.parse_args()
+    if args.out is None:
+        suffix = "" if args.widget == "image-grid" else f"_{args.widget}"
+        args.out = RESULTS / f"next_item{suffix}.md"
     if args.quick:
         args.reps, args.batches = 1, 2
     needed = max(args.labelers) * (args.batches + 2) * BATCH  # a batch shown, one held

@@ -37,7 +37,7 @@ def app(tmp_path: Path) -> Iterator[App]:
 
 
 def label_and_submit(page, answers: list[str]) -> None:
-    cards = page.locator(".widget-toggle-buttons")
+    cards = page.locator(".widget-toggle-buttons:visible")
     for number, answer in enumerate(answers):
         cards.nth(number).get_by_role("button", name=answer, exact=True).click()
     page.get_by_text(f"{len(answers)} of {len(answers)} labeled").wait_for()

@@ -40,7 +40,7 @@ def shot(page, name: str) -> None:
 def label_cards(page, answers: list[str]) -> None:
     """Click one choice per card on a labeling page, in order."""
     page.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
-    cards = page.locator(".widget-toggle-buttons")
+    cards = page.locator(".widget-toggle-buttons:visible")
     for number, answer in enumerate(answers):
         cards.nth(number).get_by_role("button", name=answer, exact=True).click()
     page.get_by_text(f"{len(answers)} of {len(answers)} labeled").wait_for()
@@ -99,7 +99,7 @@ def test_two_labelers_and_the_owner_walk_the_flagship(browser, flagship):
     # The owner's answer lets the shared stages run: alice's waiting page opens by itself.
     alice.wait_for_url("**/stage/check", timeout=ANSWER_TIMEOUT_MS)
     alice.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
-    batch = alice.locator(".widget-toggle-buttons").count()
+    batch = alice.locator(".widget-toggle-buttons:visible").count()
     assert 0 < batch <= 8
     label_cards(alice, ["correct"] * batch)
     alice.get_by_role("button", name="Submit").click()
@@ -112,7 +112,7 @@ def test_two_labelers_and_the_owner_walk_the_flagship(browser, flagship):
 def key_in(page, keys: str, labeled: int, of: int) -> None:
     """Label a ChoiceLabeler page from the keyboard: focus its first card, press `keys`."""
     page.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
-    page.locator(".nbfc-card").first.focus()
+    page.locator(".nbfc-card:visible").first.focus()
     for key in keys:
         page.keyboard.press(key)
     page.get_by_text(f"{labeled} of {of} labeled").wait_for()
@@ -124,7 +124,7 @@ def test_a_labeler_walks_the_flagships_choice_labelers_from_the_keyboard(browser
     alice = visit(browser, flagship.invite)
     alice.wait_for_url("**/stage/pick")
     key_in(alice, "1" * 11, 11, 12)
-    cards = alice.locator(".nbfc-card")
+    cards = alice.locator(".nbfc-card:visible")
     expect(cards.nth(11)).to_be_focused()
     alice.keyboard.press("?")
     keys = alice.get_by_role("dialog", name="Keys for labeling items")
@@ -177,7 +177,8 @@ def test_a_labeler_goes_back_and_changes_an_answer(browser, flagship):
     alice.wait_for_function(READY, timeout=ANSWER_TIMEOUT_MS)
     alice.get_by_text("6 of 6 labeled").wait_for()
     alice.get_by_text("You answered this").wait_for()
-    alice.locator(".widget-toggle-buttons").nth(1).get_by_role("button", name="not a 3").click()
+    second = alice.locator(".widget-toggle-buttons:visible").nth(1)
+    second.get_by_role("button", name="not a 3").click()
     submit(alice, "/stage/warmup_score")
     alice.get_by_text("You got 4 of 6 right.").wait_for()
 

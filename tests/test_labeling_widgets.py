@@ -113,7 +113,7 @@ def test_a_choice_labeler_builds_the_cards_of_the_items_it_shows_when_it_shows_t
     with showing_first(['"t7"', '"t3"']):  # as the app builds a labeler's batch
         labeler = ChoiceLabeler(items, ["good", "bad"], render=render)
     assert labeler.shown == ("t7", "t3") and drawn == ["text 7", "text 3"]
-    assert len(labeler._grid.children) == 2 and len(labeler.item_ids) == 1000
+    assert len(labeler._grid_showing().children) == 2 and len(labeler.item_ids) == 1000
     labeler.labels = {"t5": "bad"}  # an item not drawn yet can be labeled
     labeler.show(["t5", "t7"])
     assert drawn == ["text 7", "text 3", "text 5"]  # a card is built once, when first shown
@@ -128,12 +128,12 @@ def test_a_choice_labeler_builds_the_cards_of_the_items_it_shows_when_it_shows_t
 
 def test_in_jupyter_a_choice_labeler_shows_every_item_and_show_swaps_the_cards():
     labeler = ChoiceLabeler(["a", "b", "c"], ["yes", "no"])
-    assert labeler.shown == (0, 1, 2) and len(labeler._grid.children) == 3
-    first = labeler._grid.children[0]
+    assert labeler.shown == (0, 1, 2) and len(labeler._grid_showing().children) == 3
+    first = labeler._grid_showing().children[0]
     labeler.show([2])
-    assert len(labeler._grid.children) == 1
+    assert len(labeler._grid_showing().children) == 1
     labeler.show([0, 2])
-    assert labeler._grid.children[0] is first  # the same card again, not a new one
+    assert labeler._grid_showing().children[0] is first  # the same card again, not a new one
 
 
 def test_items_are_looked_up_where_the_author_keeps_them_by_id_and_by_key():
@@ -437,7 +437,46 @@ def test_a_held_batch_is_sent_unshown_and_advance_shows_it_without_sending_its_l
     assert not grid.advance([2, 3])  # held no longer
 
 
-def test_classify_and_image_grid_hold_batches_ahead_and_choice_labeler_does_not():
+def test_every_stock_labeler_holds_batches_ahead():
     assert isinstance(ImageGrid([np.zeros((2, 2))]), Prefetching)
     assert isinstance(Classify(["a"], ["x", "y"]), Prefetching)
-    assert not isinstance(ChoiceLabeler(["a"], ["x", "y"]), Prefetching)
+    assert isinstance(ChoiceLabeler(["a"], ["x", "y"]), Prefetching)
+    assert isinstance(BoxEditor(np.zeros((8, 8)), [(0, 0, 2, 2)]), Prefetching)
+
+
+def test_a_choice_labeler_holds_cards_in_its_hidden_grid_and_advance_makes_it_the_shown_one():
+    labeler = ChoiceLabeler(list("abcdef"), ["keep", "drop"])
+    labeler.show([0, 1])
+    shown, held = labeler._grid_showing(), labeler._grid_showing(held=True)
+    assert held.layout.display == "none" and shown.layout.display is None
+    labeler.prefetch([2, 3])
+    assert labeler.shown == (0, 1) and len(held.children) == 2
+    assert labeler._keyboard._ahead_keys == ["2", "3"]
+    labeler._keyboard._labels = {"0": "keep", "1": "drop", "2": "drop"}  # 2: after the move
+    assert labeler.labels == {0: "keep", 1: "drop", 2: "drop"}
+    assert not labeler.advance([3, 4])  # not the held batch: nothing changes
+    assert labeler.shown == (0, 1)
+
+    assert labeler.advance([2, 3])
+    assert labeler.shown == (2, 3) and labeler._grid_showing() is held
+    assert held.layout.display is None and shown.layout.display == "none"
+    assert labeler.labels == {2: "drop"}  # the page's label of the held item stays
+    assert labeler._keyboard._keys == ["2", "3"] and labeler._keyboard._ahead_keys == []
+    assert labeler._keyboard._labels == {"2": "drop"}
+    assert not labeler.advance([2, 3])  # held no longer
+    turn = labeler._keyboard._turn
+    labeler.show([4])  # the server's own batch: the same grid, a new turn for the page
+    assert labeler._grid_showing() is held and labeler._keyboard._turn == turn + 2
+
+
+def test_a_box_editor_holds_the_next_boxes_and_advance_makes_them_the_editable_ones():
+    editor = BoxEditor(np.zeros((8, 8)), [(0, 0, 2, 2, "object"), (1, 1, 3, 3), (2, 2, 4, 4)])
+    editor.show([0])
+    editor.prefetch([1, 2])
+    assert editor._ahead == [1, 2] and editor._ahead_keys == ["1", "2"]
+    assert not editor.advance([2])
+    turn = editor._turn
+    assert editor.advance([1, 2])
+    assert editor.shown == (1, 2) and editor._shown == [1, 2] and editor._ahead == []
+    assert editor._turn == turn + 1 and editor.labels == {0: "object"}  # boxes as they are
+    assert not editor.advance([1, 2])

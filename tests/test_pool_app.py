@@ -81,8 +81,13 @@ class TestPool(StagedTestCase):
         buttons = [
             cid for cid, s in page.models.items() if s.get("_model_name") == "ToggleButtonsModel"
         ]
-        grid = page.model("GridBoxModel")
-        assert len(page.models[grid]["children"]) == 2
+        grids = [s for s in page.models.values() if s.get("_model_name") == "GridBoxModel"]
+        layouts = [page.models[g["layout"].removeprefix("IPY_MODEL_")] for g in grids]
+        shown = [g for g, layout in zip(grids, layouts, strict=True) if not layout["display"]]
+        held = [g for g, layout in zip(grids, layouts, strict=True) if layout["display"]]
+        assert len(shown[0]["children"]) == 2  # the batch; the next two wait hidden
+        assert [layout["display"] for layout in layouts].count("none") == 1
+        assert len(held[0]["children"]) == 2
         for comm_id in buttons[:2]:
             await page.set(comm_id, index=1)
         status, reply = await alice.submit("label")
@@ -353,8 +358,12 @@ class TestUndo(StagedTestCase):
                 break
             await alice.submit("label", labels_body(dict.fromkeys(batch, "good")))
         page = await alice.open_stage("label")
-        grid = page.model("GridBoxModel")
-        assert len(page.models[grid]["children"]) == 2
+        grids = [s for s in page.models.values() if s.get("_model_name") == "GridBoxModel"]
+        layouts = [page.models[g["layout"].removeprefix("IPY_MODEL_")] for g in grids]
+        shown = [g for g, layout in zip(grids, layouts, strict=True) if not layout["display"]]
+        held = [g for g, layout in zip(grids, layouts, strict=True) if layout["display"]]
+        assert len(shown[0]["children"]) == 2  # their last batch again
+        assert held[0]["children"] == []  # nothing new, so nothing is held
         pressed = [
             s.get("index")
             for s in page.models.values()

@@ -4,7 +4,9 @@ The labeler moves, resizes, deletes, adds and names boxes; `boxes` comes back to
 Python as a list of `{"id", "x", "y", "width", "height", "label"}` in the image's
 pixels. For the labeling protocol each given box is an item and its label the class
 name: in a `pool` stage the boxes are split between labelers, who name them (boxes a
-labeler adds are kept in `boxes`, but only the given ones are pooled items).
+labeler adds are kept in `boxes`, but only the given ones are pooled items). Every
+box is on the page already, so the next batch a pool page holds (`prefetch`) is ids
+alone: its Submit makes those boxes the editable ones at once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import traitlets
 
 from freezer.widgets.labeling import widget_css, widget_module
 from freezer.widgets.media import as_media
-from freezer.widgets.protocol import first_shown, items_with_ids
+from freezer.widgets.protocol import first_shown, item_key, items_with_ids
 
 _CORNERS = (
     ("x0", "y0", "x1", "y1"),
@@ -69,6 +71,12 @@ class BoxEditor(anywidget.AnyWidget):
     _mime = traitlets.Unicode().tag(sync=True)
     _choices = traitlets.List().tag(sync=True)
     _shown = traitlets.List().tag(sync=True)
+    _shown_keys = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    # The boxes of the next batch (`prefetch`), and a count of batches shown, which puts
+    # right a page that moved to them when the server shows another batch.
+    _ahead = traitlets.List().tag(sync=True)
+    _ahead_keys = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    _turn = traitlets.Int(0).tag(sync=True)
     boxes = traitlets.List().tag(sync=True)
 
     labels = traitlets.Dict()
@@ -158,11 +166,40 @@ class BoxEditor(anywidget.AnyWidget):
         if boxes != self.boxes:
             self.boxes = boxes
 
-    def show(self, ids: Iterable[Hashable]) -> None:
-        """Let the labeler edit only these boxes; the others are drawn faintly."""
+    def _wanted(self, ids: Iterable[Hashable]) -> list[Hashable]:
         wanted = list(ids)
         unknown = [i for i in wanted if i not in self._item_set]
         if unknown:
             raise KeyError(f"not boxes of this editor: {unknown!r}")
+        return wanted
+
+    def show(self, ids: Iterable[Hashable]) -> None:
+        """Let the labeler edit only these boxes; the others are drawn faintly."""
+        wanted = self._wanted(ids)
         self.shown = tuple(wanted)
-        self._shown = wanted
+        with self.hold_sync():
+            self._shown = wanted
+            self._shown_keys = [item_key(i) for i in wanted]
+            self._turn += 1
+
+    def prefetch(self, ids: Iterable[Hashable]) -> None:
+        """Tell the page which boxes come next: its Submit makes them the editable ones
+        at once (`advance`). No ids: nothing is held."""
+        wanted = self._wanted(ids)
+        with self.hold_sync():
+            self._ahead = wanted
+            self._ahead_keys = [item_key(i) for i in wanted]
+
+    def advance(self, ids: Iterable[Hashable]) -> bool:
+        """The page's Submit made the held boxes `ids` the editable ones: here too, with
+        every box as the page has it. False, and nothing changes, when `ids` are not the
+        held batch."""
+        wanted = list(ids)
+        if not wanted or wanted != self._ahead:
+            return False
+        self.shown = tuple(wanted)
+        with self.hold_sync():
+            self._shown, self._shown_keys = self._ahead, self._ahead_keys
+            self._ahead, self._ahead_keys = [], []
+            self._turn += 1
+        return True

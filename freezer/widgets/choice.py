@@ -9,8 +9,12 @@ to label that observers see change, its `choices`, and `show(ids)` to show a sub
 ToggleButtons have no keys, so a small anywidget view beside the cards (`ChoiceKeys`,
 `static/choice.js`) gives the labeler Classify's: number keys, arrows, `u` to undo, Enter
 to submit (`on_submit` in Jupyter, the page's Submit in the app), `?` for the key list.
-It is the box's last child and holds no answer of its own, so the widget tree an `each`
-stage saves (runtime/app/stage_run.py) and replays is the one it always was.
+It holds no answer of its own, so the widget tree an `each` stage saves
+(runtime/app/stage_run.py) and replays is the one it always was.
+
+In the app's pool pages the next batch's cards wait in a second, hidden grid
+(`prefetch`), the box's last child, so that paths of answers saved before it still
+hold. The page's Submit shows that grid at once; `advance` then makes it the shown one.
 """
 
 from __future__ import annotations
@@ -40,19 +44,34 @@ def render_item(item: Any) -> widgets.Widget:
     return widgets.Label(value=str(item))
 
 
+def _grid(columns: int, hidden: bool = False) -> widgets.GridBox:
+    layout = widgets.Layout(
+        grid_template_columns=f"repeat({columns}, max-content)",
+        grid_gap="6px",
+        display="none" if hidden else None,
+    )
+    grid = widgets.GridBox(layout=layout)
+    grid.add_class("nbfc-grid")
+    return grid
+
+
 class ChoiceKeys(anywidget.AnyWidget):
     """A ChoiceLabeler's keyboard, drawn beside its cards: the shown items' keys in the
-    cards' order, the choices, and the shown items' labels, which the page sets."""
+    cards' order, the held batch's (`_ahead_keys`), the choices, and the labels of both,
+    which the page sets. `_turn` counts the batches shown; its parity says which of the
+    two grids shows them, so that a page that moved ahead on its own is put right."""
 
     _esm = widget_module("choice.js")
     _css = widget_css("choice.css")
     _keys = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    _ahead_keys = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    _turn = traitlets.Int(0).tag(sync=True)
     _choices = traitlets.List().tag(sync=True)
     _labels = traitlets.Dict().tag(sync=True)
 
     @traitlets.validate("_labels")
     def _valid_labels(self, proposal: dict[str, Any]) -> dict[str, Any]:
-        shown = set(self._keys)
+        shown = {*self._keys, *self._ahead_keys}
         for key, label in proposal["value"].items():
             if key not in shown:
                 raise traitlets.TraitError(f"{key} is not an item on the page")
@@ -88,18 +107,17 @@ class ChoiceLabeler(SubmitOnEnter, widgets.VBox):
         self._render = render or render_item
         self._buttons: dict[Hashable, widgets.ToggleButtons] = {}
         self._cards: dict[Hashable, widgets.VBox] = {}
-        self._grid = widgets.GridBox(
-            layout=widgets.Layout(
-                grid_template_columns=f"repeat({columns}, max-content)", grid_gap="6px"
-            )
-        )
+        # The shown batch's grid and the held one's, which swap at each batch held.
+        self._grids = (_grid(columns), _grid(columns, hidden=True))
         self._progress = widgets.HTML()
         self._submit_callbacks: list[Callable[[ChoiceLabeler], Any]] = []
         self._shown_keys: dict[str, Hashable] = {}
+        self._ahead_keys: dict[str, Hashable] = {}
         self._keyboard = ChoiceKeys(_choices=list(choices))
         self._keyboard.observe(self._labels_from_page, names="_labels")
         self._keyboard.on_msg(self._on_message)
-        super().__init__([self._progress, self._grid, self._keyboard], choices=tuple(choices))
+        parts = [self._progress, self._grids[0], self._keyboard, self._grids[1]]
+        super().__init__(parts, choices=tuple(choices))
         self.add_class("nbfc")
         self.observe(lambda _change: self._update_progress(), names="labels")
         self.show(first_shown(self._items))
@@ -156,34 +174,74 @@ class ChoiceLabeler(SubmitOnEnter, widgets.VBox):
         for item_id, buttons in self._buttons.items():
             buttons.value = change["new"].get(item_id)
 
-    def show(self, ids: Iterable[Hashable]) -> None:
-        """Show only the items whose ids are given, in that order (their cards are built
-        when first shown)."""
+    def _wanted(self, ids: Iterable[Hashable]) -> list[Hashable]:
         wanted = list(ids)
         unknown = [i for i in wanted if i not in self._items]
         if unknown:
             raise KeyError(f"not items of this labeler: {unknown!r}")
+        return wanted
+
+    def _grid_showing(self, held: bool = False) -> widgets.GridBox:
+        """The grid of the shown batch, or of the held one."""
+        return self._grids[(self._keyboard._turn + held) % 2]
+
+    def show(self, ids: Iterable[Hashable]) -> None:
+        """Show only the items whose ids are given, in that order (their cards are built
+        when first shown)."""
+        wanted = self._wanted(ids)
         self.shown = tuple(wanted)
         self._shown_keys = {item_key(i): i for i in wanted}
-        self._grid.children = [self._card(i) for i in wanted]
+        self._grid_showing().children = [self._card(i) for i in wanted]
+        self._keyboard._turn += 2  # the same grid, and a page that moved ahead comes back
         self._update_progress()
+
+    def prefetch(self, ids: Iterable[Hashable]) -> None:
+        """Build these items' cards ahead of time in the hidden grid: the page draws them
+        and loads their images, and shows them only when its Submit moves to them
+        (`advance`). No ids: nothing is held."""
+        wanted = self._wanted(ids)
+        self._ahead_keys = {item_key(i): i for i in wanted}
+        self._grid_showing(held=True).children = [self._card(i) for i in wanted]
+        self._update_progress()
+
+    def advance(self, ids: Iterable[Hashable]) -> bool:
+        """The page's Submit moved it to the held items `ids`, which it shows already:
+        the held grid becomes the shown one, and the labels are those the page gave the
+        held items meanwhile. False, and nothing changes, when `ids` are not the held
+        batch."""
+        wanted = list(ids)
+        if not wanted or [item_key(i) for i in wanted] != list(self._ahead_keys):
+            return False
+        self.shown = tuple(wanted)
+        self._shown_keys, self._ahead_keys = self._ahead_keys, {}
+        self._keyboard._turn += 1
+        self._grid_showing().layout.display = None
+        self._grid_showing(held=True).layout.display = "none"
+        self.labels = {i: label for i, label in self.labels.items() if i in set(wanted)}
+        self._update_progress()
+        return True
 
     def _update_progress(self) -> None:
         done = sum(1 for i in self.shown if i in self.labels)
         self._progress.value = f"<b>{done}</b> of {len(self.shown)} labeled"
         with self._keyboard.hold_sync():
-            self._keyboard._keys = list(self._shown_keys)  # first: the labels are checked by it
+            # First: the labels are checked against them.
+            self._keyboard._keys = list(self._shown_keys)
+            self._keyboard._ahead_keys = list(self._ahead_keys)
             self._keyboard._labels = self._page_labels()
 
+    def _on_page(self) -> dict[str, Hashable]:
+        return {**self._shown_keys, **self._ahead_keys}
+
     def _page_labels(self) -> dict[str, str]:
-        return {key: self.labels[i] for key, i in self._shown_keys.items() if i in self.labels}
+        return {key: self.labels[i] for key, i in self._on_page().items() if i in self.labels}
 
     def _labels_from_page(self, change: dict[str, Any]) -> None:
-        """The shown items' labels as the page's keys set them (or undid them)."""
+        """The shown and held items' labels as the page's keys set them (or undid them)."""
         if change["new"] == self._page_labels():
             return  # what Python told the page
         labels = dict(self.labels)
-        for key, item_id in self._shown_keys.items():
+        for key, item_id in self._on_page().items():
             if key in change["new"]:
                 labels[item_id] = change["new"][key]
             else:

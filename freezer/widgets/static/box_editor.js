@@ -1,7 +1,10 @@
 // nbfreeze's BoxEditor: an image with boxes to move, resize, delete, add and name.
 // One plain ES module for anywidget, the same in Jupyter, Voila and the frozen app.
 // The model holds the image (`_image`, a binary buffer), `_choices`, the ids the
-// labeler may edit (`_shown`), and `boxes` in image pixels, which this view sets.
+// labeler may edit (`_shown`, their item keys `_shown_keys`), and `boxes` in image
+// pixels, which this view sets. In the frozen app it may hold the next batch's ids
+// (`_ahead`): the page's Submit sends this view `nbfreeze:advance` and those boxes are
+// the editable ones at once; a new `_turn` is the server's batch, which wins.
 
 import { keyList } from './keys.js';
 
@@ -52,9 +55,48 @@ function render({ model, el }) {
   let added = 0;
   let size = { width: 0, height: 0 };
 
+  const served = () => ({ ids: model.get('_shown') || [], keys: model.get('_shown_keys') || [] });
+  let current = served(); // the editable boxes: the server's, or the held ones after a move
+
   const boxes = () => model.get('boxes') || [];
   const editable = (box) => typeof box.id === 'string' && box.id.startsWith('new-')
-    || (model.get('_shown') || []).some((id) => id === box.id);
+    || current.ids.some((id) => id === box.id);
+  const ahead = () => model.get('_ahead') || [];
+  const same = (a, b) => a.length === b.length && a.every((id, n) => id === b[n]);
+
+  /** Say whether a batch is held for the page's Submit (`data-nbfreeze-ahead`). */
+  function mark() {
+    if (ahead().length && !same(ahead(), current.ids)) el.dataset.nbfreezeAhead = 'true';
+    else delete el.dataset.nbfreezeAhead;
+  }
+
+  function fromModel() {
+    current = served();
+    mark();
+    draw();
+  }
+
+  // The page's Submit: edit the held boxes now, once every editable box is named (a
+  // box left unnamed stays the labeler's, and the server brings it back).
+  el.addEventListener('nbfreeze:advance', (event) => {
+    if (event.detail.keys || !ahead().length || same(ahead(), current.ids)) return;
+    const named = new Map(boxes().map((box) => [box.id, box.label]));
+    if (!current.ids.every((id) => named.get(id) != null)) return;
+    const before = current;
+    const keys = model.get('_ahead_keys') || [];
+    event.detail.labels = Object.fromEntries(current.ids.map((id, n) => [current.keys[n], named.get(id)]));
+    event.detail.keys = [...keys];
+    event.detail.back = () => {
+      current = before;
+      selected = null;
+      mark();
+      draw();
+    };
+    current = { ids: [...ahead()], keys: [...keys] };
+    selected = null;
+    mark();
+    draw();
+  });
 
   function save(next) {
     history.push(boxes());
@@ -308,11 +350,14 @@ function render({ model, el }) {
   img.addEventListener('load', measured);
   if (img.complete && img.naturalWidth) measured();
   model.on('change:boxes', draw);
-  model.on('change:_shown', draw);
+  model.on('change:_turn', fromModel);
+  model.on('change:_ahead', mark);
+  mark();
   drawTools();
   return () => {
     model.off('change:boxes', draw);
-    model.off('change:_shown', draw);
+    model.off('change:_turn', fromModel);
+    model.off('change:_ahead', mark);
     URL.revokeObjectURL(url);
   };
 }

@@ -5,6 +5,10 @@
 // the keys of Classify. The model holds the shown items' keys (`_keys`), the
 // `_choices`, and `_labels` (shown item key -> label), which this view sets and
 // Python turns into the labeler's `labels`, the same in Jupyter and the frozen app.
+// In the frozen app the box has a second grid (class `nbfc-grid`, as the first), hidden,
+// with the next batch's cards (`_ahead_keys`): the page's Submit sends this view
+// `nbfreeze:advance`, and it shows that grid at once; `_turn`'s parity says which grid
+// the server shows, and wins.
 
 import { keyList } from './keys.js';
 
@@ -27,21 +31,30 @@ function render({ model, el }) {
   el.append(hint);
   let root = null;
   let cursor = 0;
+  let front = 0; // the grid that shows the items: `_turn`'s parity, or moved to at Submit
+  let current = []; // the shown items' keys: `_keys`, or the held batch's after a move
   let disposed = false;
   const history = []; // [item key, its label before], newest last
   let batch = ''; // the items shown: a new batch starts at its first item, with no undo
   const help = keyList(el, 'Keys for labeling items', CHOICE_KEYS, el);
   el.append(help.button);
 
-  const keys = () => model.get('_keys') || [];
+  const keys = () => current;
+  const held = () => model.get('_ahead_keys') || [];
   const labels = () => model.get('_labels') || {};
   const choices = () => model.get('_choices') || [];
-  const cards = () => (root ? [...root.querySelectorAll('.nbfc-card')] : []);
+  const grids = () => (root ? [...root.querySelectorAll('.nbfc-grid')] : []);
+  const cardsOf = (grid) => (grid ? [...grid.querySelectorAll('.nbfc-card')] : []);
+  const cards = () => cardsOf(grids()[front]);
   // The cards are drawn by their own views, a moment after `_keys` arrives.
   const ready = (list) => list.length === keys().length;
+  const heldReady = () => held().length > 0 && cardsOf(grids()[1 - front]).length === held().length
+    && held().join('\n') !== current.join('\n');
 
   function write(key, label) {
-    const next = { ...labels() };
+    // Only the items on the page: a label of a batch gone would be refused with the rest.
+    const on = new Set([...(model.get('_keys') || []), ...held()]);
+    const next = Object.fromEntries(Object.entries(labels()).filter(([k]) => on.has(k)));
     if (label === undefined) delete next[key];
     else next[key] = label;
     model.set('_labels', next);
@@ -62,6 +75,7 @@ function render({ model, el }) {
       ? `1–${Math.min(9, choices().length)} chooses, arrows move, u undoes, Enter submits, ? lists the keys`
       : 'Arrows move, u undoes, Enter submits, ? lists the keys';
     if (hint.textContent !== text) hint.textContent = text; // else the observer calls again
+    place();
     if (!ready(list)) return;
     const shown = keys().join('\n');
     if (shown !== batch) {
@@ -91,6 +105,49 @@ function render({ model, el }) {
       });
     });
   }
+
+  /** Show the front grid, hide the other and get its images decoded, and say whether
+   * a batch is held ready for the page's Submit (`data-nbfreeze-ahead`). */
+  function place() {
+    grids().forEach((grid, i) => {
+      const display = i === front ? '' : 'none';
+      if (grid.style.display !== display) grid.style.display = display;
+      if (i === front) return;
+      cardsOf(grid).forEach((card) => { card.tabIndex = -1; });
+      grid.querySelectorAll('img:not([data-nbfc-decoded])').forEach((img) => {
+        img.dataset.nbfcDecoded = 'true';
+        img.decode().catch(() => {}); // a broken image shows as one later
+      });
+    });
+    if (heldReady()) el.dataset.nbfreezeAhead = 'true';
+    else delete el.dataset.nbfreezeAhead;
+  }
+
+  /** What the server shows: its grid and its batch. */
+  function fromModel() {
+    front = (model.get('_turn') || 0) % 2;
+    current = model.get('_keys') || [];
+    arrange();
+  }
+
+  // The page's Submit: show the held batch now, if every shown item has its label (an
+  // item left unlabeled stays the labeler's, and the server brings it back).
+  el.addEventListener('nbfreeze:advance', (event) => {
+    const given = labels();
+    if (event.detail.keys || !heldReady() || !ready(cards())) return;
+    if (!current.every((key) => key in given)) return;
+    const before = { front, current, cursor };
+    event.detail.labels = Object.fromEntries(current.map((key) => [key, given[key]]));
+    event.detail.keys = [...held()];
+    event.detail.back = () => {
+      ({ front, current, cursor } = before);
+      batch = current.join('\n'); // the same batch again: its cursor stays
+      arrange();
+    };
+    front = 1 - front;
+    current = [...held()];
+    arrange();
+  });
 
   function focusCard(n) {
     const list = cards();
@@ -138,14 +195,15 @@ function render({ model, el }) {
 
   function onClick(event) {
     // Before the ToggleButtons sets its value: remember the label, for `u`.
+    // It is written to `_labels` too, at once: a Submit in the same moment sends it.
     const button = event.target.closest?.('.widget-toggle-button');
     const card = button?.closest('.nbfc-card');
     const list = cards();
     if (!card || !ready(list)) return;
     const at = list.indexOf(card);
     const choice = choices()[Number.parseInt(button.value, 10)];
-    const before = labels()[keys()[at]];
-    if (at >= 0 && choice !== undefined && choice !== before) history.push([keys()[at], before]);
+    if (at < 0) return;
+    if (choice !== undefined) label(keys()[at], choice);
     cursor = at;
     arrange();
   }
@@ -175,18 +233,18 @@ function render({ model, el }) {
     arrange();
   }
 
-  const reset = () => {
-    history.length = 0; // other items now: their labels' history is not this page's
-    arrange();
-  };
   model.on('change:_labels', arrange);
-  model.on('change:_keys', reset);
+  model.on('change:_ahead_keys', arrange);
+  model.on('change:_keys change:_turn', fromModel);
+  current = model.get('_keys') || [];
+  front = (model.get('_turn') || 0) % 2;
   attach();
   return () => {
     disposed = true;
     redrawn.disconnect();
     model.off('change:_labels', arrange);
-    model.off('change:_keys', reset);
+    model.off('change:_ahead_keys', arrange);
+    model.off('change:_keys change:_turn', fromModel);
     if (root) {
       root.removeEventListener('keydown', onKey);
       root.removeEventListener('click', onClick, true);
