@@ -317,8 +317,10 @@ class Staged:
                 gold_rate=pool.gold_rate,
             )
             if keys or not pools.has_work(self.store, stage.name, user.id):
-                return keys
-        return keys
+                break
+        # A labeler whose page holds a batch ahead holds more than a batch: the first
+        # `size` of them are the batch, the rest stay theirs for the one after.
+        return keys[:size]
 
     @staticmethod
     def _window(pool: Pool) -> int:
