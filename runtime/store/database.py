@@ -120,12 +120,14 @@ class StageRun(Base):
 
 class AccuracyFloor(Base):
     """The owner's gold-accuracy floor of a pool stage: the labelers whose accuracy on its
-    gold items is below it are left out of its merge (`runtime.store.floors`). No row,
-    no floor."""
+    gold items is below it are left out of its merge (`runtime.store.floors`); null when
+    cleared. `changes` counts its settings, so that each one is a new mark for the other
+    processes (`Store.shared_marks`), a floor set and cleared again too."""
 
     __tablename__ = "accuracy_floors"
     stage: Mapped[str] = mapped_column(String(200), primary_key=True)
-    floor: Mapped[float] = mapped_column(Float)
+    floor: Mapped[float | None] = mapped_column(Float)
+    changes: Mapped[int] = mapped_column(Integer)
     set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
@@ -481,7 +483,7 @@ class Store:
 _MARKS = (
     "SELECT stage, status, cache_key FROM stage_runs UNION ALL "
     "SELECT NULL, NULL, CAST(MAX(id) AS VARCHAR(20)) FROM submissions WHERE user_id = :owner "
-    "UNION ALL SELECT stage, 'floor', CAST(floor AS VARCHAR(40)) FROM accuracy_floors"
+    "UNION ALL SELECT stage, 'floor', CAST(changes AS VARCHAR(20)) FROM accuracy_floors"
 )
 
 # Each database's INSERT with its ON CONFLICT clause.
