@@ -11,7 +11,12 @@ import pytest
 from staged_harness import StagedTestCase
 from tornado.testing import gen_test
 
+from runtime import bundle
 from runtime.app import thaw
+from runtime.app.gold import gold_block
+from runtime.app.preview import preview
+from runtime.server import ServeOptions, make_staged_app
+from runtime.store.database import open_store
 from runtime.store.floors import accuracy_floors
 
 START = (
@@ -115,6 +120,27 @@ class TestFloorApi(StagedTestCase):
         status, reply = await sloppy.fetch_json("/api/v1/stages/label/floor", {"floor": 0.0})
         assert (status, reply["error"]) == (403, "only the owner can see this")
         assert accuracy_floors(self.store) == {"label": 0.25}
+
+    @gen_test
+    async def test_a_restarted_app_merges_with_the_floor_set_before(self):
+        await self.two_labelers()
+        owner = await self.owner()
+        assert (await owner.fetch_json("/api/v1/stages/label/floor", {"floor": 0.5}))[0] == 200
+        store = open_store(self.db_url)
+        restarted = make_staged_app(
+            bundle.load(self.bundle_dir), store, self.bundle_dir / "cache", ServeOptions()
+        ).settings["staged"]
+        try:
+            await restarted.pipeline.advance()
+            assert restarted.pipeline.floors == {"label": 0.5}
+            gold = gold_block(restarted.pipeline, "label")
+            assert [g["left_out"] for g in gold["labelers"]] == [True, False]
+            shown = await preview(restarted.pipeline, "label")
+            report = html.unescape("".join(m.get("html", "") for m in shown.outputs["report"]))
+            assert "('t2', 'good'), ('t3', 'good')" in report
+        finally:
+            await restarted.shutdown()
+            store.dispose()
 
 
 class TestFloorApiOnPostgres(TestFloorApi):
