@@ -25,12 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import platform
-import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +35,7 @@ from pathlib import Path
 import nbformat
 from client import Person, TornadoConnection, decode, expect, widget_socket
 from nbformat import v4
+from serving import cpu_seconds, free_port, served
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "pools.md"
@@ -62,19 +58,6 @@ def build_notebook(path: Path, size: int) -> None:
         v4.new_code_cell("#| stage: report\n#| show: true\nprint(len(labeler.labels))"),
     ]
     nbformat.write(v4.new_notebook(cells=cells), path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss(pid: int) -> int:
@@ -133,43 +116,19 @@ def measure(size: int, work: Path, timeout: float) -> Figures:
     notebook = directory / "pool.ipynb"
     build_notebook(notebook, size)
     port = free_port()
-    log_path = directory / "server.log"
     argv = [sys.executable, "-m", "freezer", "serve", str(notebook), "--port", str(port)]
-    with open(log_path, "wb") as log:
-        started = time.monotonic()
-        process = subprocess.Popen(argv, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            serving = None  # seconds until the server starts the shared stages
-            while True:
-                text = log_path.read_text(errors="replace")
-                if serving is None and "Running the shared stages:" in text:
-                    serving = time.monotonic() - started
-                if "Ready." in text:
-                    break
-                if process.poll() is not None:
-                    raise RuntimeError(f"the server exited:\n{text[-3000:]}")
-                if time.monotonic() - started > timeout:
-                    raise RuntimeError(f"not ready after {timeout:g} s:\n{text[-3000:]}")
-                time.sleep(0.02)
-            start_seconds = time.monotonic() - started
-            start_cpu = cpu_seconds(process.pid)
-            rss_open = peak_rss(process.pid)
-            owner = re.search(r"Owner:\s+\S+\?token=(\S+)", text).group(1)
-            invite = re.search(r"Invite:\s+\S+\?token=(\S+)", text).group(1)
-            asyncio.run(check_open(port, owner))
-            frames, opens, page_bytes, page_seconds, batch = asyncio.run(open_page(port, invite))
-            rss_page = peak_rss(process.pid)
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with served(argv, directory, timeout) as server:
+        start_cpu = cpu_seconds(server.process.pid)
+        rss_open = peak_rss(server.process.pid)
+        asyncio.run(check_open(port, server.token("Owner")))
+        frames, opens, page_bytes, page_seconds, batch = asyncio.run(
+            open_page(port, server.token("Invite"))
+        )
+        rss_page = peak_rss(server.process.pid)
     return Figures(
         size,
-        start_seconds,
-        serving or start_seconds,
+        server.ready_seconds,
+        server.serving_seconds,
         start_cpu,
         rss_open,
         rss_page,

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +92,69 @@ def _parser() -> argparse.ArgumentParser:
         help="let the pages frame this origin (an IFrame output), e.g. https://www.youtube.com; "
         "repeat for more (docs/security.md)",
     )
+    serve.add_argument(
+        "--root-path",
+        default="/",
+        type=_checked("root_path"),
+        metavar="PATH",
+        help="serve the app under this path, e.g. /labels/ behind nginx (docs/deploy.md)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        type=_checked("network"),
+        metavar="ADDRESS",
+        help="believe the X-Forwarded-* headers of requests from this address or network "
+        "(a proxy such as nginx); repeat for more (docs/deploy.md)",
+    )
+    deploy = commands.add_parser(
+        "deploy", help="write the configuration that puts served processes behind a proxy"
+    )
+    deploy.add_argument("proxy", choices=("nginx",), help="the proxy (nginx)")
+    deploy.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="the address of an nbfreeze serve process; repeat for each (default 127.0.0.1:8866)",
+    )
+    deploy.add_argument(
+        "--server-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the host name the site answers to, e.g. labels.example.org; repeat for more",
+    )
+    deploy.add_argument(
+        "--listen", default="80", metavar="PORT", help="the plain HTTP port (default 80)"
+    )
+    deploy.add_argument(
+        "--tls-listen", default="443", metavar="PORT", help="the HTTPS port (default 443)"
+    )
+    deploy.add_argument("--tls-cert", metavar="FILE", help="the TLS certificate (PEM, full chain)")
+    deploy.add_argument("--tls-key", metavar="FILE", help="the TLS certificate's private key")
+    deploy.add_argument(
+        "--root-path",
+        default="/",
+        metavar="PATH",
+        help="the path the app lives under, as given to nbfreeze serve --root-path (default /)",
+    )
+    deploy.add_argument(
+        "--max-body",
+        default="64k",
+        metavar="SIZE",
+        help="the largest request body nginx passes on (default 64k, the server's own limit)",
+    )
+    deploy.add_argument(
+        "--access-log",
+        default="/var/log/nginx/nbfreeze.access.log",
+        metavar="FILE",
+        help="nginx's access log, which names the process that answered each request",
+    )
+    deploy.add_argument(
+        "-o", "--output", type=Path, help="the file to write (default: print the configuration)"
+    )
     invite = commands.add_parser(
         "invite",
         help="make (or revoke) a labeler's personal link, or revoke the owner's and the "
@@ -167,6 +230,49 @@ def _frame_origin(text: str) -> str:
     return text
 
 
+def _checked(name: str) -> Callable[[str], str]:
+    """An argparse type that checks a value as `runtime.urls.root_path` or
+    `runtime.forwarded.network` does, with its message."""
+
+    def check(text: str) -> str:
+        from runtime import forwarded, urls
+
+        try:
+            return str(urls.root_path(text) if name == "root_path" else forwarded.network(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return check
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    """`nbfreeze deploy nginx`: print or write the nginx site for the served processes."""
+    from runtime import nginx
+
+    try:
+        site = nginx.Site(
+            upstreams=tuple(args.upstream) or ("127.0.0.1:8866",),
+            server_names=tuple(args.server_name) or ("_",),
+            listen=args.listen,
+            tls_listen=args.tls_listen,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            root_path=args.root_path,
+            max_body=args.max_body,
+            access_log=args.access_log,
+        )
+    except ValueError as exc:
+        print(f"nbfreeze deploy nginx: {exc}.", file=sys.stderr)
+        return 1
+    text = nginx.config(site)
+    if args.output is None:
+        print(text, end="")
+        return 0
+    args.output.write_text(text)
+    print(f"Wrote {args.output}: test it with `nginx -t`, then reload nginx.")
+    return 0
+
+
 def serve_options(args: argparse.Namespace) -> ServeOptions:
     """The `ServeOptions` that `nbfreeze serve`'s flags ask for."""
     from runtime.server import ServeOptions
@@ -181,6 +287,8 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         idle_timeout=args.idle_timeout,
         allow_eval=args.allow_eval,
         allow_frames=tuple(args.allow_frames),
+        root_path=args.root_path,
+        trusted_proxies=tuple(args.trusted_proxy),
     )
 
 
@@ -514,6 +622,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "thaw":
             return run_thaw(args.app, output=args.output, db=args.db)
+        if args.command == "deploy":
+            return run_deploy(args)
         if args.command == "invite":
             return run_invite(
                 args.app,

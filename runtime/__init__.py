@@ -10,5 +10,8 @@ Three rooms, and the module that joins them:
   both.
 - `runtime.server` builds the Tornado applications and serves them; `runtime.bundle` (the
   bundle the compiler wrote, the one door from `freezer`) and `runtime.frontend` (where
-  the pages' files are) are shared by all. tests/test_layout.py keeps the walls standing.
+  the pages' files are) are shared by all, as are `runtime.urls` (the root path an app
+  lives under) and `runtime.forwarded` (what a trusted proxy says of a request);
+  `runtime.nginx` writes the proxy's configuration. tests/test_layout.py keeps the walls
+  standing.
 """

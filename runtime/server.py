@@ -38,7 +38,7 @@ import tornado.web
 from tornado.ioloop import PeriodicCallback
 from tornado.log import access_log
 
-from runtime import bundle
+from runtime import bundle, forwarded
 from runtime.app import gc_tuning
 from runtime.app.handlers import NotFound as StagedNotFound
 from runtime.app.handlers import routes as staged_routes
@@ -49,9 +49,11 @@ from runtime.frontend import SOCKET_HASH, STATIC, TEMPLATES
 from runtime.host import comm, frontends, shell, singletons
 from runtime.host.handlers import NotFound
 from runtime.host.handlers import routes as visitor_routes
+from runtime.host.request_log import request_summary
 from runtime.host.session import Sessions
 from runtime.store.database import LABELER, OWNER, Store, default_url, open_store
 from runtime.store.group_commit import GroupCommit
+from runtime.urls import root_path, rooted
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,9 @@ FRAME_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """How `nbfreeze serve` serves an app: where, who may come in, which database, how
-    many processes, its time limits, and what its pages' policy lets scripts do."""
+    """How `nbfreeze serve` serves an app: where and under which path, who may come in,
+    which database, how many processes, its time limits, what its pages' policy lets
+    scripts do, and which proxies' forwarded headers it believes."""
 
     host: str = "127.0.0.1"
     port: int = 8866
@@ -107,8 +110,13 @@ class ServeOptions:
     idle_timeout: float = IDLE_TIMEOUT  # seconds before a silent visitor's session closes
     allow_eval: bool = False  # 'unsafe-eval' in script-src, for code-generating libraries
     allow_frames: tuple[str, ...] = ()  # origins the pages may frame (IFrame outputs)
+    root_path: str = "/"  # the path the app lives under, such as /labels/ behind nginx
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-* headers count
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "root_path", root_path(self.root_path))
+        for address in self.trusted_proxies:
+            forwarded.network(address)
         for origin in self.allow_frames:
             if not FRAME_ORIGIN.fullmatch(origin):
                 raise ValueError(
@@ -254,7 +262,8 @@ class FrontEndsIndex(tornado.web.RequestHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-cache")
-        self.finish(json.dumps(frontends.installed().index()))
+        prefix = self.settings.get("root_path", "/")[:-1]
+        self.finish(json.dumps(frontends.installed().index(prefix)))
 
 
 _PACKAGE_PATH = r"((?:@[\w.-]+/)?[\w.-]+)"
@@ -283,12 +292,13 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         access_log.log(level, "%d %s %.2fms", status, request_summary(handler.request), took)
 
 
-_TOKEN = re.compile(r"(?<=[?&])token=[^&#]*")
-
-
-def request_summary(request: tornado.httputil.HTTPServerRequest) -> str:
-    """A request as the log shows it: method, address and caller, a link's token left out."""
-    return f"{request.method} {_TOKEN.sub('token=…', request.uri or '')} ({request.remote_ip})"
+def root_settings(options: ServeOptions) -> dict[str, Any]:
+    """The settings that put an app under its root path and behind its trusted proxies."""
+    return {
+        "root_path": options.root_path,
+        "static_url_prefix": f"{options.root_path}static/",
+        "trusted_proxies": tuple(forwarded.network(a) for a in options.trusted_proxies),
+    }
 
 
 def make_app(
@@ -312,6 +322,7 @@ def make_app(
         "websocket_max_message_size": MAX_FRAME_BYTES,
         "websocket_ping_interval": 30,  # so a vanished page's session closes
         "websocket_ping_timeout": 30,
+        **root_settings(options),
     }
     sessions = Sessions(notebook, idle_timeout=options.idle_timeout)
 
@@ -322,8 +333,11 @@ def make_app(
         notebook, sessions, static_url, tokens=tokens or {}, open_access=options.open_access
     )
     handlers += frontend_routes()
-    return tornado.web.Application(
-        handlers, transforms=transforms(options), sessions=sessions, **settings
+    return forwarded.Application(
+        rooted(options.root_path, handlers),
+        transforms=transforms(options),
+        sessions=sessions,
+        **settings,
     )
 
 
@@ -363,9 +377,10 @@ def make_staged_app(
         "templates": tornado.template.Loader(str(TEMPLATES)),
         "websocket_ping_interval": 30,
         "websocket_ping_timeout": 30,
+        **root_settings(options),
     }
-    return tornado.web.Application(
-        handlers,
+    return forwarded.Application(
+        rooted(options.root_path, handlers),
         transforms=transforms(options),
         staged=staged,
         max_body_size=MAX_BODY_BYTES,
@@ -400,7 +415,7 @@ async def _run(app: tornado.web.Application, host: str, port: int, tokens: dict[
     sessions: Sessions = app.settings["sessions"]
     interval = min(sessions.idle_timeout / 4, 60.0) * 1000
     PeriodicCallback(sessions.cull, interval).start()
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}{app.settings['root_path']}"
     if tokens:
         print(f"Owner:   {url}?token={tokens['owner']}")
         print(f"Invite:  {url}?token={tokens['visitor']}  (share this with labelers)")
@@ -425,7 +440,7 @@ def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) ->
     store = open_store(url)
     owner = store.mint_token(OWNER, store.owner().id)
     invite = None if options.open_access else store.mint_token(LABELER)
-    address = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    address = f"http://{f'[{host}]' if ':' in host else host}:{port}{options.root_path}"
     print(f"Owner:   {address}?token={owner}")
     if invite:
         print(f"Invite:  {address}?token={invite}  (share this with labelers: one link for all)")

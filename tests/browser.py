@@ -87,7 +87,7 @@ class Server:
             self._error = error
             self._started.set()
             return
-        self.url = f"http://127.0.0.1:{port}/"
+        self.url = f"http://127.0.0.1:{port}{self._options.root_path}"
         self.sessions = app.settings["sessions"]
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()

@@ -68,6 +68,24 @@ def test_a_bqplot_figure_draws_its_lines_and_a_click_on_a_point_reaches_python(s
     screenshot(page, "federated-bqplot.png")
 
 
+def test_a_labextension_loads_from_under_the_apps_root_path(serve, open_tab):
+    """Under `--root-path /labels/` (behind nginx, docs/deploy.md) the list of front ends
+    and the labextension's files are asked for under the root too."""
+    server = serve(
+        "import bqplot as bq\n"
+        "xs, ys = bq.LinearScale(), bq.LinearScale()\n"
+        "bq.Figure(marks=[bq.Lines(x=[0, 1, 2], y=[0, 1, 4], scales={'x': xs, 'y': ys})])",
+        root_path="/labels/",
+    )
+    assert server.url.endswith("/labels/")
+    tab = open_tab(server)
+    expect(tab.page.locator(".nbf-widget svg g.curve path.line").first).to_be_attached()
+    asked = [r for r in tab.page.evaluate("() => performance.getEntries().map((e) => e.name)")]
+    frontends = [r for r in asked if "/api/v1/frontends" in r or "/labextensions/" in r]
+    assert frontends and all("/labels/" in r for r in frontends), frontends
+    assert tab.errors == []
+
+
 def test_an_ipycanvas_canvas_has_its_pixels_and_a_mouse_down_reaches_python(serve, open_tab):
     server = serve(
         ECHO,

@@ -124,3 +124,16 @@ def test_the_design_names_every_part_of_the_runtime_in_its_table_and_drawing():
         assert f"| `runtime/{part}/` |" in design, part
         assert f"{part}/" in drawing and f"{part}/" in picture, part
     assert "](layout.svg)" in design
+
+
+def test_every_serve_option_is_in_the_configuration_reference():
+    from dataclasses import fields
+
+    from runtime.server import ServeOptions
+
+    text = (DOCS / "configuration.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| `(--[\w-]+)` \|", text, re.M))
+    assert set(rows) == {f.name for f in fields(ServeOptions)}
+    serve = _parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    flags = {flag for action in serve._actions for flag in action.option_strings}
+    assert set(rows.values()) <= flags

@@ -1,7 +1,7 @@
 """The dashboard's quality figures over label arrays, checked against the reference
 implementations (scikit-learn, statsmodels, krippendorff) and the dict-based figures of
-runtime.store.quality and agreement.py, on seeded random pools; and read from both
-databases in one query."""
+runtime.store.quality, on seeded random pools; and read from both databases in one
+query."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
+from runtime.store import label_cache
 from runtime.store import label_figures as figures
-from runtime.store.agreement import krippendorff_alpha_nominal
 from runtime.store.database import open_store
 from runtime.store.pools import lease_batch, register_items, save_labels
 
@@ -36,13 +36,6 @@ def random_pool(seed, items=400, labelers=8, per_item=(2, 5), keep=0.6):
     return figures.PoolLabels.of(rows, CHOICES)
 
 
-def by_item(labels):
-    grouped = {}
-    for item, label in zip(labels.item.tolist(), labels.label.tolist(), strict=True):
-        grouped.setdefault(item, []).append(labels.values[label])
-    return grouped
-
-
 def reliability(labels):
     """Labelers by items, NaN where a labeler gave no label: the krippendorff package's."""
     people = sorted(set(labels.labeler.tolist()))
@@ -60,9 +53,6 @@ def test_alpha_matches_the_krippendorff_package_nominal_and_ordinal(seed):
     ordinal = krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal")
     assert figures.krippendorff_alpha(counts) == pytest.approx(nominal, abs=1e-9)
     assert figures.krippendorff_alpha(counts, ordinal=True) == pytest.approx(ordinal, abs=1e-9)
-    assert figures.krippendorff_alpha(counts) == pytest.approx(
-        krippendorff_alpha_nominal(by_item(labels)), abs=1e-12
-    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -145,7 +135,7 @@ def test_the_labels_are_read_in_one_query_with_their_positions_and_moments(datab
         # A change of mind while the stage is open replaces the labeler's label.
         saved = save_labels(store, "rate", first, {"a": "1"}, "again", **how)
         assert saved.saved == ["a"]
-        labels = figures.read_labels(store, "rate", CHOICES)
+        labels = label_cache.read_labels(store, "rate", CHOICES)
     finally:
         store.dispose()
     got = sorted(

@@ -49,6 +49,9 @@ ALLOWED = {
         "runtime.bundle",
         "runtime.app.exports",
         "runtime.app.thaw",
+        "runtime.nginx",
+        "runtime.urls",
+        "runtime.forwarded",
     ),
     "freezer.labels": ("runtime.store", "runtime.app.pipeline", "runtime.app.stage_run"),
 }

@@ -15,7 +15,7 @@ from tornado.testing import gen_test
 
 from freezer import load_labels
 from runtime.app.dashboard import minutes_left, overview
-from runtime.store.database import Annotation, default_url, now, open_store
+from runtime.store.database import Annotation, LabelHistory, default_url, now, open_store
 from runtime.store.pools import annotations, labels_of
 
 CELLS = (
@@ -186,11 +186,18 @@ class TestDashboardPace(StagedTestCase):
         return batch
 
     def move_labels(self, user_id: int, moment: datetime) -> None:
+        """As if the labeler had given their labels at `moment` (a label's moment is its
+        last change in the history)."""
         with self.store.engine.begin() as connection:
             connection.execute(
                 update(Annotation)
                 .where(Annotation.stage == "label", Annotation.user_id == user_id)
                 .values(created_at=moment)
+            )
+            connection.execute(
+                update(LabelHistory)
+                .where(LabelHistory.stage == "label", LabelHistory.user_id == user_id)
+                .values(changed_at=moment)
             )
 
     @gen_test
@@ -209,9 +216,13 @@ class TestDashboardPace(StagedTestCase):
         assert people["labeler 2"]["agreement"] == 0.5 and people["labeler 2"]["compared"] == 2
         assert people["labeler 3"]["agreement"] == 0.5 and people["labeler 3"]["compared"] == 2
 
+    @gen_test
+    async def test_only_the_last_ten_minutes_set_the_pace(self):
+        await self.advance()
+        await self.label_first_batch()
         # Alice labeled 25 minutes ago, Bob 2 minutes ago: only Bob's labels set the pace.
         at = datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC)
-        alice, bob = (p["id"] for p in data["labelers"])
+        alice, bob = sorted({row.user_id for row in annotations(self.store, "label")})
         self.move_labels(alice, at - timedelta(minutes=25))
         self.move_labels(bob, at - timedelta(minutes=2))
         label = next(s for s in overview(self.staged, at)["stages"] if s["name"] == "label")

@@ -12,9 +12,9 @@ from crowdkit.aggregation import DawidSkene
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
-from test_agreement import KRIPPENDORFF_2011, by_unit
+from test_agreement import KRIPPENDORFF_2011, alpha, by_unit
 
-from runtime.store.agreement import krippendorff_alpha_nominal, merge
+from runtime.store.agreement import merge
 from runtime.store.quality import (
     cohen_kappa,
     dawid_skene,
@@ -75,7 +75,7 @@ def test_fleiss_kappa_matches_statsmodels(seed):
 
 
 def test_fleiss_kappa_refuses_uneven_counts_and_names_them():
-    with pytest.raises(ValueError, match="have 2, 3; use krippendorff_alpha_nominal"):
+    with pytest.raises(ValueError, match="have 2, 3; use Krippendorff's alpha"):
         fleiss_kappa({1: ["a", "b"], 2: ["a", "a", "b"], 3: ["b"]})
     assert fleiss_kappa({1: ["a", "b"], 2: ["a", "a"], 3: ["b"]}) is not None
     assert fleiss_kappa({1: ["a", "a"], 2: ["a", "a"]}) is None
@@ -121,7 +121,7 @@ def test_nominal_alpha_matches_the_krippendorff_package(seed):
     codes = reliability_pool(seed)
     expected = krippendorff.alpha(reliability_data=codes, level_of_measurement="nominal")
     units = {item: list(given.values()) for item, given in as_units(codes, LEVELS).items()}
-    assert krippendorff_alpha_nominal(units) == pytest.approx(expected, abs=1e-9)
+    assert alpha(units) == pytest.approx(expected, abs=1e-9)
     # Near misses are forgiven by the ordinal alpha alone.
     assert krippendorff_alpha_ordinal(units, LEVELS) > expected + 0.1
 

@@ -301,6 +301,37 @@ class TestFilesOutsideTheAssets(StagedTestCase):
             assert secured(response), path
 
 
+class TestErrorLog(StagedTestCase):
+    """Tornado's own line for an uncaught exception prints the whole request, its address
+    with the token; ours leaves the token out. A handler of the app's own base class that
+    fails stands for any bug."""
+
+    cells = EACH
+
+    def get_app(self):
+        from runtime.app.handlers import _Handler
+
+        class Failing(_Handler):
+            async def get(self) -> None:
+                raise RuntimeError("a bug")
+
+        app = super().get_app()
+        given = {"staged": app.settings["staged"], "open_access": False}
+        app.add_handlers(r".*", [(r"/failing", Failing, given)])
+        return app
+
+    @gen_test
+    async def test_an_unexpected_error_is_logged_without_the_links_token(self):
+        with self.assertLogs(level="ERROR") as logged:
+            response = await Person(self).fetch("/failing?token=secret-token-value")
+        assert response.code == 500
+        lines = "\n".join(record.getMessage() for record in logged.records)
+        assert "Uncaught exception GET /failing?token=…" in lines
+        assert "secret-token-value" not in lines + "\n".join(
+            str(record.exc_info) for record in logged.records
+        )
+
+
 class TestLinks(StagedTestCase):
     cells = EACH
 

@@ -103,7 +103,10 @@ const registered = new Map(); // widget module -> {version, exports} its plugin 
 const amdModules = new Map(); // nbextension -> promise of its exports
 
 function frontEnds() {
-  index ??= fetch('/api/v1/frontends', { credentials: 'same-origin' }).then((response) => {
+  // This chunk is served from ROOT/static/: the list is at ROOT/api/v1/frontends, under
+  // the app's root path (docs/deploy.md).
+  const where = new URL('../api/v1/frontends', import.meta.url);
+  index ??= fetch(where, { credentials: 'same-origin' }).then((response) => {
     if (!response.ok) throw new Error(`the server's list of front ends: HTTP ${response.status}`);
     return response.json();
   });

@@ -6,7 +6,8 @@ of items all labelers agreed on, Cohen's kappa per pair of labelers), and each l
 time per item and labels per hour, and for a pool with gold each labeler's accuracy on it
 and the owner's floor (`runtime.app.gold`; the downloads are `runtime.app.exports`).
 
-All of it comes from one read of each pool's labels, as arrays
+All of it comes from each pool's labels as arrays, kept by the process and brought up to
+date from the rows written since (`runtime.store.label_cache`), and figures over them
 (`runtime.store.label_figures`), never a query per minute or per labeler, nor a Python
 object per label.
 """
@@ -21,8 +22,8 @@ import numpy as np
 
 from runtime.app.gold import gold_block
 from runtime.app.staged import Staged
+from runtime.store import label_cache, pools
 from runtime.store import label_figures as figures
-from runtime.store import pools
 from runtime.store.database import LABELER, now
 
 PACE_WINDOW = timedelta(minutes=10)
@@ -52,7 +53,7 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
         pool = pipeline.pools.get(stage.name)
         if pool is not None:
             done = pools.progress(store, stage.name)
-            labels = figures.read_labels(store, stage.name, tuple(pool.choices))
+            labels = label_cache.read_labels(store, stage.name, tuple(pool.choices))
             entry.update(_pool_figures(done, labels, at))
             entry["review"] = pipeline.review_progress(stage.name)
             entry["gold"] = gold_block(pipeline, stage.name)
@@ -61,17 +62,14 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
             recent = np.bincount(
                 np.searchsorted(people, labels.labeler[labels.at >= since]), minlength=len(people)
             )
-            counts = figures.counts_by_item(labels)
-            _, row = np.unique(labels.item, return_inverse=True)
-            sizes = counts.sum(axis=1)[row]
-            alike = counts[row, labels.label] - 1  # the other labels of the item equal to this one
+            accords = figures.agreement_by_labeler(labels)
             for n, person in enumerate(people.tolist()):
                 mine = labels.labeler == person
                 tally["labels"][person] += int(given[n])
                 tally["recent"][person] += int(recent[n])
-                tally["match"][person] += int(alike[mine].sum())
-                tally["pair"][person] += int((sizes[mine] - 1).sum())
-                compared[person] += int((sizes[mine] >= 2).sum())
+                tally["match"][person] += accords[person].matches
+                tally["pair"][person] += accords[person].pairs
+                compared[person] += accords[person].items
                 last[person] = max(last.get(person, 0.0), float(labels.at[mine].max()))
         stages.append(entry)
     labelers = [
@@ -98,9 +96,6 @@ def _pool_figures(done: pools.Progress, labels: figures.PoolLabels, at: datetime
     pace and Cohen's kappa with each other."""
     needed = done.needed
     counts = figures.counts_by_item(labels)
-    pairable = counts[counts.sum(axis=1) >= 2]
-    sizes = pairable.sum(axis=1)
-    pairs = int((sizes * (sizes - 1)).sum())
     recent = int((labels.at >= (at - PACE_WINDOW).timestamp()).sum())
     per_minute = _per_minute(recent)
     ordinal = figures.ordered(labels.values)
@@ -113,7 +108,7 @@ def _pool_figures(done: pools.Progress, labels: figures.PoolLabels, at: datetime
             "needed": needed,
         },
         "agreement": {
-            "pairwise": int((pairable * (pairable - 1)).sum()) / pairs if pairs else None,
+            "pairwise": figures.pairwise_agreement(counts),
             "alpha": figures.krippendorff_alpha(counts),
         },
         "quality": {

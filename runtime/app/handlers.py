@@ -32,6 +32,7 @@ from runtime.host.session import Session
 from runtime.store import pools
 from runtime.store.database import LABELER, OWNER, REVIEWER, User, numbered_name, unavailable
 from runtime.store.floors import accuracy_floors
+from runtime.urls import Rooted, under
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ XSRF_REFUSED = (
 DRAFT_SECONDS = 0.5  # how long a page's changes pause before it is sent its draft
 
 
-class _Handler(tornado.web.RequestHandler):
+class _Handler(Rooted):
     """The person asking, their pages, and the app's own error pages (the security
     headers are `runtime.server`'s, on every response)."""
 
@@ -120,7 +121,9 @@ class _Handler(tornado.web.RequestHandler):
 
     def page(self, template: str, heading: str, user: User | None = None, **values: Any) -> None:
         _ = self.xsrf_token  # sets the _xsrf cookie the page's scripts send back
-        values.setdefault("back", "")
+        values["back"] = self.url(values.get("back", ""))
+        if "next" in values:
+            values["next"] = self.url(values["next"])
         steps = self.staged.pages(user) if user else []
         loader = self.application.settings["templates"]
         html = loader.load(template).generate(
@@ -129,6 +132,7 @@ class _Handler(tornado.web.RequestHandler):
             steps=steps,
             owner=user is not None and user.role == OWNER,
             static_url=self.static_url,
+            root=self.url("/"),
             url_escape=tornado.escape.url_escape,
             **values,
         )
@@ -369,7 +373,7 @@ class NotFound(_Handler):
 
     def prepare(self) -> None:
         self.set_status(404)
-        if self.request.path.startswith("/api/"):
+        if self.request.path.startswith(self.url("/api/")):
             self.finish({"error": f"there is no {self.request.path} in this API (docs/api.md)"})
             return
         message = "There is nothing at this address. Open the link you were given."
@@ -423,7 +427,7 @@ def _away(error: BaseException | None) -> Unavailable | None:
     return None
 
 
-def stage_json(page: Any) -> dict[str, Any]:
+def stage_json(page: Any, root: str) -> dict[str, Any]:
     stage = page.stage
     return {
         "name": stage.name,
@@ -433,7 +437,7 @@ def stage_json(page: Any) -> dict[str, Any]:
         "scope": stage.scope,
         "state": page.state,
         "reason": page.reason,
-        "url": f"/stage/{stage.name}",
+        "url": under(root, f"/stage/{stage.name}"),
     }
 
 
@@ -446,8 +450,8 @@ class StagesApi(_Api):
         self.finish(
             {
                 "user": {"id": self.user.id, "role": self.user.role, "name": self.user.name},
-                "stages": [stage_json(p) for p in pages],
-                "next": self.staged.where(self.user),
+                "stages": [stage_json(p, self.url("/")) for p in pages],
+                "next": self.url(self.staged.where(self.user)),
             }
         )
 
@@ -469,7 +473,7 @@ class StageApi(_Api):
     def get(self, name: str) -> None:
         page = self.staged.page_for(self.user, name)
         answer = self.staged.store.answers(self.user.id).get(name)
-        self.finish(stage_json(page) | {"answer": answer})
+        self.finish(stage_json(page, self.url("/")) | {"answer": answer})
 
 
 class SubmitApi(_Api):
@@ -487,7 +491,7 @@ class SubmitApi(_Api):
         if not isinstance(next_batch, bool):
             raise Refused(400, "`next_batch` must be true or false")
         done = await self.staged.submit(self.user, name, request_id, state, next_batch)
-        answer = {"ok": True, "next": done.next, "late": done.late}
+        answer = {"ok": True, "next": self.url(done.next), "late": done.late}
         if done.batch is not None:
             answer["batch"] = batch_json(self.staged, name, done.batch)
         self.finish(answer)
@@ -558,7 +562,7 @@ class ReviewApi(_Api):
             raise Refused(400, f"`request_id` must be a string of 1 to {MAX_REQUEST_ID} characters")
         saved = await review.decide(self.staged, self.user, name, request_id, body.get("decisions"))
         where = await self.staged.stored(review.next_page, self.staged, self.user, name)
-        self.finish({"ok": True, "next": where, "saved": saved.saved})
+        self.finish({"ok": True, "next": self.url(where), "saved": saved.saved})
 
 
 class _OwnerApi(_Api):
@@ -625,7 +629,7 @@ class InviteApi(_OwnerApi):
         if role not in (LABELER, REVIEWER):
             raise Refused(400, f"`role` must be {LABELER!r} or {REVIEWER!r}")
         token = self.staged.store.invite(name, role)
-        link = f"{self.request.protocol}://{self.request.host}/?token={token}"
+        link = f"{self.request.protocol}://{self.request.host}{self.url('/')}?token={token}"
         self.finish({"name": name, "role": role, "link": link})
 
 
@@ -814,7 +818,7 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
             reply = {
                 "type": "submitted",
                 "request_id": request,
-                "next": done.next,
+                "next": self.url(done.next),
                 "late": done.late,
                 "left": done.left,
             }

@@ -41,7 +41,7 @@ from runtime.app.walk import OPEN, WAITING, Page, current, lead_in, walk
 from runtime.bundle import Notebook, Stage
 from runtime.host import render
 from runtime.host.session import Client, Session
-from runtime.store import pools
+from runtime.store import label_cache, pools
 from runtime.store.database import LABELER, OWNER, REVIEWER, Store, User
 from runtime.store.earlier import Earlier
 from runtime.store.group_commit import GroupCommit
@@ -129,6 +129,10 @@ class Staged:
         with the database's marks read first: the first requests then need no catch-up."""
         marks = await self.stored(self.store.shared_marks, await self._owner_id())
         await self.pipeline.catch_up(marks)
+        # On a thread, not awaited: each pool's labels into this process's cache, so that
+        # the owner's first dashboard does not wait for a whole pool's history to be read.
+        for name in list(self.pipeline.pools):
+            self.pool.submit(label_cache.read_labels, self.store, name)
 
     async def _owner_id(self) -> int:
         if self._owner is None:

@@ -26,13 +26,14 @@ from tornado.iostream import StreamClosedError
 
 from runtime.bundle import Notebook
 from runtime.host import render
+from runtime.host.request_log import Redacted
 from runtime.host.session import Session, Sessions
 
 COOKIE = "nbfreeze_visitor"
 COOKIE_DAYS = 30
 
 
-class _Secured(tornado.web.RequestHandler):
+class _Secured(Redacted):
     """The visitor's role, from their signed cookie, for every handler here."""
 
     def role(self) -> str | None:
@@ -70,7 +71,7 @@ class PageHandler(_Secured):
             if role is None:
                 raise tornado.web.HTTPError(403, reason="This invite link is not valid")
             self.admit(role)
-            self.redirect("/")  # keep the token out of the address bar and history
+            self.redirect(self.request.path)  # keep the token out of the address bar and history
             return
         if self.role() is None:
             if not self.open_access:

@@ -8,7 +8,7 @@
  * accessible name and <title> say its numbers. Text only goes in through textContent,
  * so nothing a labeler typed can become markup.
  */
-import { post } from './api.js';
+import { post, url } from './api.js';
 
 const stages = document.querySelector('#nbf-stages tbody');
 const labelers = document.querySelector('#nbf-labelers tbody');
@@ -405,7 +405,7 @@ async function showPreview(data) {
   previewed = Date.now();
   const parts = [];
   for (const stage of open) {
-    const response = await fetch(`/api/v1/stages/${encodeURIComponent(stage.name)}/preview`, {
+    const response = await fetch(url(`/api/v1/stages/${encodeURIComponent(stage.name)}/preview`), {
       credentials: 'same-origin',
     });
     if (!response.ok) continue;
@@ -431,7 +431,7 @@ async function showPreview(data) {
 
 async function refresh() {
   try {
-    const response = await fetch('/api/v1/dashboard', { credentials: 'same-origin' });
+    const response = await fetch(url('/api/v1/dashboard'), { credentials: 'same-origin' });
     if (response.ok) {
       const data = await response.json();
       showStages(data);

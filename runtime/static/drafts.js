@@ -6,6 +6,8 @@
  * (docs/serving.md). A page whose connection drops waits for the server and reloads.
  * Submitted, the draft is forgotten.
  */
+import { url } from './api.js';
+
 const { socket } = globalThis.nbfreezeSocket; // opened by socket.js, inline
 
 const key = document.querySelector('meta[name="nbf-draft"]')?.content;
@@ -42,7 +44,7 @@ export function forget() {
 
 /** Reload once the server answers again; the reloaded page restores the draft. */
 function reconnect() {
-  fetch('/api/v1/stages', { cache: 'no-store', credentials: 'same-origin' })
+  fetch(url('/api/v1/stages'), { cache: 'no-store', credentials: 'same-origin' })
     .then((answer) => {
       if (answer.status < 500) location.reload();
       else setTimeout(reconnect, RETRY_MS);

@@ -4,7 +4,7 @@
  * button per earlier answer that puts it back while the pool is labeled. Text goes into
  * the page as text, never as HTML.
  */
-import { post } from './api.js';
+import { post, url } from './api.js';
 
 const form = document.querySelector('#nbf-history');
 const result = document.querySelector('#nbf-history-result');
@@ -62,7 +62,7 @@ function showAnswers(stage, history) {
 
 async function look(stage, item) {
   const path = `/api/v1/stages/${encodeURIComponent(stage)}/history?item=${encodeURIComponent(item)}`;
-  const response = await fetch(path, { cache: 'no-store', credentials: 'same-origin' });
+  const response = await fetch(url(path), { cache: 'no-store', credentials: 'same-origin' });
   const history = await response.json();
   if (!response.ok) throw new Error(history.error || response.statusText);
   return history;

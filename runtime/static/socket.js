@@ -12,7 +12,7 @@
  */
 (() => {
   // A staged app's page names its own socket (which stage it shows) in a meta tag.
-  const path = document.querySelector('meta[name="nbf-socket"]')?.content || '/api/v1/ws';
+  const path = document.querySelector('meta[name="nbf-socket"]')?.content || 'api/v1/ws';
   const url = new URL(path, location.href);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.searchParams.set('paced', '1');

@@ -1,15 +1,16 @@
 """A pool's quality figures for the owner's dashboard, from its labels as integer arrays.
 
 The dashboard of a pool of 100,000 items and 50 labelers must come back in well under a
-second, every few seconds. Its labels are read in one query as numbers (the item's
-position, the labeler, the label, the moment in seconds), never as a Python object per
-label, and every figure is numpy over those arrays: the per-item label counts give
-Fleiss' kappa, Krippendorff's alpha and the share of items everyone agreed on; the pairs
+second, every few seconds. Its labels come as numbers (the item's position, the labeler,
+the label, the moment in seconds; runtime.store.label_cache keeps them), never as a
+Python object per label, and every figure is numpy over those arrays: the per-item label
+counts give Fleiss' kappa, Krippendorff's alpha and the share of items everyone agreed on; the pairs
 of labels of one item give Cohen's kappa for each pair of labelers; the moments of each
 labeler's submissions give their time per item and labels per hour.
 
-The figures are those of runtime.store.quality and agreement.py (tests check them
-against those and against scikit-learn, statsmodels and the krippendorff package);
+The figures are those of runtime.store.quality (tests check them against it, against
+published worked examples, and against scikit-learn, statsmodels and the krippendorff
+package);
 Fleiss' kappa here also takes items with uneven label counts, each item's observed
 agreement over its own pairs, which is Fleiss' formula when the counts are even.
 """
@@ -20,26 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import text
-
-from runtime.store.database import Store
 
 # A gap between two submissions longer than this is a break, not time spent on the items.
 BREAK_SECONDS = 600.0
-
-_READ = {
-    "sqlite": text(
-        "SELECT i.position, a.user_id, a.label, "
-        "(julianday(a.created_at) - 2440587.5) * 86400.0 "
-        "FROM annotations a JOIN items i ON i.stage = a.stage AND i.item_key = a.item_key "
-        "WHERE a.stage = :stage"
-    ),
-    "postgresql": text(
-        "SELECT i.position, a.user_id, a.label, extract(epoch FROM a.created_at) "
-        "FROM annotations a JOIN items i ON i.stage = a.stage AND i.item_key = a.item_key "
-        "WHERE a.stage = :stage"
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -73,20 +57,55 @@ class PoolLabels:
         )
 
 
-def read_labels(store: Store, stage: str, order: tuple[str, ...] = ()) -> PoolLabels:
-    """A pool stage's labels in one query, as arrays."""
-    with store.reading() as connection:
-        statement = _READ[connection.dialect.name]
-        rows = connection.execute(statement, {"stage": stage}).all()
-    return PoolLabels.of(rows, order)
-
-
 def counts_by_item(labels: PoolLabels) -> np.ndarray:
     """Items (those labeled at least once) by values: how many labels of each."""
     _, item = np.unique(labels.item, return_inverse=True)
     counts = np.zeros((int(item.max(initial=-1)) + 1, len(labels.values)), dtype=np.int64)
     np.add.at(counts, (item, labels.label), 1)
     return counts
+
+
+def pairwise_agreement(counts: np.ndarray) -> float | None:
+    """The share of pairs of labels of the same item that are equal (None: no pairs)."""
+    sizes = counts.sum(axis=1)
+    pairs = int((sizes * (sizes - 1)).sum())
+    return int((counts * (counts - 1)).sum()) / pairs if pairs else None
+
+
+@dataclass(frozen=True)
+class Accord:
+    """How one labeler's labels compare with the other labels of the same items: of the
+    pairs (their label, another labeler's label of the item), how many are equal, over
+    how many items that someone else labeled too."""
+
+    matches: int
+    pairs: int
+    items: int
+
+    @property
+    def share(self) -> float | None:
+        """The share of those pairs that agree (None: nobody else labeled their items)."""
+        return self.matches / self.pairs if self.pairs else None
+
+
+def agreement_by_labeler(labels: PoolLabels) -> dict[int, Accord]:
+    """Each labeler's agreement with the others (one label per labeler and item). A
+    labeler whose item has two other labels is compared with each, so the shares weigh
+    items as pairwise_agreement does: summed over labelers, the matches and pairs are
+    twice its equal pairs and pairs."""
+    counts = counts_by_item(labels)
+    _, row = np.unique(labels.item, return_inverse=True)
+    sizes = counts.sum(axis=1)[row]
+    people, who = np.unique(labels.labeler, return_inverse=True)
+    tallies = (counts[row, labels.label] - 1, sizes - 1, sizes >= 2)
+    matches, pairs, items = (
+        np.bincount(who, weights=t, minlength=len(people)).astype(np.int64).tolist()
+        for t in tallies
+    )
+    return {
+        person: Accord(*found)
+        for person, *found in zip(people.tolist(), matches, pairs, items, strict=True)
+    }
 
 
 def full_agreement(counts: np.ndarray) -> float | None:

@@ -77,7 +77,7 @@ def fleiss_kappa(labels_by_item: Labels) -> float | None:
     if len(sizes) > 1:
         raise ValueError(
             f"Fleiss' kappa needs the same number of labels on every item, and these items "
-            f"have {', '.join(map(str, sizes))}; use krippendorff_alpha_nominal for uneven "
+            f"have {', '.join(map(str, sizes))}; use Krippendorff's alpha for uneven "
             f"counts, or keep the items that have all their labels."
         )
     m = sizes[0]
