@@ -13,7 +13,7 @@ from tornado.testing import gen_test
 
 from runtime import bundle
 from runtime.app import thaw
-from runtime.app.gold import gold_block
+from runtime.app.dashboard import overview
 from runtime.app.preview import preview
 from runtime.server import ServeOptions, make_staged_app
 from runtime.store.database import open_store
@@ -133,7 +133,8 @@ class TestFloorApi(StagedTestCase):
         try:
             await restarted.pipeline.advance()
             assert restarted.pipeline.floors == {"label": 0.5}
-            gold = gold_block(restarted.pipeline, "label")
+            stages = overview(restarted)["stages"]
+            gold = next(stage for stage in stages if stage["name"] == "label")["gold"]
             assert [g["left_out"] for g in gold["labelers"]] == [True, False]
             shown = await preview(restarted.pipeline, "label")
             report = html.unescape("".join(m.get("html", "") for m in shown.outputs["report"]))

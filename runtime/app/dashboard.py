@@ -56,7 +56,7 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
             labels = label_cache.read_labels(store, stage.name, tuple(pool.choices))
             entry.update(_pool_figures(done, labels, at))
             entry["review"] = pipeline.review_progress(stage.name)
-            entry["gold"] = gold_block(pipeline, stage.name)
+            entry["gold"] = gold_block(pipeline, stage.name, labels)
             since = (at - PACE_WINDOW).timestamp()
             people, given = np.unique(labels.labeler, return_counts=True)
             recent = np.bincount(
