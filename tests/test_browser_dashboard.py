@@ -7,6 +7,7 @@ The app is started by the real command (`nbfreeze serve`), as an author would.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 import nbformat
 import pytest
-from browser import READY, App, screenshot, visit
+from browser import READY, SCREENSHOTS, App, screenshot, visit
 from conftest import notebook_from
 from playwright.sync_api import expect
 
@@ -126,6 +127,7 @@ def test_the_dashboard_draws_progress_pace_and_agreement_as_labels_come_in(brows
         "3 of 6 items complete, 6 of 12 labels"
     )
     screenshot(owner, "owner-dashboard.png")
+    element_screenshot(card.locator(".nbf-quality"), "owner-quality.png")
 
     # The stage's downloads hand over files named after it; no COCO, it is not boxes.
     row = owner.locator("tr[data-stage='label']")
@@ -139,3 +141,115 @@ def test_the_dashboard_draws_progress_pace_and_agreement_as_labels_come_in(brows
         row.get_by_role("link", name="Hugging Face dataset").click()
     assert info.value.suggested_filename == "label-labels.hf.zip"
     assert errors == []  # nothing the policy refused, no script error
+
+
+GOLD_CELLS = (
+    "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': f'text {i}' for i in range(6)}"
+    "\nknown = {'t0': 'good', 't1': 'good'}",
+    # Half of each batch gold: each labeler's batch of 4 is both gold items and two more.
+    "#| stage: label\n#| input: pool\n#| overlap: 3\n#| batch: 4\n#| gold: known\n"
+    "#| gold_rate: 0.5\n#| title: Good or bad\n"
+    "labeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+    "#| stage: report\n#| show: true\nprint('merged', sorted(labeler.labels.items()))",
+)
+
+
+@pytest.fixture
+def gold_app(tmp_path: Path) -> Iterator[App]:
+    notebook = tmp_path / "gold.ipynb"
+    nbformat.write(notebook_from(GOLD_CELLS), notebook)
+    served = App(notebook)
+    yield served
+    served.stop()
+
+
+def label_batch_by_api(page, label: str) -> None:
+    """The labeler's batch, every item given `label`, through the API their page uses."""
+    base = urlsplit(page.url)._replace(path="", query="").geturl()
+    batch = page.request.get(f"{base}/api/v1/stages/label/batch").json()["items"]
+    assert len(batch) == 4, batch
+    xsrf = next(c["value"] for c in page.context.cookies() if c["name"] == "_xsrf")
+    answer = page.request.post(
+        f"{base}/api/v1/stages/label/submit",
+        data=json.dumps({"request_id": f"r-{label}", "labels": dict.fromkeys(batch, label)}),
+        headers={"X-XSRFToken": xsrf, "Content-Type": "application/json"},
+    )
+    assert answer.ok, answer.text()
+
+
+def element_screenshot(locator, name: str) -> None:
+    """Save one block of the page to docs/screenshots/ when NBFREEZE_SCREENSHOTS=1."""
+    if os.environ.get("NBFREEZE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        locator.screenshot(path=str(SCREENSHOTS / name), animations="disabled")
+
+
+def test_the_gold_block_shows_accuracy_and_the_floor_control_leaves_a_labeler_out(
+    browser, gold_app
+):
+    owner = visit(browser, gold_app.owner)
+    errors: list[str] = []
+    owner.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    owner.on("pageerror", lambda error: errors.append(str(error)))
+    owner.goto(urlsplit(gold_app.owner)._replace(path="/owner", query="").geturl())
+    gold = owner.locator("section.nbf-gold-pool[data-stage='label']")
+    expect(gold.locator(".nbf-hint")).to_have_text(
+        "Nobody has labeled a gold item yet.", timeout=WAIT_MS
+    )
+    expect(gold.locator(".nbf-gold-floor-text")).to_have_text(
+        "No floor: every labeler counts. 2 gold items."
+    )
+
+    alice, bob = visit(browser, gold_app.invite, "alice"), visit(browser, gold_app.invite, "bob")
+    label_batch_by_api(alice, "bad")  # both gold items wrong
+    label_batch_by_api(bob, "good")  # both right
+
+    rows = gold.locator(".nbf-gold-labelers tbody tr")
+    expect(rows).to_have_count(2, timeout=WAIT_MS)
+    sloppy, careful = rows.nth(0), rows.nth(1)
+    expect(sloppy.locator("td").nth(0)).to_have_text("alice")
+    expect(sloppy.locator("td").nth(1)).to_have_text("0 of 2")
+    expect(careful.locator("td").nth(1)).to_have_text("2 of 2")
+    # 2 of 2 right: the Wilson interval is 34% to 100%; 0 of 2, 0% to 66%.
+    expect(careful.get_by_role("img")).to_have_attribute(
+        "aria-label", "bob: 100% right on gold (2 of 2), 95% interval 34% to 100%"
+    )
+    expect(sloppy.get_by_role("img")).to_have_attribute(
+        "aria-label", "alice: 0% right on gold (0 of 2), 95% interval 0% to 66%"
+    )
+    line = careful.locator("line.nbf-gold-interval")
+    assert float(line.get_attribute("x1")) == pytest.approx(1 + 0.342 * 158, abs=0.2)
+    assert line.get_attribute("x2") == "159.00"
+    expect(sloppy.locator(".nbf-gold-status")).to_have_text("counted")
+
+    floor = gold.get_by_label("Accuracy floor (a share from 0 to 1)")
+    floor.fill("0.5")
+    gold.get_by_role("button", name="Set floor").click()
+    expect(gold.locator("output")).to_have_text("Floor set to 50%: labelers under it are left out.")
+    expect(sloppy.locator(".nbf-gold-status")).to_have_text("left out", timeout=WAIT_MS)
+    expect(careful.locator(".nbf-gold-status")).to_have_text("counted")
+    expect(gold.locator(".nbf-gold-floor-text")).to_have_text(
+        "Floor 50%: 1 labeler left out of the merge. 2 gold items."
+    )
+    assert careful.locator("line.nbf-gold-floor").get_attribute("x1") == "80.00"
+    expect(owner.locator("#nbf-preview")).to_contain_text("merged", timeout=WAIT_MS)
+
+    # A floor above 1 is not sent: the field says it is out of range, the floor stays.
+    floor.fill("1.5")
+    gold.get_by_role("button", name="Set floor").click()
+    assert floor.evaluate("input => input.validity.rangeOverflow") is True
+    owner.reload()
+    expect(gold.locator(".nbf-gold-floor-text")).to_have_text(
+        "Floor 50%: 1 labeler left out of the merge. 2 gold items.", timeout=WAIT_MS
+    )
+    expect(sloppy.locator(".nbf-gold-status")).to_have_text("left out")
+    element_screenshot(owner.locator(".nbf-gold-section"), "owner-gold.png")
+
+    gold.get_by_role("button", name="Clear floor").click()
+    expect(gold.locator("output")).to_have_text("No floor: every labeler counts.")
+    expect(sloppy.locator(".nbf-gold-status")).to_have_text("counted", timeout=WAIT_MS)
+    expect(gold.locator(".nbf-gold-floor-text")).to_have_text(
+        "No floor: every labeler counts. 2 gold items."
+    )
+    assert sloppy.locator("line.nbf-gold-floor").count() == 0
+    assert errors == []

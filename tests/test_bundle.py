@@ -34,7 +34,15 @@ def test_manifest_describes_every_stage(tmp_path):
     assert len(manifest["source_sha256"]) == 64
     check = next(s for s in manifest["stages"] if s["name"] == "check")
     assert check["kind"] == "input" and check["input"] == "pool" and check["scope"] == "shared"
-    assert check["options"] == {"overlap": 2, "batch": 8, "lease_seconds": 600, "merge": "majority"}
+    assert check["options"] == {
+        "overlap": 2,
+        "batch": 8,
+        "lease_seconds": 600,
+        "merge": "majority",
+        "gold": "gold",
+        "gold_line": 6,
+        "gold_rate": 0.25,
+    }
     assert check["depends_on"] == ["start", "sample"]
     assert "to_label" in check["uses"] and check["defines"] == ["checker"]
     for stage in manifest["stages"]:

@@ -77,7 +77,7 @@ def test_check_dot_tells_shared_user_and_input_stages_apart():
     rank = next(line for line in lines if line.startswith('  "rank" '))
     assert "dashed" in warmup and "shape=house" in warmup
     assert "dashed" not in rank and "shape=box" in rank
-    assert '  "sample" -> "check" [label="to_label"];' in lines
+    assert '  "sample" -> "check" [label="gold, to_label"];' in lines
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")

@@ -8,6 +8,7 @@ process's older view, and a pool closed by one is closed on the other.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -194,4 +195,52 @@ def test_pool_closed_on_one_process_is_closed_on_the_other(two_servers):
     states = {stage["name"]: stage["state"] for stage in pages["stages"]}
     assert states == {"label": "done", "after": "open"}
     assert pages["next"] == "/stage/after"
+    client.close()
+
+
+GOLD_NOTEBOOK = (
+    "from freezer.widgets import ChoiceLabeler\nitems = {f't{i}': f'text {i}' for i in range(4)}"
+    "\nanswers = {'t0': 'good', 't1': 'good'}",
+    # Half of each batch gold: each labeler's batch of 4 is both gold items and t2, t3.
+    "#| stage: label\n#| input: pool\n#| overlap: 3\n#| batch: 4\n#| gold: answers\n"
+    "#| gold_rate: 0.5\nlabeler = ChoiceLabeler(items, choices=['good', 'bad'])\nlabeler",
+    "#| stage: report\n#| show: true\nprint(sorted(labeler.labels.items()))",
+)
+
+
+def reported(person: Person, server: Server) -> str:
+    """What the report after the pool shows on `server` with the labels so far."""
+    status, preview = person.until_answered(server, "/api/v1/stages/label/preview")
+    assert status == 200, preview
+    return html.unescape("".join(preview["stages"]["report"]))
+
+
+def left_out(person: Person, server: Server) -> tuple[float | None, list[bool]]:
+    """The floor `server`'s dashboard shows, and whom it shows as left out."""
+    status, data = person.until_answered(server, "/api/v1/dashboard")
+    gold = next(stage for stage in data["stages"] if stage["name"] == "label")["gold"]
+    return gold["floor"], [labeler["left_out"] for labeler in gold["labelers"]]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("two_servers", [GOLD_NOTEBOOK], indirect=True, ids=["gold"])
+def test_a_floor_set_on_one_process_changes_the_merge_the_other_serves(two_servers):
+    client = HTTPClient()
+    a, b = two_servers
+    owner = Person(client, a, a.owner)
+    for label in ("bad", "good"):  # a sloppy labeler, then a careful one
+        labeler = Person(client, a, a.invite)
+        status, batch = labeler.call(a, "/api/v1/stages/label/batch")
+        assert status == 200 and len(batch["items"]) == 4, batch
+        labeler.submit(a, "label", {"labels": dict.fromkeys(batch["items"], label)})
+    assert "('t2', 'bad')" in reported(owner, b)  # a tie keeps the first label
+    assert left_out(owner, b) == (None, [False, False])
+    status, reply = owner.call(a, "/api/v1/stages/label/floor", {"floor": 0.5})
+    assert status == 200, reply
+    assert "('t2', 'good'), ('t3', 'good')" in reported(owner, b)
+    assert left_out(owner, b) == (0.5, [True, False])
+    status, reply = owner.call(b, "/api/v1/stages/label/floor", {"floor": None})
+    assert status == 200, reply
+    assert "('t2', 'bad')" in reported(owner, a)
+    assert left_out(owner, a) == (None, [False, False])
     client.close()

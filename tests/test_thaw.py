@@ -311,12 +311,15 @@ class TestDigits(TestTheExamples):
         assert made.failure is None
         pick = labeled_by(ids_of(pick_b), ids_of(pick_a))
         check = labeled_by(ids_of(check_b), ids_of(check_a))
+        labels = json.loads(thaw.answers_beside(made.notebook).read_text())["stages"]["check"]
+        rows = [dict(a, item=json.loads(a["item"])) for a in labels["labels"]]
         expected = by_hand(
             self.tmp / "notebook.ipynb",
             {
                 6: pick + "picker.labels = merged\npicker.ties = ties",
                 9: "per_threshold.value = 4",
-                15: check + "checker.labels = merged\nchecker.ties = ties",
+                15: check
+                + f"checker.labels = merged\nchecker.ties = ties\nchecker.annotations = {rows!r}",
             },
             self.tmp,
         )
@@ -325,6 +328,9 @@ class TestDigits(TestTheExamples):
             o[2] for cell in outputs(done, inserted=False) for o in cell if o[0] == "stream"
         )
         assert "centroid of 24 picked images" in text and "precision" in text
+        # Alice calls every image a 3: right on the two gold 3s, wrong on the two others.
+        assert "labeler 2: 2 of 4 gold images right (50%, 95% interval 15% to 85%)" in text
+        assert "top 400:      1.00         1.00   0.25  4 of 4" in text
         said = notes(done)
         assert "48 labels of 24 items by 2 labelers: alice (24), bob (24)" in said
         assert "1 labeler answered it" in said and "left as the notebook builds it" in said

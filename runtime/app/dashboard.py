@@ -3,7 +3,8 @@ for a pool its pace, the time left at that pace and its labels per minute over t
 half hour, each labeler's count, pace and agreement with the others, agreement on items
 labeled more than once (percent agreement, Krippendorff's alpha, Fleiss' kappa, the share
 of items all labelers agreed on, Cohen's kappa per pair of labelers), and each labeler's
-time per item and labels per hour (the downloads are `runtime.app.exports`).
+time per item and labels per hour, and for a pool with gold each labeler's accuracy on it
+and the owner's floor (`runtime.app.gold`; the downloads are `runtime.app.exports`).
 
 All of it comes from each pool's labels as arrays, kept by the process and brought up to
 date from the rows written since (`runtime.store.label_cache`), and figures over them
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.app.gold import gold_block
 from runtime.app.staged import Staged
 from runtime.store import label_cache, pools
 from runtime.store import label_figures as figures
@@ -54,6 +56,7 @@ def overview(staged: Staged, at: datetime | None = None) -> dict[str, Any]:
             labels = label_cache.read_labels(store, stage.name, tuple(pool.choices))
             entry.update(_pool_figures(done, labels, at))
             entry["review"] = pipeline.review_progress(stage.name)
+            entry["gold"] = gold_block(pipeline, stage.name, labels)
             since = (at - PACE_WINDOW).timestamp()
             people, given = np.unique(labels.labeler, return_counts=True)
             recent = np.bincount(

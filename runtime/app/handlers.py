@@ -31,6 +31,7 @@ from runtime.host.handlers import FrameWriter
 from runtime.host.session import Session
 from runtime.store import pools
 from runtime.store.database import LABELER, OWNER, REVIEWER, User, numbered_name, unavailable
+from runtime.store.floors import accuracy_floors
 from runtime.urls import Rooted, under
 
 log = logging.getLogger(__name__)
@@ -600,6 +601,23 @@ class HistoryApi(_OwnerApi):
         self.finish({"ok": True, "change": restored})
 
 
+class FloorApi(_OwnerApi):
+    """`POST /api/v1/stages/NAME/floor`: set an open pool's gold-accuracy floor, a share
+    from 0 to 1, or clear it with null (the owner only)."""
+
+    def post(self, name: str) -> None:
+        body = self.json_body()
+        if "floor" not in body:
+            raise Refused(400, 'send {"floor": a share from 0 to 1}, or {"floor": null} to clear')
+        if self.staged.notebook.stage(name) is None:
+            raise Refused(404, f"there is no stage `{name}` in this app")
+        try:
+            self.staged.pipeline.set_accuracy_floor(name, body["floor"])
+        except ValueError as error:
+            raise Refused(400, str(error)) from None
+        self.finish({"stage": name, "floor": self.staged.pipeline.floors.get(name)})
+
+
 class InviteApi(_OwnerApi):
     """`POST /api/v1/invites`: a labeler's (or reviewer's) personal link, by name (the
     owner only)."""
@@ -654,9 +672,9 @@ class LabelsDownload(_OwnerApi):
             return
         form = next(f for f, (suffix, _) in exports.DOWNLOADS.items() if suffix == "." + extension)
         try:
-            floor = self.staged.pipeline.floors.get(name)
+            floors = await self.staged.stored(accuracy_floors, self.staged.store)
             made = await self.staged.stored(
-                exports.download, self.staged.store, name, form, pool, floor
+                exports.download, self.staged.store, name, form, pool, floors.get(name)
             )
         except exports.ExportRefused as refused:
             self.refuse(400, str(refused))
@@ -676,12 +694,7 @@ class ThawedNotebook(_OwnerApi):
         thawing = self.application.settings.setdefault("thawing", asyncio.Lock())
         try:
             async with thawing:
-                made = await thaw.thaw(
-                    bundle,
-                    self.staged.store,
-                    thaw.served_output(bundle),
-                    self.staged.pipeline.floors,
-                )
+                made = await thaw.thaw(bundle, self.staged.store, thaw.served_output(bundle))
                 body = made.notebook.read_bytes()
         except thaw.ThawRefused as refused:
             self.refuse(400, str(refused))
@@ -905,6 +918,7 @@ def routes(
         (r"/api/v1/stages/([^/]+)/history", HistoryApi, common),
         (r"/api/v1/pipeline", PipelineApi, common),
         (r"/api/v1/dashboard", DashboardApi, common),
+        (r"/api/v1/stages/([^/]+)/floor", FloorApi, common),
         (r"/api/v1/invites", InviteApi, common),
         (r"/api/v1/invites/revoke", RevokeApi, common),
         (r"/api/v1/stages/([^/]+)/preview", PreviewApi, common),

@@ -32,6 +32,7 @@ from runtime.bundle import Notebook, Stage
 from runtime.host.session import Session
 from runtime.store import pools
 from runtime.store.database import Store
+from runtime.store.floors import FloorRefused, accuracy_floors, set_accuracy_floor
 from runtime.store.merging import RULES, Merged, MergeError, merge_labels
 from runtime.store.quality import GoldAccuracy, gold_accuracy
 
@@ -322,7 +323,8 @@ class Pipeline:
         self.shared = [s for s in notebook.stages if s.scope == "shared"]
         self.status = {s.name: StageStatus() for s in self.shared}
         self.pools: dict[str, Pool] = {}
-        # Each pool's gold-accuracy floor, set by the owner; in memory only for now.
+        # Each pool's gold-accuracy floor as the database had it at the last advance
+        # (`runtime.store.floors`): a floor another process set is read on catching up.
         self.floors: dict[str, float] = {}
         self.version = 0  # bumped on every change, for pages that wait
         self.changed = asyncio.Event()
@@ -358,6 +360,7 @@ class Pipeline:
     async def advance(self) -> None:
         """Run every shared stage that can run now, in notebook order."""
         async with self._lock:
+            self.floors = accuracy_floors(self.store)
             for number, stage in enumerate(self.shared, start=1):
                 status = self.status[stage.name]
                 if status.state in (DONE, FAILED):
@@ -381,8 +384,9 @@ class Pipeline:
     def set_accuracy_floor(self, name: str, floor: float | None) -> None:
         """Leave out of pool `name`'s merge the labelers whose accuracy on its gold items
         is below `floor` (a share from 0 to 1); None leaves nobody out. Lowering it brings
-        them back. It counts from the pool's next merge (its preview at once), so it is
-        set while the pool is open; a ValueError says what is wrong otherwise."""
+        them back. Kept in the database, so every process merges with it; it counts from
+        the pool's next merge (its preview at once), so it is set while the pool is open.
+        A ValueError says what is wrong otherwise."""
         stage = self.notebook.stage(name)
         if stage is None or stage.input != "pool":
             raise ValueError(f"`{name}` is not a pool stage")
@@ -390,12 +394,11 @@ class Pipeline:
             raise ValueError(f"pool `{name}` has no gold answers (`#| gold:`) to score labelers")
         if self.done(name):
             raise ValueError(f"pool `{name}` is closed: its labels are merged already")
-        if floor is None:
-            self.floors.pop(name, None)
-        elif isinstance(floor, bool) or not isinstance(floor, int | float) or not 0 <= floor <= 1:
-            raise ValueError(f"an accuracy floor is a share from 0 to 1, not {floor!r}")
-        else:
-            self.floors[name] = float(floor)
+        try:
+            set_accuracy_floor(self.store, name, floor)
+        except FloorRefused as refused:
+            raise ValueError(f"pool `{name}`: {refused}") from None
+        self.floors = accuracy_floors(self.store)
         self._bump()
 
     def gold_scores(self, name: str) -> dict[Hashable, GoldAccuracy]:

@@ -33,6 +33,7 @@ from runtime.app.pipeline import Decision, Pool, merged_labels, review_stage, wi
 from runtime.bundle import Notebook, Stage
 from runtime.store import pools
 from runtime.store.database import LABELER, OWNER, Store, now
+from runtime.store.floors import accuracy_floors
 from runtime.store.merging import RULES
 
 FORMAT = 1
@@ -64,14 +65,12 @@ def served_output(bundle_dir: Path) -> Path:
     return bundle_dir.parent / f"{name}-thawed.ipynb"
 
 
-def answers(
-    store: Store, notebook: Notebook, floors: dict[str, float] | None = None
-) -> dict[str, Any]:
+def answers(store: Store, notebook: Notebook) -> dict[str, Any]:
     """Every input stage's answers as the thawed notebook reads them: a pool's raw labels
-    with how the app merges them (its rule, the owner's accuracy floor from `floors`, the
+    with how the app merges them (its rule, the owner's accuracy floor kept in the store, the
     reviewers' decisions by item key), the owner's stored widget state for an owner
     stage, and for an `each` stage how many labelers answered."""
-    floors = floors or {}
+    floors = accuracy_floors(store)
     users = {user.id: user for user in store.users()}
     stages: dict[str, Any] = {}
     for stage in notebook.stages:
@@ -350,18 +349,14 @@ async def execute(
     return None
 
 
-async def thaw(
-    bundle_dir: Path, store: Store, output: Path, floors: dict[str, float] | None = None
-) -> Thawed:
+async def thaw(bundle_dir: Path, store: Store, output: Path) -> Thawed:
     """Write the thawed notebook at `output` and its answers beside it, run top to bottom
-    on the app's answers (pools merged with the owner's accuracy `floors`); a failed cell
-    is left with its error in place."""
+    on the app's answers (pools merged with the owner's accuracy floors, as the store
+    keeps them); a failed cell is left with its error in place."""
     notebook = bundles.load(bundle_dir)
     source = nbformat.read(bundle_dir / "notebook.ipynb", as_version=4)
     # Off the event loop: a server thaws while it serves, and a pool's labels are many.
-    document = await asyncio.get_running_loop().run_in_executor(
-        None, answers, store, notebook, floors
-    )
+    document = await asyncio.get_running_loop().run_in_executor(None, answers, store, notebook)
     answers_path = answers_beside(output)
     answers_path.write_text(json.dumps(document, indent=1) + "\n")
     made, origins = thawed(source, notebook, document, answers_path.name)

@@ -437,14 +437,23 @@ async function refresh() {
       showStages(data);
       showPools(data);
       showLabelers(data);
+      document.dispatchEvent(new CustomEvent('nbf-dashboard', { detail: data }));
       await showPreview(data);
       document.body.dataset.nbfDashboard = 'updated';
     }
   } catch (error) {
     // the server may be restarting: try again on the next tick
   }
-  setTimeout(refresh, 2000);
+  clearTimeout(next);
+  next = setTimeout(refresh, 2000);
 }
+
+let next = null;
+// A change made on the page (the gold floor) is shown at once, not at the next tick.
+document.addEventListener('nbf-dashboard-stale', () => {
+  clearTimeout(next);
+  refresh();
+});
 
 // Invites by name: a personal link to hand to one labeler, or revoking a name's links.
 const invite = document.querySelector('#nbf-invite');

@@ -24,6 +24,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -115,6 +116,19 @@ class StageRun(Base):
     cache_key: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+
+
+class AccuracyFloor(Base):
+    """The owner's gold-accuracy floor of a pool stage: the labelers whose accuracy on its
+    gold items is below it are left out of its merge (`runtime.store.floors`); null when
+    cleared. `changes` counts its settings, so that each one is a new mark for the other
+    processes (`Store.shared_marks`), a floor set and cleared again too."""
+
+    __tablename__ = "accuracy_floors"
+    stage: Mapped[str] = mapped_column(String(200), primary_key=True)
+    floor: Mapped[float | None] = mapped_column(Float)
+    changes: Mapped[int] = mapped_column(Integer)
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
 # A pool's gold items, for the index that finds them (migration 0008).
@@ -444,11 +458,11 @@ class Store:
             session.commit()
 
     def shared_marks(self, owner_id: int) -> frozenset[tuple[str | None, ...]]:
-        """What the shared stages stand on in the database, in one read of two indexed
-        lookups: each stage's recorded status and cache key, and the owner's last
-        answer. Another process that runs a stage, closes a pool or takes an answer of
-        the owner changes it. On SQLite the read takes no lock: it begins no
-        transaction."""
+        """What the shared stages stand on in the database, in one read of three indexed
+        lookups: each stage's recorded status and cache key, the owner's last answer, and
+        each pool's accuracy floor. Another process that runs a stage, closes a pool,
+        takes an answer of the owner or sets a floor changes it. On SQLite the read takes
+        no lock: it begins no transaction."""
         if self.engine.dialect.name == "sqlite":
             connection = self.engine.raw_connection()
             try:
@@ -468,7 +482,8 @@ class Store:
 # `Store.shared_marks`: the same text on both databases (named parameters, both drivers).
 _MARKS = (
     "SELECT stage, status, cache_key FROM stage_runs UNION ALL "
-    "SELECT NULL, NULL, CAST(MAX(id) AS VARCHAR(20)) FROM submissions WHERE user_id = :owner"
+    "SELECT NULL, NULL, CAST(MAX(id) AS VARCHAR(20)) FROM submissions WHERE user_id = :owner "
+    "UNION ALL SELECT stage, 'floor', CAST(changes AS VARCHAR(20)) FROM accuracy_floors"
 )
 
 # Each database's INSERT with its ON CONFLICT clause.

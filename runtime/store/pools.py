@@ -203,6 +203,17 @@ def gold_keys(store: Store, stage: str) -> list[str]:
         return list(connection.scalars(_GOLD_KEYS, {"in_stage": stage}))
 
 
+_GOLD_POSITIONS = select(Item.item_key, Item.position).where(Item.stage == _STAGE, Item.gold)
+
+
+def gold_positions(store: Store, stage: str) -> dict[str, int]:
+    """Each gold item's position in the pool, by key: how the label arrays of the
+    dashboard (`label_figures.PoolLabels.item`) name it. One lookup of the gold index."""
+    with store.reading() as connection:
+        rows = connection.execute(_GOLD_POSITIONS, {"in_stage": stage})
+        return {key: position for key, position in rows}
+
+
 def refresh_statistics(store: Store) -> None:
     """Have PostgreSQL look at the pool tables again once a pool's items are in: with
     the statistics of an empty items table, the planner sorts every open item instead
