@@ -106,10 +106,11 @@ def test_two_labelers_and_the_owner_walk_the_flagship(browser, flagship):
     check = owner.locator("tr[data-stage='check'] .nbf-progress")
     check.filter(has_text=re.compile(r"[1-9][0-9]* of 48 labels")).wait_for()
     owner.locator("#nbf-labelers").get_by_role("cell", name="labeler 2").wait_for()
-    # A quarter of each batch of 8 is gold: alice answered two known images, the 3s.
+    # A quarter of the 16 items alice's page holds (her batch and the next) is gold, mixed
+    # in by chance: the first batch she answered holds some of the four known images.
     gold = owner.locator("section.nbf-gold-pool[data-stage='check'] .nbf-gold-labelers tbody tr")
     expect(gold).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
-    expect(gold.locator("td").nth(1)).to_have_text("2 of 2")
+    expect(gold.locator("td").nth(1)).to_have_text(re.compile(r"^[0-4] of [1-4]$"))
     shot(owner, "owner-overview")
 
 
