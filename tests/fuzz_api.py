@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fuzz_live import CHOICES, ITEMS, STAGES, LiveApp, Person
 from fuzz_schema import ANY_JSON, from_schema
@@ -113,6 +113,11 @@ def body_of(operation: Operation) -> st.SearchStrategy[bytes | None]:
     return st.one_of(choices)
 
 
+def escaped(value: str) -> str:
+    """`value` in a URL, lone surrogates too (as the bytes a careless client sends)."""
+    return quote(value.encode("utf-8", "surrogatepass"), safe="")
+
+
 @st.composite
 def calls(draw: st.DrawFn, ops: list[Operation]) -> tuple[str, Operation, str, bytes | None]:
     """A case: who calls, which operation, the URL and the body."""
@@ -124,10 +129,10 @@ def calls(draw: st.DrawFn, ops: list[Operation]) -> tuple[str, Operation, str, b
     for parameter in operation.parameters:
         if parameter["in"] == "path":
             value = str(draw(value_of(parameter))) or "x"
-            path = path.replace("{" + parameter["name"] + "}", quote(value, safe=""))
+            path = path.replace("{" + parameter["name"] + "}", escaped(value))
         elif draw(st.booleans()):
             query[parameter["name"]] = str(draw(value_of(parameter)))
-    url = path + ("?" + urlencode(query) if query else "")
+    url = path + ("?" + "&".join(f"{k}={escaped(v)}" for k, v in query.items()) if query else "")
     return who, operation, url, draw(body_of(operation))
 
 

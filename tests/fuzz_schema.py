@@ -13,8 +13,16 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+# Text that a database, a header or a log line may choke on.
+TRICKY = ("\x00", "a\x00b", "\ud800", "\r\n", "'; --", "%00", "\u202e", "\ufeff", "..")
+
 ANY_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.sampled_from(TRICKY),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
@@ -34,7 +42,9 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     if isinstance(kinds, list):
         return st.one_of([from_schema({**schema, "type": kind}) for kind in kinds])
     if kinds == "string":
-        return st.text(min_size=schema.get("minLength", 0), max_size=schema.get("maxLength", 40))
+        low, high = schema.get("minLength", 0), schema.get("maxLength", 40)
+        tricky = st.sampled_from([t for t in TRICKY if low <= len(t) <= high] or ["x" * low])
+        return st.text(min_size=low, max_size=high) | tricky
     if kinds == "integer":
         return st.integers(schema.get("minimum"), schema.get("maximum"))
     if kinds == "boolean":

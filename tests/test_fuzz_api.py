@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from fuzz_api import DOCUMENT, fuzz_api
+from fuzz_api import DOCUMENT, fuzz_api, headers_for, people_of
 from fuzz_live import live_app
 from openapi_spec_validator import validate
 from tornado.web import RequestHandler
@@ -56,3 +56,27 @@ def test_fuzzed_calls_get_clear_answers_and_change_nothing_they_were_refused(dat
         assert app.errors.lines() == []
     assert figures.cases == 300
     assert figures.statuses[200] and figures.statuses[403] and figures.statuses[401]
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/api/v1/me", {"name": "a\x00b"}),
+        ("/api/v1/invites", {"name": "a\x00b"}),
+        ("/api/v1/invites/revoke", {"name": "a\x00b"}),
+        ("/api/v1/stages/name/submit", {"request_id": "r\x00", "state": {"": {"value": "x"}}}),
+        ("/api/v1/stages/label/submit", {"request_id": "r1", "labels": {'"a"\x00': "yes"}}),
+    ],
+)
+def test_a_nul_character_is_a_400_on_postgresql_and_nothing_is_saved(path, body, request):
+    # PostgreSQL's text columns refuse NUL: these calls were 500s with a traceback logged.
+    with live_app(request.getfixturevalue("postgres_database")) as app:
+        people = people_of(app)
+        before = app.snapshot()
+        status, _, answer = people["owner"].request(
+            "POST", path, json.dumps(body).encode(), headers_for("owner", people, "post")
+        )
+        assert status == 400, answer
+        assert "NUL" in json.loads(answer)["error"]
+        assert app.snapshot() == before
+        assert app.errors.lines() == []

@@ -5,6 +5,8 @@ an accepted submit of the sender's own."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fuzz_live import live_app
 from fuzz_socket import Page, fuzz_socket
@@ -34,3 +36,17 @@ def test_a_frame_under_the_documented_limit_reaches_a_staged_page():
         page.close()
     assert closed is None
     assert any("not JSON" in m.get("message", "") for m in read)
+
+
+def test_a_submit_holding_a_nul_is_refused_on_postgresql_and_the_page_lives_on(request):
+    # The page's submit reached PostgreSQL, which refused the NUL: an uncaught exception.
+    with live_app(request.getfixturevalue("postgres_database")) as app:
+        page = Page(app, app.enter(LABELER, "ada"), "label")
+        before = app.snapshot()
+        page.send(json.dumps({"type": "submit", "request_id": "r\x00"}))
+        read, closed = page.probe()
+        page.close()
+        assert app.snapshot() == before
+        assert app.errors.lines() == []
+    assert closed is None
+    assert [m for m in read if m["type"] == "submit_error" and "NUL" in m["message"]]

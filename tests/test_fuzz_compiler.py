@@ -1,0 +1,37 @@
+"""`nbfreeze check` on mutated notebooks: a clear message naming the file or the cell,
+exit 0, 1 or 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from fuzz_compiler import ROOT, check, fuzz_compiler, seeds
+
+
+def test_mutated_notebooks_get_clear_diagnostics(tmp_path):
+    figures = fuzz_compiler(tmp_path, 300, start=5)
+    assert figures.cases == 300
+    assert figures.exits[0] and figures.exits[1]  # some mutants still compile, most do not
+
+
+def test_a_truncated_notebook_is_named_by_the_command_itself(tmp_path):
+    path = tmp_path / "cut.ipynb"
+    path.write_text('{"cells": [{"cell_type": "code", "sou')
+    result = subprocess.run(
+        [sys.executable, "-m", "freezer", "check", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode in (1, 2)
+    assert "cut.ipynb" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_seeds_are_the_examples_and_every_documented_notebook(tmp_path):
+    notebooks = seeds()
+    assert len(notebooks) > len(list((ROOT / "examples").glob("*.ipynb")))
+    for number, notebook in enumerate(notebooks):
+        assert check(tmp_path / f"seed{number}.ipynb", json.dumps(notebook).encode()) in (0, 1)
