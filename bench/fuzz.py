@@ -90,7 +90,13 @@ def report(parts: list[dict[str, Any]], wall: float, db: str) -> str:
         )
     lines += ["", f"Total: {total:,} cases, {len(failures)} part(s) failing.", ""]
     for p in failures:
-        lines += [f"## {p['part']}: failed", "", "```", p["failure"] or "", *p["server_log"]]
+        lines += [
+            f"## {p['part']}: failed",
+            "",
+            "```",
+            p["failure"] or "",
+            *p.get("server_log", []),
+        ]
         lines += ["```", ""]
     return "\n".join(lines)
 

@@ -35,3 +35,12 @@ def test_the_seeds_are_the_examples_and_every_documented_notebook(tmp_path):
     assert len(notebooks) > len(list((ROOT / "examples").glob("*.ipynb")))
     for number, notebook in enumerate(notebooks):
         assert check(tmp_path / f"seed{number}.ipynb", json.dumps(notebook).encode()) in (0, 1)
+
+
+def test_a_lone_surrogate_escape_is_a_clear_error_naming_the_file(tmp_path):
+    # It was an "internal error" (exit 3): the source could not be encoded to hash it.
+    notebook = seeds()[0]
+    notebook["cells"][0]["source"] = "\ud800"
+    path = tmp_path / "odd.ipynb"
+    code = check(path, json.dumps(notebook).encode())
+    assert code == 1
