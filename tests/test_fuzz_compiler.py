@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import nbformat
+from conftest import notebook_from
 from fuzz_compiler import ROOT, check, fuzz_compiler, seeds
 
 
@@ -44,3 +46,10 @@ def test_a_lone_surrogate_escape_is_a_clear_error_naming_the_file(tmp_path):
     path = tmp_path / "odd.ipynb"
     code = check(path, json.dumps(notebook).encode())
     assert code == 1
+
+
+def test_an_unindent_that_matches_no_outer_level_names_the_cell(tmp_path):
+    # IPython's transformer raised IndentationError: an "internal error" (exit 3).
+    notebook = json.loads(nbformat.writes(notebook_from(("def f():\n        x = 1\n    y = 2\n",))))
+    path = tmp_path / "indent.ipynb"
+    assert check(path, json.dumps(notebook).encode()) == 1
