@@ -56,6 +56,15 @@ def read_notebook(path: Path) -> SourceNotebook:
         )
     if not isinstance(raw, dict) or "cells" not in raw:
         return _fail(name, "is not a notebook: the JSON document has no `cells` list.")
+    try:  # a lone surrogate escape is valid JSON but no text: later steps cannot encode it
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return _fail(
+            name,
+            f"is not a notebook: its JSON holds an escape that is no Unicode text "
+            f"({exc.object[exc.start : exc.end]!r}, a lone surrogate).",
+            "remove that escape from the file, or restore it from version control.",
+        )
     invalid: dict[str, nbformat.ValidationError] = {}
     try:
         node = nbformat.reads(data.decode("utf-8"), as_version=4, capture_validation_error=invalid)

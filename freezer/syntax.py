@@ -44,7 +44,10 @@ def to_python(cell: Cell, notebook: str) -> Python:
     except SyntaxError:
         # IPython syntax (%magic, !cmd, obj?) is never valid Python: only now is it worth
         # running IPython's transformer.
-        code = _TRANSFORMER.transform_cell(source)
+        try:
+            code = _TRANSFORMER.transform_cell(source)
+        except SyntaxError:  # its tokenizer refuses bad indentation: reported below
+            pass
         tree = None
     try:
         tree = tree or ast.parse(code)

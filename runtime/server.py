@@ -375,6 +375,7 @@ def make_staged_app(
         "xsrf_cookie_kwargs": {"samesite": "Strict"},
         "log_function": log_request,
         "templates": tornado.template.Loader(str(TEMPLATES)),
+        "websocket_max_message_size": MAX_FRAME_BYTES,  # a FileUpload sends whole files
         "websocket_ping_interval": 30,
         "websocket_ping_timeout": 30,
         **root_settings(options),

@@ -24,6 +24,7 @@ from runtime.app import dashboard, exports, going_back, item_history, review, th
 from runtime.app.pipeline import FAILED, REVIEWING, Pipeline
 from runtime.app.preview import preview
 from runtime.app.staged import DATABASE_AWAY, Refused, Staged, Unavailable
+from runtime.app.storable import NUL_REFUSED, holds_nul
 from runtime.app.walk import current
 from runtime.bundle import Stage
 from runtime.host import wire
@@ -414,6 +415,8 @@ class _Api(_Handler):
             raise Refused(400, str(error)) from None
         if not isinstance(body, dict):
             raise Refused(400, "the request body must be a JSON object")
+        if holds_nul(body):
+            raise Refused(400, f"the request body {NUL_REFUSED}")
         return body
 
 
@@ -785,6 +788,14 @@ class StageSocket(FrameWriter, tornado.websocket.WebSocketHandler, _Handler):
         request = own.get("request_id")
         if not (isinstance(request, str) and 0 < len(request) <= MAX_REQUEST_ID):
             await self.session.receive(message)  # refused there, as any frame it cannot use
+            return
+        if holds_nul(own):
+            reply = {
+                "type": "submit_error",
+                "request_id": request,
+                "message": f"the submit {NUL_REFUSED}",
+            }
+            self.send_frame(json.dumps(reply))
             return
         pool = self.stage.input == "pool"
         labels, moved = _moved(own) if pool else (None, None)
