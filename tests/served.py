@@ -127,8 +127,9 @@ class Person:
 
 
 class Labeler(Person):
-    """Labels a pool batch after batch until nothing is left for them, retrying as a
-    page does; `acknowledged` holds the item keys of every submit answered 200."""
+    """Labels a pool batch after batch until the pool is complete (or nothing came for
+    `idle_rounds` half seconds), retrying as a page does; `acknowledged` holds the item
+    keys of every submit answered 200."""
 
     def __init__(self, port: int, client: AsyncHTTPClient, stage: str = "label") -> None:
         super().__init__(port, client)
@@ -151,6 +152,10 @@ class Labeler(Person):
             if status in (503, 599):
                 await self.again(status, headers)
                 continue
+            if status == 200 and not batch["items"]:
+                progress = batch["progress"]
+                if progress["complete"] == progress["items"]:
+                    return
             if status != 200 or not batch["items"]:
                 idle += 1
                 await asyncio.sleep(0.5)  # leases of others may still come back
