@@ -40,6 +40,7 @@ from tornado.log import access_log
 
 from runtime import bundle, forwarded
 from runtime.app import gc_tuning, stage_limits
+from runtime.app.advancing import advance_in_background
 from runtime.app.handlers import NotFound as StagedNotFound
 from runtime.app.handlers import routes as staged_routes
 from runtime.app.pipeline import Pipeline
@@ -493,7 +494,8 @@ def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) ->
         refreezing = gc_tuning.keep_frozen(app.settings["staged"].pipeline)
         say("Ready. Press Ctrl-C to stop.")
         # Pools fill from every process's labelers: look again every few seconds.
-        PeriodicCallback(app.settings["staged"].pipeline.advance, 2000).start()
+        advance = app.settings["staged"].pipeline.advance
+        PeriodicCallback(functools.partial(advance_in_background, advance), 2000).start()
         if store.engine.dialect.name == "sqlite":  # PostgreSQL checkpoints by itself
             checkpoints = ThreadPoolExecutor(1, thread_name_prefix="nbfreeze-checkpoint")
             PeriodicCallback(lambda: checkpoints.submit(store.checkpoint), 1000).start()

@@ -27,6 +27,7 @@ from typing import Any
 import cloudpickle
 
 from freezer.widgets import Labeling, item_key, item_keys, showing_first
+from runtime.app.advancing import advance_in_background
 from runtime.app.stage_limits import Limits, Stop, run_limited
 from runtime.app.stage_run import AnswerError, apply_answer, run_cells, stage_widget
 from runtime.bundle import Notebook, Stage
@@ -347,7 +348,7 @@ class Pipeline:
 
     def _advance_now(self) -> None:
         self._soon = False
-        asyncio.get_running_loop().create_task(self.advance())
+        asyncio.get_running_loop().create_task(advance_in_background(self.advance))
 
     @property
     def namespace(self) -> dict[str, Any]:
