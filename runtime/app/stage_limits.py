@@ -93,11 +93,13 @@ class _Watch:
         self.running = False
         self.stopped: type[StageStopped] | None = None
         self.lock = threading.Lock()
+        self.started = threading.Event()
         self.ended = threading.Event()
 
     def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         with self.lock:
             self.thread, self.running = threading.get_ident(), True
+        self.started.set()
         try:
             fn(*args)
         finally:
@@ -109,6 +111,10 @@ class _Watch:
             self.ended.set()
 
     def watch(self) -> None:
+        # The clock starts with the stage, not while its call waits for the session.
+        while not self.started.wait(POLL_SECONDS):
+            if self.ended.is_set():
+                return
         started, base = time.monotonic(), resident_memory()
         while not self.ended.wait(POLL_SECONDS):
             if time.monotonic() - started > self.limits.seconds:
@@ -162,6 +168,7 @@ async def run_limited(
     watcher = threading.Thread(target=watch.watch, name=f"nbfreeze-limits-{name}", daemon=True)
     task = asyncio.ensure_future(call(watch.run, fn, args))
     task.add_done_callback(_retrieved)
+    task.add_done_callback(lambda _: watch.ended.set())  # also when it never ran
     watcher.start()
     waiter = asyncio.ensure_future(stopped.wait())
     try:
