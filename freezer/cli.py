@@ -75,7 +75,15 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=600.0,
         metavar="SECONDS",
-        help="how long a stage may run before it is reported as failed (default 600)",
+        help="how long a stage may run before it is stopped and reported as failed (default 600)",
+    )
+    serve.add_argument(
+        "--stage-memory",
+        type=_megabytes,
+        default=None,
+        metavar="MB",
+        help="how much memory a shared stage may take before it is stopped and reported as "
+        "failed (default: half the machine's memory)",
     )
     serve.add_argument(
         "--allow-eval",
@@ -219,6 +227,16 @@ class _Refused(Exception):
     """A command that cannot do what it was asked, with the one line that says why."""
 
 
+def _megabytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of megabytes, such as 4096")
+    return value
+
+
 def _frame_origin(text: str) -> str:
     from runtime.server import FRAME_ORIGIN
 
@@ -283,6 +301,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         open_access=args.open,
         db_url=args.db,
         stage_timeout=args.stage_timeout,
+        stage_memory=args.stage_memory,
         workers=args.workers,
         idle_timeout=args.idle_timeout,
         allow_eval=args.allow_eval,

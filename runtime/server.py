@@ -39,10 +39,12 @@ from tornado.ioloop import PeriodicCallback
 from tornado.log import access_log
 
 from runtime import bundle, forwarded
-from runtime.app import gc_tuning
+from runtime.app import gc_tuning, stage_limits
+from runtime.app.advancing import advance_in_background
 from runtime.app.handlers import NotFound as StagedNotFound
 from runtime.app.handlers import routes as staged_routes
 from runtime.app.pipeline import Pipeline
+from runtime.app.stage_limits import Limits
 from runtime.app.staged import Staged
 from runtime.bundle import Notebook
 from runtime.frontend import SOCKET_HASH, STATIC, TEMPLATES
@@ -106,6 +108,7 @@ class ServeOptions:
     open_access: bool = False  # anyone with the URL, or only people with a link
     db_url: str | None = None  # the staged app's database; SQLite beside the bundle
     stage_timeout: float = 600.0  # seconds a shared stage may run
+    stage_memory: int | None = None  # MB a shared stage may take; None: half the machine's
     workers: int = 1  # processes sharing the port (PostgreSQL only)
     idle_timeout: float = IDLE_TIMEOUT  # seconds before a silent visitor's session closes
     allow_eval: bool = False  # 'unsafe-eval' in script-src, for code-generating libraries
@@ -341,6 +344,14 @@ def make_app(
     )
 
 
+def limits(options: ServeOptions) -> Limits:
+    """The time and memory a shared stage may take; no memory limit where this process
+    cannot read its own memory."""
+    mb = options.stage_memory or stage_limits.default_memory_mb()
+    memory = mb * 2**20 if stage_limits.resident_memory() is not None else None
+    return Limits(options.stage_timeout, memory)
+
+
 def make_staged_app(
     notebook: Notebook,
     store: Store,
@@ -355,9 +366,7 @@ def make_staged_app(
     shell.install()
     singletons.install()
     pool = ThreadPoolExecutor(32, thread_name_prefix="nbfreeze-stage")
-    pipeline = Pipeline(
-        notebook, store, cache_dir, pool, stage_timeout=options.stage_timeout, progress=progress
-    )
+    pipeline = Pipeline(notebook, store, cache_dir, pool, limits=limits(options), progress=progress)
     store_calls = group = None
     if store.engine.dialect.name == "postgresql":
         store_calls = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="nbfreeze-store")
@@ -486,7 +495,8 @@ def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) ->
         refreezing = gc_tuning.keep_frozen(app.settings["staged"].pipeline)
         say("Ready. Press Ctrl-C to stop.")
         # Pools fill from every process's labelers: look again every few seconds.
-        PeriodicCallback(app.settings["staged"].pipeline.advance, 2000).start()
+        advance = app.settings["staged"].pipeline.advance
+        PeriodicCallback(functools.partial(advance_in_background, advance), 2000).start()
         if store.engine.dialect.name == "sqlite":  # PostgreSQL checkpoints by itself
             checkpoints = ThreadPoolExecutor(1, thread_name_prefix="nbfreeze-checkpoint")
             PeriodicCallback(lambda: checkpoints.submit(store.checkpoint), 1000).start()
@@ -498,6 +508,8 @@ def serve_staged(bundle_dir: Path, notebook: Notebook, options: ServeOptions) ->
         await staged.shutdown()
         store.dispose()
         say("Stopped: no new requests taken, and every answer acknowledged is saved.")
+        if stage_limits.threads_left():
+            os._exit(0)  # a stopped stage's thread is blocked in C: it is not waited for
 
     asyncio.run(main())
 

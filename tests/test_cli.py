@@ -129,3 +129,24 @@ def test_a_frame_origin_that_is_not_an_origin_is_a_usage_error():
     )
     assert result.returncode == 2
     assert "--allow-frames" in result.stderr and "origin" in result.stderr
+
+
+def test_a_stage_memory_that_is_not_a_number_of_megabytes_is_a_usage_error():
+    for value in ("lots", "0", "-5"):
+        result = nbfreeze("serve", "nb.ipynb", "--stage-memory", value)
+        assert result.returncode == 2
+        assert "--stage-memory" in result.stderr and "megabytes" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_the_stage_memory_flag_sets_the_limit_and_half_the_machine_is_the_default():
+    from freezer.cli import _parser, serve_options
+    from runtime.app.stage_limits import machine_memory
+    from runtime.server import limits
+
+    default = limits(serve_options(_parser().parse_args(["serve", "nb.ipynb"])))
+    assert abs(default.memory - machine_memory() / 2) < 2**20
+    given = limits(
+        serve_options(_parser().parse_args(["serve", "nb.ipynb", "--stage-memory", "512"]))
+    )
+    assert given.memory == 512 * 2**20

@@ -22,6 +22,7 @@ from typing import Any
 from freezer.widgets import item_key, item_keys
 from freezer.widgets.box_editor import BoxEditor
 from runtime.app.pipeline import DONE, LABELING, Pipeline, Pool, decisions, merged_labels
+from runtime.app.stage_limits import Limits
 from runtime.bundle import Notebook
 from runtime.host import comm, shell, singletons
 from runtime.store import exports, pools
@@ -190,7 +191,7 @@ async def write_coco(
     shell.install()
     singletons.install()
     executor = ThreadPoolExecutor(4, thread_name_prefix="nbfreeze-export")
-    pipeline = Pipeline(notebook, store, cache_dir, executor, stage_timeout=600.0)
+    pipeline = Pipeline(notebook, store, cache_dir, executor, limits=Limits(600.0, None))
     try:
         await pipeline.advance()
         if stage is not None:

@@ -27,9 +27,11 @@ from typing import Any
 import cloudpickle
 
 from freezer.widgets import Labeling, item_key, item_keys, showing_first
+from runtime.app.advancing import advance_in_background
+from runtime.app.stage_limits import Limits, Stop, run_limited
 from runtime.app.stage_run import AnswerError, apply_answer, run_cells, stage_widget
 from runtime.bundle import Notebook, Stage
-from runtime.host.session import Session
+from runtime.host.session import Session, release_memory
 from runtime.store import pools
 from runtime.store.database import Store
 from runtime.store.floors import FloorRefused, accuracy_floors, set_accuracy_floor
@@ -309,13 +311,13 @@ class Pipeline:
         cache_dir: Path,
         pool: Executor,
         *,
-        stage_timeout: float,
+        limits: Limits,
         progress: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.notebook = notebook
         self.store = store
         self.cache_dir = cache_dir
-        self.stage_timeout = stage_timeout
+        self.limits = limits
         self.progress = progress
         self.executor = pool
         self.session = HeadlessSession(notebook, Silent(), pool)
@@ -346,7 +348,7 @@ class Pipeline:
 
     def _advance_now(self) -> None:
         self._soon = False
-        asyncio.get_running_loop().create_task(self.advance())
+        asyncio.get_running_loop().create_task(advance_in_background(self.advance))
 
     @property
     def namespace(self) -> dict[str, Any]:
@@ -459,17 +461,13 @@ class Pipeline:
             self._failure = None
             self.session.recording = status.outputs
             try:
-                await asyncio.wait_for(
-                    self.session.call(self._execute, stage, answer), self.stage_timeout
-                )
-            except TimeoutError:
-                self._failure = (
-                    {"message": f"stage `{stage.name}` ran longer than {self.stage_timeout:g} s"},
-                    f"stage `{stage.name}` was stopped after {self.stage_timeout:g} s "
-                    "(nbfreeze serve --stage-timeout sets the limit)",
+                stop = await run_limited(
+                    self.session.call, self._execute, (stage, answer), self.limits, stage.name
                 )
             finally:
                 self.session.recording = None
+            if stop is not None:
+                self._stopped(stage, stop)
         status.key, status.seconds = key, time.monotonic() - started
         if self._failure:
             report, trace = self._failure
@@ -638,6 +636,21 @@ class Pipeline:
                 apply_answer(stage_widget(self.session, stage), answer)
             except AnswerError as error:
                 self._failure = ({"message": str(error)}, str(error))
+
+    def _stopped(self, stage: Stage, stop: Stop) -> None:
+        """A stage stopped at a limit: what it bound so far dropped and its memory given
+        back; a stage whose thread is stuck in C keeps its session, and the stages after
+        it go on in a new one over the same namespace."""
+        self._failure = ({"message": stop.message}, stop.detail)
+        for name in stage.defines:
+            self.namespace.pop(name, None)
+        if stop.stuck:
+            self.session.shell.on_error = None
+            self.session = HeadlessSession(
+                self.notebook, Silent(), self.executor, namespace=self.namespace
+            )
+            self.session.shell.on_error = self._on_error
+        release_memory()
 
     def _on_error(self, report: dict[str, Any], trace: str) -> None:
         if self._failure is None:

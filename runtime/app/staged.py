@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import traitlets
 
 from freezer.widgets import Prefetching, item_key, showing_first
+from runtime.app.advancing import advance_in_background
 from runtime.app.pipeline import (
     LABELING,
     REVIEWING,
@@ -607,7 +608,7 @@ class Staged:
             answer = await self._checked_answer(user, stage, state, answers)
         self.store.submit(user.id, stage.name, answer, request_id)
         if stage.input == "owner":
-            asyncio.get_running_loop().create_task(self.pipeline.advance())
+            asyncio.get_running_loop().create_task(advance_in_background(self.pipeline.advance))
         return Submitted(self.where(user, {*answers, stage.name}))
 
     async def resubmit(self, user: User, stage: Stage, request_id: str) -> Submitted:
