@@ -5,10 +5,11 @@ depend on it run, the labelers' pages and the owner's dashboard answer."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 
-from served import Person, Served, notebook
+from served import Labeler, Person, Served, notebook
 from tornado.httpclient import AsyncHTTPClient
 
 ASK = "#| stage: ask\n#| input: each\nimport ipywidgets as w\ns = w.IntSlider(value=total)\ns"
@@ -101,5 +102,102 @@ def test_a_stage_that_takes_memory_without_end_is_stopped_and_gives_it_back(tmp_
         assert "grow: failed: MemoryError" in terminal
         peak, now = (memory_kb(served.process.pid, f) for f in ("VmHWM", "VmRSS"))
         assert peak - now > 250 * 1024, (peak, now)
+    finally:
+        served.stop()
+
+
+SLOW_MERGE = (
+    "import time\nfrom freezer.widgets import ChoiceLabeler\n"
+    "items = {i: f'item {i}' for i in range(4)}\n"
+    "def spin(labels):\n    while True:\n        pass\n"
+    "def nap(labels):\n    time.sleep(3600)",
+    "#| stage: label\n#| input: pool\n#| batch: 4\n#| merge: spin\n"
+    "labeler = ChoiceLabeler(items, choices=['a', 'b'], render=str)\nlabeler",
+    "#| stage: other\n#| input: pool\n#| batch: 4\n#| merge: nap\n"
+    "checker = ChoiceLabeler(items, choices=['a', 'b'], render=str)\nchecker",
+    "#| stage: after\n#| show: true\nprint(len(labeler.labels), len(checker.labels))",
+)
+
+
+async def label_and_ask_the_owner(served: Served) -> dict:
+    """Label both pools through the API, then ask what the owner sees of them: the
+    pipeline, the preview and a download, each an answer, none a hang."""
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        for stage in ("label", "other"):
+            labeler = Labeler(served.port, client, stage)
+            await labeler.work(served.invite)
+            assert len(labeler.acknowledged) == 4
+        owner = Person(served.port, client)
+        await owner.enter(served.owner)
+        for _ in range(100):
+            _, pipeline, _ = await owner.call("/api/v1/pipeline")
+            stages = pipeline["stages"]
+            if all("could not be merged" in stages[s]["reason"] for s in ("label", "other")):
+                break
+            await asyncio.sleep(0.2)
+        status, shown, _ = await owner.call("/api/v1/stages/label/preview")
+        assert status == 200, shown
+        status, refused, _ = await owner.call("/api/v1/stages/other/labels.jsonl")
+        assert status == 400, refused
+        assert (await owner.call("/api/v1/dashboard"))[0] == 200
+        return {"stages": stages, "preview": shown, "download": refused}
+    finally:
+        client.close()
+
+
+def test_a_merge_function_that_hangs_is_stopped_and_the_pool_waits(tmp_path):
+    served = Served(notebook(tmp_path, SLOW_MERGE), "--stage-timeout", "1")
+    try:
+        seen = asyncio.run(label_and_ask_the_owner(served))
+        label, other = seen["stages"]["label"], seen["stages"]["other"]
+        assert label["state"] == other["state"] == "labeling"
+        assert "the merge function `spin` of stage `label` ran longer than 1 s" in label["reason"]
+        assert "the merge function `nap` of stage `other` ran longer than 1 s" in other["reason"]
+        assert "--stage-timeout" in label["error"] and "cannot interrupt" in other["error"]
+        assert seen["stages"]["after"]["state"] == "waiting"
+        assert "`spin` of stage `label` ran longer than 1 s" in seen["preview"]["error"]
+        assert "`nap` of stage `other` ran longer than 1 s" in seen["download"]["error"]
+        before = cpu_seconds(served.process.pid)
+        asyncio.run(asyncio.sleep(2))
+        assert cpu_seconds(served.process.pid) - before < 1, "the spinning merge still runs"
+    finally:
+        served.stop()
+
+
+SLOW_AFTER = (
+    "from freezer.widgets import ChoiceLabeler\nitems = {i: f'item {i}' for i in range(4)}",
+    "#| stage: label\n#| input: pool\n#| batch: 2\n"
+    "labeler = ChoiceLabeler(items, choices=['a', 'b'], render=str)\nlabeler",
+    "#| stage: after\nwhile labeler.labels:\n    pass",
+)
+
+
+async def preview_after_a_batch(served: Served) -> tuple[int, dict]:
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        labeler = Labeler(served.port, client)
+        await labeler.enter(served.invite)
+        status, batch, _ = await labeler.call("/api/v1/stages/label/batch")
+        assert status == 200 and len(batch["items"]) == 2, batch
+        body = json.dumps({"request_id": "r1", "labels": dict.fromkeys(batch["items"], "a")})
+        status, _, _ = await labeler.call("/api/v1/stages/label/submit", method="POST", body=body)
+        assert status == 200
+        owner = Person(served.port, client)
+        await owner.enter(served.owner)
+        status, shown, _ = await owner.call("/api/v1/stages/label/preview")
+        assert (await owner.call("/api/v1/dashboard"))[0] == 200
+        return status, shown
+    finally:
+        client.close()
+
+
+def test_a_stage_that_hangs_in_the_owners_preview_is_stopped(tmp_path):
+    served = Served(notebook(tmp_path, SLOW_AFTER), "--stage-timeout", "1")
+    try:
+        status, shown = asyncio.run(preview_after_a_batch(served))
+        assert status == 200
+        assert shown["error"] == "the preview of the stages after `label` ran longer than 1 s"
+        assert shown["waiting"] == ["after"]
     finally:
         served.stop()

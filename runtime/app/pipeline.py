@@ -11,6 +11,7 @@ keys of everything after it, and nothing else.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import importlib
 import json
@@ -28,7 +29,7 @@ import cloudpickle
 
 from freezer.widgets import Labeling, item_key, item_keys, showing_first
 from runtime.app.advancing import advance_in_background
-from runtime.app.stage_limits import Limits, Stop, run_limited
+from runtime.app.stage_limits import Limited, Limits, Stop, call_limited, run_limited
 from runtime.app.stage_run import AnswerError, apply_answer, run_cells, stage_widget
 from runtime.bundle import Notebook, Stage
 from runtime.host.session import Session, release_memory
@@ -101,6 +102,24 @@ def merge_function(namespace: Mapping[str, Any], notebook: Notebook, stage: Stag
             "takes the labels and returns the merged result"
         )
     return value
+
+
+def limited_merge(function: Callable[..., Any], limits: Limits, stage: str) -> Callable[..., Any]:
+    """A pool's merge function under the stage limits: it runs wherever the labels are
+    merged (the pipeline, the owner's preview and downloads), and one that hangs or
+    grows without end is stopped there with a MergeError naming it."""
+    name = getattr(function, "__name__", repr(function))
+
+    @functools.wraps(function)
+    def merge(labels: Any) -> Any:
+        try:
+            return call_limited(
+                function, (labels,), limits, f"the merge function `{name}` of stage `{stage}`"
+            )
+        except Limited as stopped:
+            raise MergeError(stopped.stop.detail) from None
+
+    return merge
 
 
 def gold_answers(
@@ -462,7 +481,11 @@ class Pipeline:
             self.session.recording = status.outputs
             try:
                 stop = await run_limited(
-                    self.session.call, self._execute, (stage, answer), self.limits, stage.name
+                    self.session.call,
+                    self._execute,
+                    (stage, answer),
+                    self.limits,
+                    f"stage `{stage.name}`",
                 )
             finally:
                 self.session.recording = None
@@ -522,7 +545,7 @@ class Pipeline:
                 int(options.get("batch", 10)),
                 int(options.get("lease_seconds", 600)),
                 str(options.get("merge", "majority")),
-                function,
+                function and limited_merge(function, self.limits, stage.name),
                 gold,
                 float(options.get("gold_rate", 0.0)) if gold else 0.0,
             )

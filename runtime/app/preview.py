@@ -25,11 +25,12 @@ from runtime.app.pipeline import (
     raw_annotations,
     with_decisions,
 )
+from runtime.app.stage_limits import run_limited
 from runtime.app.stage_run import run_cells, stage_widget
 from runtime.app.walk import requirements
 from runtime.bundle import Stage
 from runtime.store import pools
-from runtime.store.merging import MergeError
+from runtime.store.merging import Merged, MergeError
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,13 @@ async def preview(pipeline: Pipeline, pool_name: str) -> Preview:
     outputs: dict[str, list[dict[str, Any]]] = {}
     failure: list[str] = []
 
-    def run() -> None:
+    def merge() -> None:  # the merge function is under the limits of its own
         try:
-            merged = merged_labels(pool, rows, pipeline.floors.get(pool_name))
+            found.append(merged_labels(pool, rows, pipeline.floors.get(pool_name)))
         except MergeError as error:
             failure.append(f"stage `{pool_name}`: {error}")
-            return
-        merged = with_decisions(pool, merged, decided)
+
+    def run(merged: Merged) -> None:
         with showing_first(()):  # the widget is only a holder of the labels here
             run_cells(session, notebook, pool_stage)
         give_merged(stage_widget(session, pool_stage), merged, raw_annotations(pool, rows))
@@ -74,10 +75,19 @@ async def preview(pipeline: Pipeline, pool_name: str) -> Preview:
             run_cells(session, notebook, stage)
         session.recording = None
 
-    try:
-        await session.call(run)
-    finally:
-        await session.close()
+    found: list[Merged] = []
+    await session.call(merge)
+    stop = None
+    if found:
+        # The stages after the pool are the notebook's code, run here outside the
+        # pipeline: under the same limits as when they run for real.
+        what = f"the preview of the stages after `{pool_name}`"
+        merged = with_decisions(pool, found[0], decided)
+        stop = await run_limited(session.call, run, (merged,), pipeline.limits, what)
+    if stop is None or not stop.stuck:
+        await session.close()  # a session stuck in C is left, as the pipeline leaves one
+    if stop is not None:
+        failure.append(stop.message)
     if failure:
         return Preview({}, [s.name for s in ready + waiting], failure[0])
     return Preview(outputs, [s.name for s in waiting])

@@ -135,13 +135,14 @@ class _Watch:
                 self.on_stop()
 
 
-def _stop_of(name: str, limits: Limits, error: type[StageStopped], stuck: bool) -> Stop:
+def _stop_of(what: str, limits: Limits, error: type[StageStopped], stuck: bool) -> Stop:
+    """Why `what` ("stage `name`", or a function of one) was stopped."""
     if error is StageTimeLimit:
-        message = f"stage `{name}` ran longer than {limits.seconds:g} s"
+        message = f"{what} ran longer than {limits.seconds:g} s"
         flag = "--stage-timeout"
     else:
         mb = (limits.memory or 0) / 2**20
-        message = f"MemoryError: stage `{name}` took more than {mb:g} MB of memory"
+        message = f"MemoryError: {what} took more than {mb:g} MB of memory"
         flag = "--stage-memory"
     detail = f"{message}, and was stopped (nbfreeze serve {flag} sets the limit)"
     if stuck:
@@ -157,15 +158,16 @@ async def run_limited(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     limits: Limits,
-    name: str,
+    what: str,
 ) -> Stop | None:
-    """Run `fn(*args)` through `call` (a session's), stopped at `limits`; why it was
-    stopped, or None when it ended by itself. A stopped stage's call is waited for
-    STOP_GRACE_SECONDS; one still running then is left to end by itself (`stuck`)."""
+    """Run `fn(*args)` through `call` (a session's), stopped at `limits`; why `what`
+    ("stage `name`") was stopped, or None when it ended by itself. A stopped stage's
+    call is waited for STOP_GRACE_SECONDS; one still running then is left to end by
+    itself (`stuck`)."""
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
     watch = _Watch(limits, lambda: loop.call_soon_threadsafe(stopped.set))
-    watcher = threading.Thread(target=watch.watch, name=f"nbfreeze-limits-{name}", daemon=True)
+    watcher = threading.Thread(target=watch.watch, name="nbfreeze-limits", daemon=True)
     task = asyncio.ensure_future(call(watch.run, fn, args))
     task.add_done_callback(_retrieved)
     task.add_done_callback(lambda _: watch.ended.set())  # also when it never ran
@@ -181,7 +183,48 @@ async def run_limited(
     with watch.lock:
         if watch.running and watch.thread is not None:
             _LEFT.add(watch.thread)
-    return _stop_of(name, limits, watch.stopped, stuck=not done)
+    return _stop_of(what, limits, watch.stopped, stuck=not done)
+
+
+class Limited(Exception):
+    """A call stopped at the limits, as an ordinary error: `stop` says why."""
+
+    def __init__(self, stop: Stop) -> None:
+        super().__init__(stop.detail)
+        self.stop = stop
+
+
+def call_limited(fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits, what: str) -> Any:
+    """`fn(*args)` on a thread of its own, stopped at `limits` as a stage is: for the
+    notebook's code that runs outside a stage, from any thread (a pool's merge function,
+    called by the pipeline, the owner's preview and downloads). Its result, or Limited
+    naming `what` ("the merge function `vote` of stage `label`"); a call stuck in C is
+    left to end by itself after STOP_GRACE_SECONDS."""
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(fn(*args))
+        except BaseException as error:  # handed to the caller, on the caller's thread
+            failure.append(error)
+
+    watch = _Watch(limits, lambda: None)
+    worker = threading.Thread(target=watch.run, args=(target, ()), name="nbfreeze-limited")
+    worker.daemon = True
+    worker.start()
+    watch.watch()  # on the caller's thread: it returns when the call ends or is stopped
+    if watch.stopped is None:
+        worker.join()
+        if failure:
+            raise failure[0]
+        return outcome[0]
+    worker.join(STOP_GRACE_SECONDS)
+    with watch.lock:
+        stuck = watch.running
+        if stuck and watch.thread is not None:
+            _LEFT.add(watch.thread)
+    raise Limited(_stop_of(what, limits, watch.stopped, stuck))
 
 
 def threads_left() -> int:

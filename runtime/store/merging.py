@@ -180,6 +180,8 @@ def _custom(function: Callable[[ByItem], Any], annotations: ByItem, choices: Seq
     name = getattr(function, "__name__", repr(function))
     try:
         result = function({item: dict(given) for item, given in annotations.items()})
+    except MergeError:
+        raise  # the function's own account of what went wrong
     except Exception as error:
         raise MergeError(
             f"the merge function `{name}` raised {type(error).__name__}: {error}"
