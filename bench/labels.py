@@ -507,12 +507,9 @@ def check_store(url: str, run: Run) -> None:
         )
 
 
-async def drive(
-    port: int, invite: str, runs: tuple[Run, Run], server: Server, plan: Plan, kind: Kind
-) -> None:
-    """The labelers join, label at a person's pace for a while, then flat out."""
-    paced, run = runs
-    connections = await open_all(lambda: kind(port), LABELERS)
+async def join_all(connections: list[HTTP], invite: str) -> list[Labeler]:
+    """A labeler on each connection, each through the invite link, sixteen at a time
+    (as people arriving, not a thundering herd of logins)."""
     labelers = [Labeler(c, n) for n, c in enumerate(connections)]
     gate = asyncio.Semaphore(16)
 
@@ -521,6 +518,16 @@ async def drive(
             await labeler.person.join(labeler.connection, invite)
 
     await asyncio.gather(*(join(labeler) for labeler in labelers))
+    return labelers
+
+
+async def drive(
+    port: int, invite: str, runs: tuple[Run, Run], server: Server, plan: Plan, kind: Kind
+) -> None:
+    """The labelers join, label at a person's pace for a while, then flat out."""
+    paced, run = runs
+    connections = await open_all(lambda: kind(port), LABELERS)
+    labelers = await join_all(connections, invite)
     await phase(labelers, paced, server, plan.paced_seconds, LABELERS * BATCH / OFFERED)
     await phase(labelers, run, server, plan.seconds)
     for connection in connections:

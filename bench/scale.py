@@ -48,13 +48,13 @@ from client import Connection, open_all
 from labels import (
     BIN,
     CpuMeter,
-    Labeler,
     Run,
     Server,
     build_notebook,
     check_store,
     free_port,
     fresh_postgres_database,
+    join_all,
     pct,
 )
 
@@ -135,14 +135,7 @@ async def drive(
     """`labelers` people, the n-th on ports[n % len(ports)], flat out for `seconds`."""
     turn = itertools.count()
     connections = await open_all(lambda: Connection(ports[next(turn) % len(ports)]), labelers)
-    people = [Labeler(c, n) for n, c in enumerate(connections)]
-    gate = asyncio.Semaphore(16)
-
-    async def join(labeler: Labeler) -> None:
-        async with gate:
-            await labeler.person.join(labeler.connection, invite)
-
-    await asyncio.gather(*(join(p) for p in people))
+    people = await join_all(connections, invite)
     stop = asyncio.Event()
     meter = CpuMeter(cpu)
     began = datetime.now(UTC)

@@ -148,7 +148,7 @@ def _convert(key: str, value: str) -> tuple[object, tuple[str, str | None] | Non
     if key == "overlap":
         return _overlap(value)
     if key == "batch":
-        if value.isdigit() and int(value) >= 1:
+        if _whole(value) and int(value) >= 1:
             return int(value), None
         return None, (
             f"`{key}: {value}` is not a whole number of at least 1.",
@@ -233,13 +233,18 @@ def _dotted(value: str) -> bool:
     return all(part.isidentifier() and not keyword.iskeyword(part) for part in parts)
 
 
+def _whole(text: str) -> bool:
+    """Written in the digits 0-9: `str.isdigit` also takes "²", which `int` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _overlap(value: str) -> tuple[object, tuple[str, str | None] | None]:
     """`overlap: 3` is (3, 3); `overlap: 2..4` is (2, 4): two labelers, up to four while
     their labels tie."""
     least, dots, most = value.partition("..")
     if not dots:
         most = least
-    if not all(part.strip().isdigit() and int(part) >= 1 for part in (least, most)):
+    if not all(_whole(part.strip()) and int(part) >= 1 for part in (least, most)):
         return None, (
             f"`overlap: {value}` is not a whole number of at least 1, nor a range of them.",
             "for example `#| overlap: 3`, or `#| overlap: 2..4` for two labelers, "

@@ -80,3 +80,38 @@ def test_a_nul_character_is_a_400_on_postgresql_and_nothing_is_saved(path, body,
         assert "NUL" in json.loads(answer)["error"]
         assert app.snapshot() == before
         assert app.errors.lines() == []
+
+
+@pytest.mark.parametrize(
+    "who,method,path,body",
+    [
+        # An answer naming a value the widget does not have: a TraitError, once a 500.
+        (
+            "owner",
+            "POST",
+            "/api/v1/stages/limit/submit",
+            {"request_id": "0", "state": {"": {"Î": 1}}},
+        ),
+        (
+            "labeler",
+            "POST",
+            "/api/v1/stages/name/submit",
+            {"request_id": "0", "state": {"": {"": 1}}},
+        ),
+        # Digits Python's str.isdigit takes and int() refuses ("²"): once a 500.
+        ("labeler", "GET", "/api/v1/stages/label/earlier?back=%C2%B2", None),
+        ("owner", "GET", "/api/v1/stages/label/history?item=-%C2%B2", None),
+    ],
+)
+def test_an_answer_or_a_number_python_cannot_read_is_a_clear_4xx(who, method, path, body):
+    with live_app(None) as app:
+        people = people_of(app)
+        before = app.snapshot()
+        data = json.dumps(body).encode() if body is not None else None
+        status, _, answer = people[who].request(
+            method, path, data, headers_for(who, people, method.lower())
+        )
+        assert 400 <= status < 500, answer
+        assert json.loads(answer)["error"]
+        assert app.snapshot() == before
+        assert app.errors.lines() == []

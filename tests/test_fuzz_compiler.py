@@ -53,3 +53,12 @@ def test_an_unindent_that_matches_no_outer_level_names_the_cell(tmp_path):
     notebook = json.loads(nbformat.writes(notebook_from(("def f():\n        x = 1\n    y = 2\n",))))
     path = tmp_path / "indent.ipynb"
     assert check(path, json.dumps(notebook).encode()) == 1
+
+
+def test_a_number_in_digits_python_cannot_read_is_a_clear_error(tmp_path):
+    # "²" passes str.isdigit and fails int(): an "internal error" (exit 3).
+    for annotation in ("#| overlap: ²", "#| overlap: 1..²", "#| batch: ²"):
+        cells = (f"#| stage: label\n#| input: pool\n{annotation}\nx = 1",)
+        notebook = json.loads(nbformat.writes(notebook_from(cells)))
+        path = tmp_path / "digits.ipynb"
+        assert check(path, json.dumps(notebook).encode()) == 1, annotation

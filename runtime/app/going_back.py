@@ -34,7 +34,7 @@ def parse_back(text: str | None) -> int | None:
     """The `back` of a request (how many batches back), None when it has none."""
     if text is None or text == "":
         return None
-    if not text.isdigit() or not 0 < int(text) <= 1_000_000:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= 1_000_000:
         raise Refused(
             400, f"`back` must be a whole number from 1 (how many batches back), not {text!r}"
         )

@@ -107,7 +107,7 @@ class _Handler(Rooted):
 
     def person(self) -> User | None:
         value = self.get_signed_cookie(COOKIE, max_age_days=COOKIE_DAYS)
-        if value is None or not value.isdigit():
+        if value is None or not (value.isascii() and value.isdigit()):
             return None
         return self.staged.store.user(int(value))
 

@@ -28,7 +28,7 @@ def find_key(staged: Staged, name: str, item: Any) -> str:
             400, "`item` must be an item's id (1 to 500 characters), as the exports show it"
         )
     candidates = [item, item_key(item)]
-    if item.lstrip("-").isdigit():
+    if item.lstrip("-").isascii() and item.lstrip("-").isdigit():
         candidates.append(item_key(int(item)))
     for key in candidates:
         if key in pool.ids:

@@ -103,6 +103,12 @@ def _references(node: ipywidgets.Widget) -> Iterator[tuple[str, ipywidgets.Widge
             yield from _widgets_in(getattr(node, key, None), key)
 
 
+def _synced(node: ipywidgets.Widget, key: str) -> bool:
+    """Whether `key` is one of the widget's synced values (a name it has no trait of is
+    not, where traitlets would raise)."""
+    return node.has_trait(key) and bool(node.trait_metadata(key, "sync"))
+
+
 def _holds_widgets(node: ipywidgets.Widget, key: str) -> bool:
     """Whether a trait wires widgets together (a Figure's `marks`): structure, which the
     cells build and an answer never carries."""
@@ -229,7 +235,7 @@ def apply_answer(widget: ipywidgets.Widget, answer: dict[str, Any]) -> None:
             raise AnswerError(f"the widget has no part at path {path!r}")
         name = type(node).__name__
         for key in state:
-            if key.startswith("_") or key in _STRUCTURE or not node.trait_metadata(key, "sync"):
+            if key.startswith("_") or key in _STRUCTURE or not _synced(node, key):
                 raise AnswerError(f"{name} at {path!r} has no value {key!r}")
             if _holds_widgets(node, key):
                 raise AnswerError(f"{name} at {path!r}: {key!r} holds widgets, not an answer")
