@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import platform
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -97,7 +98,11 @@ async def run(port: int, invite: str, pid: int, sessions: int) -> list[tuple[int
     return rows
 
 
-def report(rows: list[tuple[int, int, float]], after_close: int, sessions: int) -> str:
+def report(
+    rows: list[tuple[int, int, float]], after_close: int, sessions: int, stop: tuple[float, bool]
+) -> str:
+    """The table, the totals, and how long Ctrl-C took (`stop`: seconds, and whether the
+    server had to be killed)."""
     base = rows[0][1]
     last_count, last_rss, _ = rows[-1]
     lines = [
@@ -119,6 +124,9 @@ def report(rows: list[tuple[int, int, float]], after_close: int, sessions: int) 
         f"{(last_rss - base) / last_count / 1024:,.0f} KiB each above the "
         f"{base / 2**20:,.0f} MiB of the server with none. Five seconds after the pages closed "
         f"their sockets: {after_close / 2**20:,.0f} MiB.",
+        "",
+        f"Ctrl-C then: {stop[0]:.1f} s to exit"
+        + (", and it did not end by itself: killed." if stop[1] else ", by itself."),
     ]
     return "\n".join(lines) + "\n"
 
@@ -142,8 +150,10 @@ def main() -> None:
             time.sleep(5)
             after_close = rss(server.process.pid)
         finally:
+            began = time.monotonic()
             server.stop()
-    text = report(rows, after_close, args.sessions)
+            stop = (time.monotonic() - began, server.process.returncode == -signal.SIGKILL)
+    text = report(rows, after_close, args.sessions, stop)
     print(text)
     if args.sessions == 10_000:
         RESULTS.write_text(text)
