@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ CLEAN_CLOSES = {1000, 1001, 1009} | set(range(4000, 5000))
 # while the client is still sending it (and so an oversized frame's only other answer).
 DROPPED = 1006
 TRACEBACK = "Traceback (most recent call last)"
+# The other page reads its socket at least this often, answering the server's pings as a
+# tab does: the server closes a page silent for its ping interval and timeout (60 s).
+PROBE_SECONDS = 10.0
 TRAITS = ("value", "description", "disabled", "index", "placeholder", "_model_name", "_esm")
 TRAITS += ("_view_module", "labels", "selected", "children", "layout")
 
@@ -261,6 +265,7 @@ def fuzz_socket(app: LiveApp, cases: int, start: int = 0, oversized_frames: int 
     figures = Figures()
     sent: list[str | bytes] = []
     heard: list[dict[str, Any]] = []
+    probed = [time.monotonic()]
 
     @seed(start)
     @settings(
@@ -279,11 +284,13 @@ def fuzz_socket(app: LiveApp, cases: int, start: int = 0, oversized_frames: int 
             sent.append(frame)
         figures.cases += 1
         figures.kinds[kind] += 1
-        if figures.cases % 200 == 0:  # the other page answers the server's pings, as a tab does
+        if time.monotonic() - probed[0] > PROBE_SECONDS:
             heard.extend(victim.probe()[0])
+            probed[0] = time.monotonic()
 
     one()
     for number in range(oversized_frames):
+        heard.extend(victim.probe()[0])
         oversized(app, pages[PAGES[number % len(PAGES)]], figures)
         figures.cases += 1
         figures.kinds["oversized"] += 1
