@@ -107,9 +107,12 @@ SHUT_DOWN = """async () => {
   const data = document.getElementById('jupyter-config-data');
   if (!data) return;
   const kernel = JSON.parse(data.textContent).kernelId;
-  const xsrf = document.cookie.match(/_xsrf=([^;]+)/)?.[1] ?? '';
-  const headers = { 'X-XSRFToken': xsrf };
-  await fetch(`/voila/api/shutdown/${kernel}`, { method: 'POST', headers });
+  const xsrf = crypto.randomUUID();  // Voilà's page sets no _xsrf cookie: make one
+  document.cookie = `_xsrf=${xsrf}; path=/`;
+  const answer = await fetch(`/voila/api/shutdown/${kernel}`, {
+    method: 'POST', headers: { 'X-XSRFToken': xsrf },
+  });
+  if (answer.status !== 204) throw new Error(`shutdown: HTTP ${answer.status}`);
 }"""
 
 
