@@ -50,19 +50,18 @@ from typing import Any
 import nbformat
 from client import (
     Connection,
-    Person,
     TornadoConnection,
-    decode,
     open_all,
     websocket,
-    widget_socket,
 )
 from federated import voila_serve
 from idle_sessions import build_notebook as build_form
+from idle_sessions import open_session
 from labels import BIN, Labeler, Run, build_notebook, cpu_seconds, phase
 from labels import Server as Subprocess
 from labels import free_port as any_port
 from nbformat import v4
+from next_item import percentile
 from widgets import KIB, MIB, descendants, vmrss_kib, voila_connect, voila_shutdown, voila_visit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +99,15 @@ button.on_click(submit)
 show()
 widgets.VBox([widgets.HBox([t, c]) for t, c in zip(texts, choices)] + [button])
 """
+
+
+def write_notebook(path: Path, sources: list[str]) -> Path:
+    """A notebook of these code cells, with the kernelspec Voilà starts its kernels from."""
+    path.parent.mkdir(parents=True)
+    notebook = v4.new_notebook(cells=[v4.new_code_cell(source) for source in sources])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(notebook, path)
+    return path
 
 
 def say(text: str) -> float:
@@ -144,21 +152,11 @@ class Arrivals:
 
 
 async def nbfreeze_person(port: int, invite: str, found: Arrivals, sockets: list) -> None:
-    """The invite link, then the stage's page read until its code is idle, kept open."""
-    http = TornadoConnection(port, timeout=600)
-    person = Person()
+    """bench/idle_sessions.py's person (the invite link, then the stage's page read until
+    its code is idle, kept open), timed."""
     started = time.perf_counter()
-    await person.join(http, invite)
-    ws = await widget_socket(http.base, person, stage="ask")
-    while True:
-        frame = await ws.read_message()
-        if frame is None:
-            raise RuntimeError("the server closed a page before it was complete")
-        message, _ = decode(frame)
-        if message["type"] == "status" and message.get("state") == "idle":
-            break
+    await open_session(port, invite, sockets)
     found.page_s.append(time.perf_counter() - started)
-    sockets.append(ws)
 
 
 async def nbfreeze_arrivals(port: int, invite: str, pid: int, found: Arrivals) -> None:
@@ -199,12 +197,10 @@ async def voila_arrivals(server: Any, found: Arrivals) -> None:
 
 
 def visitors_part(work: Path, counts: list[int]) -> list[Arrivals]:
-    form = work / "form" / "form.ipynb"
-    form.parent.mkdir()
+    form = work / "form.ipynb"
     build_form(form)
-    notebook = nbformat.read(form, as_version=4)
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(notebook, form)
+    sources = [cell.source for cell in nbformat.read(form, as_version=4).cells]
+    form = write_notebook(work / "form" / "form.ipynb", sources)
     voila = voila_serve(form)
     rows = []
     try:
@@ -239,6 +235,8 @@ class Labeling:
     submits: list[float] = field(default_factory=list)
     cpu: float = 0.0  # the server's (Voilà: with its kernels) CPU seconds over the run
     errors: list[str] = field(default_factory=list)
+    page_s: list[float] = field(default_factory=list)  # Voilà: each visitor's GET
+    kernels: list[int] = field(default_factory=list)  # Voilà: each kernel's RSS, ready
 
 
 class KernelClient:
@@ -251,6 +249,7 @@ class KernelClient:
         self.states: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.ws: Any = None
         self.kernel = ""
+        self.page_s = 0.0  # Voilà's GET: a kernel started and the notebook run
         self.shown = ""  # the last item a Label was given: the kernel moved on
         self.errors: list[str] = []  # what the kernel wrote to stderr
         self.roles: dict[str, str] = {}  # comm id -> which of ours, to say in an error
@@ -292,7 +291,7 @@ class KernelClient:
     async def connect(self, http: TornadoConnection) -> tuple[list[str], str]:
         """A new visitor: Voilà's page, its kernel's channels, every widget's state; the
         ToggleButtons' and the Submit button's model ids."""
-        _, kernel, person = await voila_visit(http)
+        self.page_s, kernel, person = await voila_visit(http)
         self.kernel = kernel
         path = f"/api/kernels/{kernel}/channels?session_id={self.session}"
         self.ws = await websocket(http.base, path, person, on_message=self.on_message)
@@ -332,6 +331,8 @@ async def voila_labeling(server: Any, found: Labeling, seconds: float) -> None:
     http = TornadoConnection(server.port, max_clients=found.labelers + 10, timeout=600)
     clients = [KernelClient() for _ in range(found.labelers)]
     ready = await asyncio.gather(*(c.connect(http) for c in clients))
+    found.page_s = [c.page_s for c in clients]
+    found.kernels = tree_rss(server.process.pid)[1]
     stop = asyncio.Event()
 
     async def work(client: KernelClient, toggles: list[str], button: str) -> None:
@@ -373,12 +374,7 @@ async def nbfreeze_labeling(server: Subprocess, invite: str, found: Labeling, se
 
 
 def labels_part(work: Path, counts: list[int], seconds: float) -> list[Labeling]:
-    voila_notebook = work / "voila-labels" / "labels.ipynb"
-    voila_notebook.parent.mkdir()
-    notebook = v4.new_notebook(cells=[v4.new_code_cell(VOILA_LABELING)])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(notebook, voila_notebook)
-    voila = voila_serve(voila_notebook)
+    voila = voila_serve(write_notebook(work / "voila-labels" / "labels.ipynb", [VOILA_LABELING]))
     rows = []
     try:
         asyncio.run(voila.ready())
@@ -434,8 +430,7 @@ def labeling_table(rows: list[Labeling]) -> str:
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        ordered = sorted(row.submits)
-        p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)] if ordered else float("nan")
+        p99 = percentile(row.submits, 99) if row.submits else float("nan")
         name = "nbfreeze (SQLite)" if row.side == "nbfreeze" else "Voilà (kernel memory)"
         per = 1000 * row.cpu / row.labels if row.labels else float("nan")
         lines.append(
@@ -449,6 +444,9 @@ def labeling_table(rows: list[Labeling]) -> str:
 def report(arrivals: list[Arrivals], labeling: list[Labeling], seconds: float) -> str:
     failures = sorted({f for row in arrivals for f in row.failed})
     failed = "\n".join(f"- {f}" for f in failures) or "none"
+    voila = [row for row in labeling if row.side == "voila"]
+    pages = [f"{r.labelers}: {1000 * p50(r.page_s):,.0f} ms" for r in voila]
+    memory = [f"{r.labelers}: {p50(r.kernels) / MIB:,.1f} MiB" for r in voila]
     errors = Counter(f"{row.side}: {e}" for row in labeling for e in row.errors)
     said = "\n".join(f"- {n}x {e}" for e, n in sorted(errors.items())) or "none"
     return f"""# Visitors one machine holds: nbfreeze's sessions beside Voilà's kernels
@@ -475,6 +473,9 @@ each labeler's submit of ten labels bringing its next batch, saved in SQLite. Vo
 ToggleButtons and a Submit button in each visitor's kernel, driven over the kernel's
 WebSocket (ten `update` messages and a `click`, until the kernel is idle), the labels
 kept in the kernel's memory. CPU: the server process (Voilà: with every kernel).
+Voilà's labeling notebook makes its million items in each visitor's kernel: the
+complete page (its GET), p50 by labelers at once, {", ".join(pages)}; each kernel's RSS
+once ready (median), {", ".join(memory)}.
 Errors (a refused call; Voilà: the kernel's stderr, or a Submit that showed nothing new):
 {said}
 """

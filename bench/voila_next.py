@@ -30,9 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
 from federated import voila_serve
-from nbformat import v4
 from next_item import (
     BATCH,
     CELLS,
@@ -48,6 +46,7 @@ from next_item import (
 )
 from playwright.async_api import Browser, async_playwright
 from thumbnails import SHUT_DOWN
+from voila_kernels import write_notebook
 from widgets import CHROMIUM, CHROMIUM_ARGS
 
 RESULTS = ROOT / "bench" / "results" / "voila_next.md"
@@ -72,16 +71,6 @@ def submit(_):
 button = widgets.Button(description="Submit")
 button.on_click(submit)
 widgets.VBox([grid, button])"""
-
-
-def voila_notebook(where: Path, items: int) -> Path:
-    path = where / "next.ipynb"
-    where.mkdir(parents=True)
-    cells = [CELLS[0].replace("ITEMS", str(items)), VOILA_GRID]
-    notebook = v4.new_notebook(cells=[v4.new_code_cell(source) for source in cells])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(notebook, path)
-    return path
 
 
 async def voila_label(browser: Browser, url: str, done: Trial, batches: int) -> None:
@@ -120,7 +109,8 @@ async def voila_trial(browser: Browser, url: str, labelers: int, batches: int) -
 
 
 async def run(args: argparse.Namespace) -> list[Trial]:
-    server = voila_serve(voila_notebook(args.work / "voila", args.items))
+    cells = [CELLS[0].replace("ITEMS", str(args.items)), VOILA_GRID]
+    server = voila_serve(write_notebook(args.work / "voila" / "next.ipynb", cells))
     trials = []
     try:
         await server.ready()
