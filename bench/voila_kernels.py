@@ -67,6 +67,7 @@ from widgets import KIB, MIB, descendants, vmrss_kib, voila_connect, voila_shutd
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "voila_kernels.md"
 BATCH = 10
+PAGE_S = 180.0  # the longest a Voilà visitor waits for the page before it counts as failed
 
 # The Voilà way to label a batch at a time: the visitor's kernel holds the items, the
 # position and the labels; Submit saves the ten choices and shows the next ten.
@@ -174,7 +175,7 @@ async def nbfreeze_arrivals(port: int, invite: str, pid: int, found: Arrivals) -
 
 async def voila_arrivals(server: Any, found: Arrivals) -> None:
     """N Voilà visitors at once; each kernel's RSS while all are idle; then shut down."""
-    http = TornadoConnection(server.port, max_clients=found.visitors + 10, timeout=600)
+    http = TornadoConnection(server.port, max_clients=found.visitors + 10, timeout=PAGE_S)
     found.server_before = tree_rss(server.process.pid)[0]
 
     async def one() -> tuple[str, Any] | None:
@@ -328,9 +329,19 @@ def cpu_of(pids: list[int]) -> float:
 
 
 async def voila_labeling(server: Any, found: Labeling, seconds: float) -> None:
-    http = TornadoConnection(server.port, max_clients=found.labelers + 10, timeout=600)
-    clients = [KernelClient() for _ in range(found.labelers)]
-    ready = await asyncio.gather(*(c.connect(http) for c in clients))
+    http = TornadoConnection(server.port, max_clients=found.labelers + 10, timeout=PAGE_S)
+
+    async def arrive(client: KernelClient) -> tuple[list[str], str] | None:
+        try:
+            return await client.connect(http)
+        except Exception as error:  # noqa: BLE001 - a visitor Voilà failed is a figure
+            found.errors.append(f"a visitor got no page: {str(error)[:150]}")
+            return None
+
+    everyone = [KernelClient() for _ in range(found.labelers)]
+    arrived = await asyncio.gather(*(arrive(c) for c in everyone))
+    clients = [c for c, r in zip(everyone, arrived, strict=True) if r is not None]
+    ready = [r for r in arrived if r is not None]
     found.page_s = [c.page_s for c in clients]
     found.kernels = tree_rss(server.process.pid)[1]
     stop = asyncio.Event()
