@@ -186,7 +186,7 @@ PROBE = """
   const keyOf = KEY;
   let clicked = null;
   document.addEventListener('click', (event) => {
-    if (!event.target.closest || !event.target.closest('form.nbf-submit button')) return;
+    if (!event.target.closest || !event.target.closest(SUBMIT)) return;
     clicked = performance.timeOrigin + performance.now();
     store.setItem('nbfBenchClick', String(clicked));
     const tile = firstTile();
@@ -223,9 +223,10 @@ PROBE = """
 """
 
 
-def probe(widget: Widget) -> str:
-    """The probe, finding the widget's first item."""
-    text = PROBE.replace("MARK_TEXT", json.dumps(MARK))
+def probe(widget: Widget, submit: str = "form.nbf-submit button") -> str:
+    """The probe, finding the widget's first item, timing a click on `submit` (a CSS
+    selector: the stage page's Submit, or a Submit button of the notebook's own)."""
+    text = PROBE.replace("MARK_TEXT", json.dumps(MARK)).replace("SUBMIT", json.dumps(submit))
     return text.replace("FIRST", widget.first).replace("KEY", widget.key)
 
 

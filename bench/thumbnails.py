@@ -10,11 +10,21 @@ Two figures, each the median of several runs in fresh browser contexts:
 - next page: from the click to the next 48 images decoded and drawn (a new batch shown
   in the same page: Python's `show()`, the state over the socket, the view's redraw).
 
+Voilà serves the same notebook beside it (`voila NOTEBOOK`, its defaults; `ImageGrid` is
+an anywidget, whose front end Voilà loads from its installed labextension), and the runs
+alternate, nbfreeze's and Voilà's in turn, so that the machine's other work falls on
+both. A Voilà run starts a kernel, runs the notebook in it and then sends the page; its
+"next page" click is a comm message to that visitor's kernel. Each Voilà kernel is shut
+down after its run, as the page's `beforeunload` does. The 1-minute load average is read
+before every run.
+
     .venv/bin/python bench/thumbnails.py            # writes bench/results/thumbnails.md
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import statistics
 import subprocess
@@ -22,8 +32,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from federated import voila_serve
 from nbformat import v4
 from playwright.sync_api import sync_playwright
 from widgets import CHROMIUM, CHROMIUM_ARGS  # bench/widgets.py: the same browser
@@ -89,56 +101,103 @@ def serve(notebook: Path) -> tuple[subprocess.Popen, str]:
     return process, url.group(0)
 
 
+# In Voilà's page: shut its kernel down as its `beforeunload` does, so that the runs do
+# not pile up idle kernels; nothing in nbfreeze's page.
+SHUT_DOWN = """async () => {
+  const data = document.getElementById('jupyter-config-data');
+  if (!data) return;
+  const kernel = JSON.parse(data.textContent).kernelId;
+  const xsrf = crypto.randomUUID();  // Voilà's page sets no _xsrf cookie: make one
+  document.cookie = `_xsrf=${xsrf}; path=/`;
+  const answer = await fetch(`/voila/api/shutdown/${kernel}`, {
+    method: 'POST', headers: { 'X-XSRFToken': xsrf },
+  });
+  if (answer.status !== 204) throw new Error(`shutdown: HTTP ${answer.status}`);
+}"""
+
+
+def one_run(browser: Any, url: str) -> dict[str, float]:
+    """One visitor in a fresh context: page and grid times, and the click's redraw."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(url, wait_until="commit")
+    drawn = page.evaluate(DRAWN)
+    page.evaluate("() => { window.__after = document.querySelector('.nbfl-tile img').src; }")
+    page.get_by_role("button", name="next page").wait_for()
+    clicked = page.evaluate(
+        "() => { const t = performance.now();"
+        " document.querySelector('.widget-button').click(); return t; }"
+    )
+    redrawn = page.evaluate(DRAWN)
+    page.evaluate(SHUT_DOWN)
+    context.close()
+    return {
+        "page": drawn["drawn"],
+        "grid": drawn["drawn"] - drawn["tiles"],
+        "next": redrawn["drawn"] - clicked,
+    }
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="nbfreeze-thumbs-"))
     notebook = work / "thumbs.ipynb"
-    nbformat.write(v4.new_notebook(cells=[v4.new_code_cell(NOTEBOOK)]), notebook)
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    cells = [v4.new_code_cell(NOTEBOOK)]
+    nbformat.write(v4.new_notebook(cells=cells, metadata={"kernelspec": kernelspec}), notebook)
     process, url = serve(notebook)
-    page_ms, grid_ms, next_ms = [], [], []
+    voila = voila_serve(notebook)
+    figures: dict[str, dict[str, list[float]]] = {
+        side: {"page": [], "grid": [], "next": []} for side in ("nbfreeze", "voila")
+    }
+    loads: list[float] = []
     try:
+        asyncio.run(voila.ready())
+        urls = {"nbfreeze": url, "voila": f"{voila.base}/"}
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for run in range(RUNS + 1):  # the first run warms the server up
-                context = browser.new_context(viewport={"width": 1280, "height": 900})
-                page = context.new_page()
-                page.goto(url, wait_until="commit")
-                drawn = page.evaluate(DRAWN)
-                page.evaluate(
-                    "() => { window.__after = document.querySelector('.nbfl-tile img').src; }"
-                )
-                button = page.get_by_role("button", name="next page")
-                button.wait_for()
-                clicked = page.evaluate(
-                    "() => { const t = performance.now();"
-                    " document.querySelector('.widget-button').click(); return t; }"
-                )
-                redrawn = page.evaluate(DRAWN)
-                context.close()
-                if run:
-                    page_ms.append(drawn["drawn"])
-                    grid_ms.append(drawn["drawn"] - drawn["tiles"])
-                    next_ms.append(redrawn["drawn"] - clicked)
+            for run in range(RUNS + 1):  # the first run warms each server up
+                for side, address in urls.items():
+                    loads.append(os.getloadavg()[0])
+                    found = one_run(browser, address)
+                    for name, value in found.items():
+                        if run:
+                            figures[side][name].append(value)
+                    print(f"run {run} {side}: {found} (load {loads[-1]:.1f})", flush=True)
             browser.close()
     finally:
         process.terminate()
         process.wait(timeout=30)
-    report({"page": page_ms, "grid": grid_ms, "next": next_ms})
+        voila.stop()
+    loads.append(os.getloadavg()[0])
+    report(figures, loads)
 
 
-def report(figures: dict[str, list[float]]) -> None:
-    median = {name: statistics.median(values) for name, values in figures.items()}
-    every = {name: ", ".join(f"{m:.0f}" for m in values) for name, values in figures.items()}
-    text = f"""# A page of 48 thumbnails in the app
+def report(figures: dict[str, dict[str, list[float]]], loads: list[float]) -> None:
+    """The table: nbfreeze's median beside Voilà's, each run's figures after them."""
+    rows = {
+        "page": "page: navigation start to 48 thumbnails drawn",
+        "grid": "of which: first tiles to 48 drawn",
+        "next": "next page: click to the next 48 drawn",
+    }
+    lines = []
+    for name, title in rows.items():
+        ours, theirs = figures["nbfreeze"][name], figures["voila"][name]
+        lines.append(
+            f"| {title} | {statistics.median(ours):,.0f} ms | {statistics.median(theirs):,.0f} ms"
+            f" | {', '.join(f'{m:.0f}' for m in ours)} | {', '.join(f'{m:.0f}' for m in theirs)} |"
+        )
+    table = "\n".join(lines)
+    text = f"""# A page of 48 thumbnails in the app, beside Voilà
 
 `python bench/thumbnails.py`, {time.strftime("%Y-%m-%d")}: `ImageGrid` of 96 64x64 RGB
-thumbnails served by `nbfreeze serve --open`, 48 shown, in headless Chromium; median of
-{RUNS} runs, each in a fresh browser context. Target: under {TARGET_MS} ms.
+thumbnails, 48 shown, served by `nbfreeze serve --open` and by `voila` (its defaults), in
+headless Chromium; median of {RUNS} runs each, in fresh browser contexts, the two servers'
+runs in turn. Target: under {TARGET_MS} ms. 1-minute load average {min(loads):.1f} to
+{max(loads):.1f} on {os.cpu_count()} cores during the runs.
 
-| what | median | every run (ms) |
-|---|---|---|
-| page: navigation start to 48 thumbnails drawn | {median["page"]:.0f} ms | {every["page"]} |
-| of which: first tiles to 48 drawn | {median["grid"]:.0f} ms | {every["grid"]} |
-| next page: click to the next 48 drawn | {median["next"]:.0f} ms | {every["next"]} |
+| what | nbfreeze | Voilà | nbfreeze, every run (ms) | Voilà, every run (ms) |
+|---|---:|---:|---|---|
+{table}
 """
     RESULTS.write_text(text)
     print(text)
