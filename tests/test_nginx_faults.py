@@ -25,7 +25,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from browser import READY
 from databases import fresh_postgres_database
+from playwright.sync_api import expect
 from proxy import Nginx, main_config, nginx_binary
 from sqlalchemy import create_engine, text
 from test_behind_nginx import ROOT, Process, free_port
@@ -263,7 +265,18 @@ def kill_the_single_process(fleet: Fleet) -> None:
 
 
 def kill_a_worker(fleet: Fleet) -> None:
-    os.kill(fleet.children()[0], signal.SIGKILL)
+    """SIGKILL one child of `serve --workers 2`, and wait until it is gone (a zombie, or
+    already reaped by its parent): SIGKILL is delivered some time after `kill` returns."""
+    pid = fleet.children()[0]
+    os.kill(pid, signal.SIGKILL)
+    stat = Path(f"/proc/{pid}/stat")
+    while stat.exists():
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] in "ZX":
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        time.sleep(0.001)
 
 
 @pytest.mark.postgres
@@ -304,7 +317,78 @@ def test_a_process_killed_behind_nginx_loses_no_label_and_the_labelers_go_on(fle
     failures = [f for p in run.people for f in p.failures]
     assert len(failures) <= LABELERS
     assert all(f.sent <= run.killed_at for f in failures), [
-        (f.sent - run.killed_at, f.status) for f in failures
+        (f.sent - run.killed_at, f.status) for f in failures if f.sent > run.killed_at
     ]
     answered_by = set(re.findall(r"upstream=(\S+?),? ", fleet.access_log.read_text()))
     assert {fleet.workers.address, fleet.single.address} <= answered_by
+
+
+PAGE_ITEMS, PAGE_BATCH = 12, 3
+PAGE_POOL = (
+    "from freezer.widgets import ChoiceLabeler\n"
+    f"items = {{i: f'item {{i}}' for i in range({PAGE_ITEMS})}}",
+    f"#| stage: label\n#| input: pool\n#| batch: {PAGE_BATCH}\n#| lease: 5m\n"
+    "labeler = ChoiceLabeler(items, choices=['a', 'b'], render=str)\nlabeler",
+    "#| stage: done\n#| show: true\nprint(f'{len(labeler.labels)} labeled')",
+)
+PAGE_TIMEOUT_MS = 60_000
+SS_PEER = re.compile(r"^\d+\s+\d+\s+\S+:(\d+)\s+\S+.*pid=(\d+),")
+SS_LASTRCV = re.compile(r"lastrcv:(\d+)")
+
+
+def socket_holder(fleet: Fleet) -> int:
+    """The process that last received something from nginx (the page's socket, right
+    after the page sent over it): `ss` shows each connection's owner and quiet time."""
+    ports = {int(p.address.rsplit(":", 1)[1]) for p in (fleet.workers, fleet.single)}
+    lines = subprocess.run(
+        ["ss", "-tnpiH", "state", "established"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    quiet: dict[int, int] = {}
+    for line, info in zip(lines, lines[1:], strict=False):
+        peer, heard = SS_PEER.match(line), SS_LASTRCV.search(info)
+        if peer and heard and int(peer.group(1)) in ports:
+            pid = int(peer.group(2))
+            quiet[pid] = min(quiet.get(pid, 1 << 60), int(heard.group(1)))
+    return min(quiet, key=quiet.__getitem__)
+
+
+@pytest.mark.postgres
+@pytest.mark.nginx
+@pytest.mark.browser
+def test_a_submit_whose_process_died_behind_nginx_is_sent_again_and_saved_once(fleet_of, browser):
+    fleet = fleet_of(PAGE_POOL)
+    page = browser.new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{fleet.base}/?token={fleet.workers.invite}")
+    page.wait_for_url("**/labels/welcome")
+    page.get_by_label("Your name").fill("dana")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/labels/stage/label")
+    page.wait_for_function(READY, timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(1500)  # the page's loads behind it: only its socket speaks next
+    page.locator(".nbfc-card").first.focus()
+    for key in "2" * PAGE_BATCH:
+        page.keyboard.press(key)
+    page.get_by_text(f"{PAGE_BATCH} of {PAGE_BATCH} labeled").wait_for()
+    page.wait_for_timeout(1000)  # the draft is sent once changes pause for half a second
+    holder = socket_holder(fleet)
+
+    # The process holding the page's socket dies as the labeler clicks Submit.
+    os.kill(holder, signal.SIGSTOP)
+    loads: list[str] = []
+    page.on("load", lambda loaded: loads.append(loaded.url))
+    page.get_by_role("button", name="Submit").click()
+    page.wait_for_timeout(300)
+    os.kill(holder, signal.SIGKILL)
+
+    # The page reloads through nginx to a process left, its labels back, and sends the
+    # Submit again by itself.
+    status = page.locator(".nbf-submit-status")
+    expect(status).to_have_text("Saved. Here is your next batch.", timeout=PAGE_TIMEOUT_MS)
+    assert len(loads) == 1 and loads[0].endswith("/labels/stage/label")  # reloaded once
+    expect(page.get_by_text("Reload the page to start again")).to_have_count(0)
+    assert errors == []
+    rows = annotations(fleet.db)
+    assert len(rows) == PAGE_BATCH == len({key for key, _, _ in rows})
+    page.context.close()
