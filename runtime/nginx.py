@@ -74,10 +74,15 @@ def config(site: Site) -> str:
     """The nginx configuration of `site`, for nginx's `http` block (a file in Debian's
     /etc/nginx/sites-available/)."""
     names = " ".join(site.server_names)
-    servers = "".join(f"    server {address};\n" for address in site.upstreams)
+    servers = "".join(
+        f"    server {address} max_fails=1 fail_timeout=10s;\n" for address in site.upstreams
+    )
     head = f"""# nbfreeze behind nginx, written by `nbfreeze deploy nginx` (docs/deploy.md).
 
 # Every process, in turn: any of them serves any labeler, so no stickiness is needed.
+# A process that fails one request (it died: its connection refused or broken) is left
+# out of the rotation for 10 s, then tried again by one request; a refused connection
+# costs that request nothing, as nginx passes it to the next process.
 upstream {UPSTREAM} {{
 {servers}    keepalive 32;
 }}
@@ -141,6 +146,10 @@ server {{
         proxy_set_header Upgrade $http_upgrade;
         proxy_set_header Connection ${UPSTREAM}_connection;
         proxy_connect_timeout 5s;
+        # A request whose process could not be reached goes to the next one. Once sent, a
+        # POST is not sent again (nginx's default): a labeler's page sends it again itself
+        # where that is safe, and a submit's request id makes it saved once.
+        proxy_next_upstream error timeout;
         # A WebSocket stays open for a labeler's whole session (the server pings it
         # every 30 s), and the owner's notebook download runs the notebook first.
         proxy_read_timeout 1h;

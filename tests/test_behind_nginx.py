@@ -49,11 +49,11 @@ def free_port() -> int:
 class Process:
     """`nbfreeze serve` as docs/deploy.md starts it behind nginx."""
 
-    def __init__(self, bundle: Path, db: str, port: int) -> None:
+    def __init__(self, bundle: Path, db: str, port: int, *flags: str) -> None:
         self.address = f"127.0.0.1:{port}"
         command = [sys.executable, "-m", "freezer", "serve", str(bundle), "--db", db]
         command += ["--port", str(port), "--root-path", "/labels/"]
-        command += ["--trusted-proxy", "127.0.0.1"]
+        command += ["--trusted-proxy", "127.0.0.1", *flags]
         env = os.environ | {"PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env

@@ -1,6 +1,8 @@
 """A page's Submit while the database is away is sent again by the page itself, and
 saved once when the database is back: real Chromium against the real `nbfreeze serve`
-on SQLite, its write lock held by another process for as long as the test wants."""
+on SQLite, its write lock held by another process for as long as the test wants. And
+nginx's 502 page, as it answers a POST whose process died behind it: a POST safe to
+repeat is sent again, another says in words that the server is not answering."""
 
 from __future__ import annotations
 
@@ -53,3 +55,50 @@ def test_a_submit_while_the_database_is_locked_is_retried_by_the_page_and_saved_
         ).all()
     engine.dispose()
     assert sorted(label for _, label in rows) == ["good"] * 4
+
+
+NGINX_502 = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+
+def test_a_name_answered_by_nginxs_502_is_sent_again_and_the_labeler_goes_on(
+    browser, app, tmp_path
+):
+    page = browser.new_context().new_page()
+    calls: list[str] = []
+
+    def gateway_once(route):
+        calls.append(route.request.method)
+        if len(calls) == 1:  # its process died with the request: nginx answers
+            route.fulfill(status=502, content_type="text/html", body=NGINX_502)
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/me", gateway_once)
+    page.goto(app.invite)
+    page.get_by_label("Your name").fill("erin")
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/stage/sort", timeout=TIMEOUT_MS)
+    assert calls == ["POST", "POST"]
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.sqlite'}")
+    with engine.connect() as connection:
+        names = connection.execute(text("SELECT name FROM users")).scalars().all()
+    engine.dispose()
+    assert "erin" in names
+
+
+def test_an_invite_answered_by_nginxs_502_is_not_made_twice_and_says_why_in_words(browser, app):
+    page = visit(browser, app.owner)
+    page.goto(app.owner.split("?", 1)[0] + "owner")
+    calls: list[str] = []
+
+    def gateway(route):
+        calls.append(route.request.method)
+        route.fulfill(status=502, content_type="text/html", body=NGINX_502)
+
+    page.route("**/api/v1/invites", gateway)
+    page.locator("#nbf-invite-name").fill("frank")
+    page.get_by_role("button", name="Make their link", exact=True).click()
+    result = page.locator("#nbf-invite-result")
+    expect(result).to_have_text("the server is not answering just now: try again in a moment")
+    page.wait_for_timeout(1500)  # a repeat would have been sent by now
+    assert calls == ["POST"]

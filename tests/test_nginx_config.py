@@ -32,7 +32,10 @@ def directives(text: str, name: str) -> list[str]:
 def test_every_process_is_in_the_upstream_and_none_is_sticky():
     text = config(Site(upstreams=("127.0.0.1:8001", "10.0.0.2:8001", "[::1]:8003")))
     upstream = re.search(r"upstream nbfreeze \{(.*?)\}", text, re.S).group(1)
-    assert directives(upstream, "server") == ["127.0.0.1:8001", "10.0.0.2:8001", "[::1]:8003"]
+    assert directives(upstream, "server") == [
+        f"{address} max_fails=1 fail_timeout=10s"
+        for address in ("127.0.0.1:8001", "10.0.0.2:8001", "[::1]:8003")
+    ]
     for sticky in ("ip_hash", "hash ", "sticky", "least_conn"):
         assert sticky not in upstream
 
@@ -53,6 +56,13 @@ def test_websockets_are_upgraded_and_the_forwarded_headers_are_nginxs():
     # The prefix is passed on: no URI after the upstream, which would strip it.
     assert directives(text, "proxy_pass") == ["http://nbfreeze"]
     assert "location /labels/ {" in text and "return 301 /labels/;" in text
+
+
+def test_a_dead_process_leaves_the_rotation_and_no_post_is_sent_twice():
+    text = config(Site())
+    # Connection errors and timeouts go to the next process; never a POST once sent.
+    assert directives(text, "proxy_next_upstream") == ["error timeout"]
+    assert "non_idempotent" not in text
 
 
 def test_the_body_limit_is_the_servers_unless_told():
@@ -99,7 +109,10 @@ def test_nginx_accepts_the_plain_and_the_tls_site(tmp_path):
 def test_the_command_prints_or_writes_the_site(tmp_path):
     printed = deploy("--upstream", "127.0.0.1:8001", "--upstream", "127.0.0.1:8002")
     assert printed.returncode == 0, printed.stderr
-    assert directives(printed.stdout, "server") == ["127.0.0.1:8001", "127.0.0.1:8002"]
+    assert [d.split()[0] for d in directives(printed.stdout, "server")] == [
+        "127.0.0.1:8001",
+        "127.0.0.1:8002",
+    ]
     written = deploy("--root-path", "labels", "-o", str(tmp_path / "nbfreeze"))
     assert written.returncode == 0, written.stderr
     assert "location /labels/ {" in (tmp_path / "nbfreeze").read_text()

@@ -466,6 +466,7 @@ invite.addEventListener('submit', async (event) => {
   event.preventDefault();
   try {
     const role = event.submitter?.value === 'reviewer' ? 'reviewer' : 'labeler';
+    // Not repeated by itself: each POST makes another link, which the owner would never see.
     const answer = await post('/api/v1/invites', { name: invite.elements.name.value, role });
     link.value = answer.link;
     linkBox.hidden = false;
@@ -487,6 +488,7 @@ document.querySelector('#nbf-copy').addEventListener('click', () => {
 
 document.querySelector('#nbf-revoke').addEventListener('click', async () => {
   try {
+    // Not repeated by itself: a repeat would report 0 links revoked, the first's count lost.
     const answer = await post('/api/v1/invites/revoke', { name: invite.elements.name.value });
     result.textContent = `revoked ${answer.revoked} labeler(s) named ${answer.name}`;
   } catch (error) {

@@ -137,7 +137,9 @@ function floorForm(stage) {
   form.append(label, row, result);
   const send = async (floor) => {
     try {
-      const answer = await post(`/api/v1/stages/${encodeURIComponent(stage.name)}/floor`, { floor });
+      // Setting the floor to a value twice is setting it once: safe to repeat.
+      const path = `/api/v1/stages/${encodeURIComponent(stage.name)}/floor`;
+      const answer = await post(path, { floor }, { retry: true });
       result.textContent =
         answer.floor === null
           ? 'No floor: every labeler counts.'

@@ -86,6 +86,7 @@ async function show(stage, item, told = '') {
 async function restore(stage, history, labeler, answer) {
   result.textContent = 'Putting it back…';
   try {
+    // Not repeated by itself: each POST writes a change to the item's history.
     await post(`/api/v1/stages/${encodeURIComponent(stage)}/history`, {
       item: history.item,
       labeler: labeler.id,

@@ -48,7 +48,9 @@ form.addEventListener('submit', async (event) => {
   result.textContent = 'Saving…';
   try {
     const path = `/api/v1/stages/${encodeURIComponent(form.dataset.stage)}/review`;
-    const answer = await post(path, { request_id: requestId, decisions: Object.fromEntries(chosen) });
+    // The page's request id makes a repeat saved once.
+    const decisions = Object.fromEntries(chosen);
+    const answer = await post(path, { request_id: requestId, decisions }, { retry: true });
     result.textContent = 'Saved.';
     location.assign(answer.next);
   } catch (error) {

@@ -10,6 +10,11 @@
  * `data-nbfreeze-ahead`): the click sends it `nbfreeze:advance`, it shows that batch at
  * once, in the same task, and the submit carries the submitted batch's labels and the
  * keys the page moved to (`ahead`). Should the submit fail, the widget goes back to it.
+ *
+ * A Submit whose socket closed before its answer (its server process died behind nginx)
+ * is kept in the tab's sessionStorage with its request id; the page reloads once a
+ * process answers (drafts.js), and when the labels are back it sends that Submit again
+ * by itself, with the same id, so it is saved once.
  */
 import { forget } from './drafts.js';
 import { whenIdle } from './idle.js';
@@ -23,6 +28,8 @@ const button = form.querySelector('button');
 let pending = null;
 let workedIn = null; // the cell whose widget asked for the submit (its Enter key)
 let moved = null; // what the widget moved past at the click: labels, keys, back()
+let unsettled = false; // a Submit was asked for and not answered yet
+const RESUBMIT = 'nbfreeze-resubmit';
 
 /** Put the keyboard back into the widget once the new batch is drawn in it, for a
  * person who submitted with Enter: the items they had focus on are gone. */
@@ -63,9 +70,33 @@ function advance() {
   return null;
 }
 
+/** Keep the unanswered Submit for the page this one reloads into. */
+function keepForReload() {
+  const kept = { path: location.pathname, id: form.dataset.requestId || newId() };
+  try {
+    sessionStorage.setItem(RESUBMIT, JSON.stringify(kept));
+  } catch {
+    // Without storage the labeler submits again: the labels are back all the same.
+  }
+}
+
+/** The Submit the page before this one kept, if it was on this page; forgotten either way. */
+function keptSubmit() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(RESUBMIT));
+    sessionStorage.removeItem(RESUBMIT);
+    return kept?.path === location.pathname ? kept : null;
+  } catch {
+    return null;
+  }
+}
+
+const resubmit = keptSubmit();
+
 function settle(event, ok) {
   if (!pending || event.detail.request_id !== pending) return;
   pending = null;
+  unsettled = Boolean(event.detail.retry && !ok);
   if (ok) moved = null;
   else if (!event.detail.retry && moved) {
     moved.back(); // not saved: the submitted batch is the labeler's again, as it was
@@ -108,6 +139,8 @@ document.addEventListener('nbf:submit_error', (event) => settle(event, false));
 
 function send() {
   if (socket.readyState !== WebSocket.OPEN) {
+    if (unsettled) keepForReload();
+    unsettled = false;
     status.textContent = 'Not connected to the server: reconnecting, then submit again.';
     moved?.back();
     moved = null;
@@ -126,14 +159,24 @@ form.addEventListener('submit', (event) => {
   event.preventDefault();
   if (button.disabled) return;
   button.disabled = true;
+  unsettled = true;
   moved = socket.readyState === WebSocket.OPEN ? advance() : null;
   status.textContent = moved ? 'Saving…' : 'Saving your last change…';
   if (moved) refocus(workedIn);
   whenIdle(send);
 });
 
+socket.addEventListener('close', () => {
+  if (unsettled && !document.body.dataset.nbfLeaving) keepForReload();
+});
+
 document.addEventListener('nbf:draft_restored', () => {
   status.textContent = 'Your answers not yet submitted are back, as you left them.';
+  if (!resubmit) return;
+  // The Submit the connection dropped: the same request again, saved once.
+  form.dataset.requestId = resubmit.id;
+  status.textContent = 'Your answers are back: submitting them again…';
+  form.requestSubmit();
 });
 
 document.addEventListener('nbfreeze:submit', (event) => {

@@ -16,7 +16,8 @@ form.addEventListener('submit', async (event) => {
   }
   status.textContent = 'Saving…';
   try {
-    await post('/api/v1/me', { name });
+    // It sets the name: safe to repeat.
+    await post('/api/v1/me', { name }, { retry: true });
     location.assign(form.dataset.next);
   } catch (error) {
     status.textContent = `Not saved: ${error.message}`;
