@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 from conftest import notebook_from
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 from tornado.testing import bind_unused_port
 
 
@@ -79,6 +79,19 @@ def notebook(tmp: Path, cells: tuple[str, ...]) -> Path:
     return path
 
 
+def read_answer(response: HTTPResponse, cookies: dict[str, str]) -> tuple[dict, dict]:
+    """An answer's JSON body ({} when it has none) and headers, its cookies kept in
+    `cookies` as a browser keeps them."""
+    for header in response.headers.get_list("Set-Cookie"):
+        name, _, rest = header.partition("=")
+        cookies[name] = rest.split(";", 1)[0]
+    try:
+        body = json.loads(response.body or b"{}")
+    except ValueError:
+        body = {}
+    return body, dict(response.headers)
+
+
 class Person:
     """Someone with a link, through the JSON API: the cookies a browser would keep."""
 
@@ -107,14 +120,7 @@ class Person:
             self.statuses[599] += 1
             return 599, {}, {}
         self.statuses[response.code] += 1
-        for header in response.headers.get_list("Set-Cookie"):
-            name, _, rest = header.partition("=")
-            self.cookies[name] = rest.split(";", 1)[0]
-        try:
-            body = json.loads(response.body or b"{}")
-        except ValueError:
-            body = {}
-        return response.code, body, dict(response.headers)
+        return response.code, *read_answer(response, self.cookies)
 
     async def enter(self, token: str) -> int:
         """Open the link until the server answers; the person's user id."""

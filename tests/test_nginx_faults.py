@@ -29,6 +29,7 @@ from browser import READY
 from databases import fresh_postgres_database
 from playwright.sync_api import expect
 from proxy import Nginx, main_config, nginx_binary
+from served import read_answer
 from sqlalchemy import create_engine, text
 from test_behind_nginx import ROOT, Process, free_port
 from test_shared_freshness import bundle_of
@@ -156,14 +157,7 @@ class Labeler:
         if status in FAILED:
             self.failures.append(Failure(sent, status))
             return status, {}, {}
-        for header in response.headers.get_list("Set-Cookie"):
-            name, _, rest = header.partition("=")
-            self.cookies[name] = rest.split(";", 1)[0]
-        try:
-            body = json.loads(response.body or b"{}")
-        except ValueError:
-            body = {}
-        return status, body, dict(response.headers)
+        return status, *read_answer(response, self.cookies)
 
     async def enter(self, invite: str) -> None:
         while not self.user:
