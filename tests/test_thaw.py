@@ -268,7 +268,7 @@ class TestAFailingStage(ThawCase):
         assert made.failure == (
             f"{self.tmp / 'done.ipynb'}: the answers of stage `limit` could not be put into "
             "its widget (cell 5 of the thawed notebook): ValueError: done.answers.json, "
-            "stage 'limit': Class IntSlider does not have a trait named colour"
+            "stage 'limit': IntSlider at '' has no value 'colour'"
         )
         assert done.cells[4].outputs[0]["ename"] == "ValueError"
 
