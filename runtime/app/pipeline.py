@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import pickle
+import tempfile
 import time
 import types
 from collections.abc import Callable, Hashable, Mapping
@@ -708,9 +709,14 @@ class Pipeline:
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         target = self._cache_file(stage, key)
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(target)
+        # A partial file of this write's own: processes sharing the bundle may store the
+        # same stage at once, and each replace must find its own file (the last one wins;
+        # they hold the same values).
+        with tempfile.NamedTemporaryFile(
+            dir=self.cache_dir, prefix=target.stem, suffix=".partial", delete=False
+        ) as partial:
+            partial.write(data)
+        Path(partial.name).replace(target)
 
     def _load(self, stage: Stage, key: str) -> bool:
         path = self._cache_file(stage, key)
