@@ -540,16 +540,21 @@ def report(trials: list[Trial], commits: dict[str, str], args: argparse.Namespac
         lines.append(f"- {name}: the status line after a submit: {said}.")
         for error in sorted(errors[name]):
             lines.append(f"- {name}: {error}")
-    lines += ["", "Per trial:", ""]
-    lines += ["| code | labelers | first p50 | next p50 | next max | load |"]
+    lines += ["", "Per trial:", "", *trial_table(trials, "code")]
+    return "\n".join(lines) + "\n"
+
+
+def trial_table(trials: list[Trial], side: str) -> list[str]:
+    """A row per trial, its side (`side`: what the first column names) first."""
+    lines = [f"| {side} | labelers | first p50 | next p50 | next max | load |"]
     lines += ["|---|---:|---:|---:|---:|---|"]
     for t in trials:
         lines.append(
-            f"| {t.revision} | {t.labelers} | {statistics.median(t.first_ms):.0f} ms"
-            f" | {statistics.median(t.next_ms):.0f} ms | {max(t.next_ms):.0f} ms"
+            f"| {t.revision} | {t.labelers} | {statistics.median(t.first_ms):,.0f} ms"
+            f" | {statistics.median(t.next_ms):,.0f} ms | {max(t.next_ms):,.0f} ms"
             f" | {t.load[0]:.1f} to {t.load[1]:.1f} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> None:

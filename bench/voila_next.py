@@ -43,6 +43,7 @@ from next_item import (
     probe,
     settled,
     trial,
+    trial_table,
 )
 from playwright.async_api import Browser, async_playwright
 from thumbnails import SHUT_DOWN
@@ -171,14 +172,7 @@ def report(trials: list[Trial], args: argparse.Namespace) -> str:
     errors = sorted({f"{t.revision}: {e[:300]}" for t in trials for e in t.errors})
     lines += ["", "p99 is the nearest rank (of fewer than 100 samples, the largest).", ""]
     lines += [f"- {error}" for error in errors] or ["No errors in either page."]
-    lines += ["", "| server | labelers | first p50 | next p50 | next max | load |"]
-    lines += ["|---|---:|---:|---:|---:|---|"]
-    for t in trials:
-        lines.append(
-            f"| {t.revision} | {t.labelers} | {statistics.median(t.first_ms):,.0f} ms"
-            f" | {statistics.median(t.next_ms):,.0f} ms | {max(t.next_ms):,.0f} ms"
-            f" | {t.load[0]:.1f} to {t.load[1]:.1f} |"
-        )
+    lines += ["", *trial_table(trials, "server")]
     return "\n".join(lines) + "\n"
 
 
